@@ -1,0 +1,195 @@
+"""Decode one video into the compressed chunks its NWB dataset will hold.
+
+A chunk file is a small HDF5 file whose dataset has exactly the layout, chunk shape and deflate
+filter of the NWB dataset: one frame per chunk, in NWB's (frame, width, height) order. Assembling
+the NWB file is then a byte copy of chunks (`read_direct_chunk`/`write_direct_chunk`), never a
+second compression, and a session that gains an acquisition re-decodes only the new videos.
+
+Compression runs in worker threads (the deflate libraries release the GIL) while ffmpeg decodes
+in its own process, so decoding and compression overlap on all cores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .deflate import Deflater, deflater
+from .errors import MiniscopeFormatError
+from .video import count_frames, open_video
+
+DATASET = "frames"
+_GROW = 512  # frames added to the dataset extent at a time
+
+
+@dataclass(frozen=True)
+class ChunkFile:
+    """What a chunk file holds and where it came from (to decide whether it is still current)."""
+
+    path: Path
+    source: Path
+    source_size: int
+    source_mtime_ns: int
+    n_frames: int
+    frame_shape: tuple[int, ...]
+    level: int
+    decode_error: str
+
+    def is_current_for(self, source: Path, level: int) -> bool:
+        stat = source.stat()
+        return (stat.st_size, stat.st_mtime_ns, level) == (
+            self.source_size,
+            self.source_mtime_ns,
+            self.level,
+        )
+
+
+def nwb_order(frame: np.ndarray) -> np.ndarray:
+    """(height, width[, 3]) as decoded -> (width, height[, 3]) as NWB stores images."""
+    return np.ascontiguousarray(frame.swapaxes(0, 1))
+
+
+def encode_video(
+    source: Path,
+    target: Path,
+    *,
+    color: bool = False,
+    pixels: bool = True,
+    level: int = 4,
+    workers: int | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> ChunkFile:
+    """Decode `source` and write its deflated frames to `target` (atomically, via a .partial).
+
+    With `pixels=False` (behaviour videos that the NWB file links to) only the decodable frames
+    are counted and recorded.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    stat = source.stat()
+    decode_error = ""
+    try:
+        with h5py.File(partial, "w") as h5:
+            h5.attrs.update(
+                source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
+            )
+            h5.attrs["level"] = level
+            n_frames = 0
+            if stat.st_size == 0:
+                decode_error = "the file is empty (0 bytes)"
+            else:
+                try:
+                    if pixels:
+                        n_frames, decode_error = _write_frames(
+                            h5, source, color, deflater(level), workers, on_frame
+                        )
+                    else:
+                        n_frames = count_frames(source)
+                except MiniscopeFormatError as error:
+                    decode_error = error.problem
+            h5.attrs.update(decode_error=decode_error, n_frames=n_frames)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return read_chunk_file(target)
+
+
+def _write_frames(
+    h5: h5py.File,
+    source: Path,
+    color: bool,
+    deflate: Deflater,
+    workers: int | None,
+    on_frame: Callable[[int], None] | None,
+) -> tuple[int, str]:
+    """(frames written, decoding error); frames decoded before an error are kept."""
+    stream = open_video(source, color=color)
+    shape = (stream.width, stream.height, 3) if color else (stream.width, stream.height)
+    dataset = h5.create_dataset(
+        DATASET,
+        shape=(0, *shape),
+        maxshape=(None, *shape),
+        dtype=np.uint8,
+        chunks=(1, *shape),
+        compression="gzip",
+        compression_opts=deflate.level,
+    )
+    written, error = 0, ""
+    try:
+        for index, chunk in _compressed(stream.frames, deflate, workers):
+            if index >= dataset.shape[0]:
+                dataset.resize(index + _GROW, axis=0)
+            dataset.id.write_direct_chunk((index, *(0,) * len(shape)), chunk)
+            written = index + 1
+            if on_frame:
+                on_frame(1)
+    except MiniscopeFormatError as failure:
+        error = failure.problem
+    dataset.resize(written, axis=0)
+    return written, error
+
+
+def _compressed(
+    frames: Iterator[np.ndarray], deflate: Deflater, workers: int | None
+) -> Iterator[tuple[int, bytes]]:
+    """(index, deflated NWB-ordered frame) in order, with a bounded number in flight.
+
+    A decoding error is raised only after every frame decoded before it has been yielded.
+    """
+    workers = workers or os.cpu_count() or 1
+    pending: deque[Future[bytes]] = deque()
+    failure: MiniscopeFormatError | None = None
+    index = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for frame in frames:
+                pending.append(pool.submit(lambda f=frame: deflate(nwb_order(f))))
+                if len(pending) > 2 * workers:
+                    yield index, pending.popleft().result()
+                    index += 1
+        except MiniscopeFormatError as error:
+            failure = error
+        for position, future in enumerate(pending, start=index):
+            yield position, future.result()
+    if failure is not None:
+        raise failure
+
+
+def read_chunk_file(path: Path) -> ChunkFile:
+    """The description stored in a chunk file written by `encode_video`."""
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5.attrs)
+            dataset = h5.get(DATASET)
+            frame_shape = tuple(dataset.shape[1:]) if dataset is not None else ()
+    except OSError as error:
+        raise MiniscopeFormatError(path, f"is not a readable chunk file ({error})") from error
+    return ChunkFile(
+        path=path,
+        source=Path(str(attrs["source"])),
+        source_size=int(attrs["source_size"]),
+        source_mtime_ns=int(attrs["source_mtime_ns"]),
+        n_frames=int(attrs["n_frames"]),
+        frame_shape=tuple(int(n) for n in frame_shape),
+        level=int(attrs["level"]),
+        decode_error=str(attrs.get("decode_error", "")),
+    )
+
+
+def copy_chunks(source: ChunkFile, target: h5py.Dataset, offset: int, n_frames: int) -> None:
+    """Copy the first `n_frames` compressed frames of `source` to `target[offset:]` as bytes."""
+    if n_frames == 0:
+        return
+    zeros = (0,) * len(source.frame_shape)
+    with h5py.File(source.path, "r") as h5:
+        dataset_id = h5[DATASET].id
+        for index in range(n_frames):
+            mask, chunk = dataset_id.read_direct_chunk((index, *zeros))
+            target.id.write_direct_chunk((offset + index, *zeros), chunk, filter_mask=mask)

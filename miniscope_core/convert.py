@@ -1,0 +1,223 @@
+"""The conversion as stages: discover -> encode videos into chunk files -> assemble the NWB file.
+
+The Dagster assets materialise these stages one by one; `convert_session` runs them in one
+process. Chunk files live in a work folder keyed by each video's path inside the session, and a
+chunk file whose source video has not changed is reused, so re-converting a session that gained
+an acquisition decodes only the new videos.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .chunks import ChunkFile, encode_video, read_chunk_file
+from .errors import MiniscopeFormatError
+from .nwb_layout import LayoutOptions, SessionClock, build_layout
+from .nwb_writer import write_nwb
+from .recordings import Recording, session_recordings
+from .session import Device, Session, discover
+from .timestamps import read_timestamps
+from .user_metadata import session_metadata
+
+# gzip level; see bench/README.md for how it was chosen.
+DEFAULT_LEVEL = 4
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """How to convert; the defaults are what most labs want."""
+
+    per_acquisition: bool = False
+    strict: bool = False
+    compression_level: int = DEFAULT_LEVEL
+    embed_cameras: bool = False
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What was written, for the command line summary and the Dagster UI."""
+
+    output: Path
+    series_frames: dict[str, int]
+    dropped_frames: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(self.series_frames.values())
+
+
+Progress = Callable[[int], None]
+
+
+def _needs_pixels(device: Device, options: ConversionOptions) -> bool:
+    return device.kind == "miniscope" or options.embed_cameras
+
+
+def chunk_path(session: Session, work_dir: Path, video: Path) -> Path:
+    """Where the chunk file of `video` lives: its path inside the session, under `work_dir`."""
+    return work_dir / video.relative_to(session.root).with_suffix(".h5")
+
+
+def expected_frames(session: Session) -> int:
+    """Timestamp rows of all devices: the progress bar's total, known without decoding."""
+    total = 0
+    for acquisition in session.acquisitions:
+        for device in acquisition.devices:
+            if device.timestamps_path is not None:
+                total += len(read_timestamps(device.timestamps_path))
+    return total
+
+
+def encode_videos(
+    session: Session,
+    work_dir: Path,
+    options: ConversionOptions = ConversionOptions(),
+    on_frame: Progress | None = None,
+    acquisitions: list[str] | None = None,
+) -> dict[Path, ChunkFile]:
+    """Chunk files for every video (or those of the named acquisitions), reusing current ones."""
+    done: dict[Path, ChunkFile] = {}
+    for acquisition in session.acquisitions:
+        if acquisitions is not None and acquisition.label not in acquisitions:
+            continue
+        for device in acquisition.devices:
+            pixels = _needs_pixels(device, options)
+            for video in device.videos:
+                target = chunk_path(session, work_dir, video)
+                done[video] = _current_chunk_file(target, video, options, pixels) or encode_video(
+                    video,
+                    target,
+                    color=device.kind == "camera",
+                    pixels=pixels,
+                    level=options.compression_level,
+                    workers=options.workers,
+                    on_frame=on_frame,
+                )
+    return done
+
+
+def _current_chunk_file(
+    target: Path, video: Path, options: ConversionOptions, pixels: bool
+) -> ChunkFile | None:
+    if not target.is_file():
+        return None
+    try:
+        existing = read_chunk_file(target)
+    except (MiniscopeFormatError, KeyError):
+        return None
+    has_pixels = bool(existing.frame_shape) or existing.n_frames == 0
+    if existing.is_current_for(video, options.compression_level) and has_pixels >= pixels:
+        return existing
+    return None
+
+
+def session_clock(
+    session: Session, recordings: list[Recording], metadata: dict[str, Any]
+) -> SessionClock:
+    """Time zero: the earliest frame of the session (or the user's `session_start_time`)."""
+    user_start = (metadata.get("NWBFile") or {}).get("session_start_time")
+    starts = [a.start for a in session.acquisitions if a.start is not None]
+    if user_start is not None:
+        start = _as_datetime(user_start)
+        user_ms = round(start.timestamp() * 1000)
+        return SessionClock(start=start, start_ms=user_ms, fallback_ms=user_ms)
+    if len(starts) < len(session.acquisitions):
+        raise MiniscopeFormatError(
+            session.root,
+            "has no session metaData.json with the recording start time; give "
+            "NWBFile.session_start_time in the metadata file (--metadata)",
+        )
+    firsts = [
+        int(r.epoch_ms(0, r.table["time_ms"].to_numpy()).min()) for r in recordings if len(r.table)
+    ]
+    start_ms = min(firsts) if firsts else starts[0].epoch_ms
+    zone = min(starts, key=lambda s: s.epoch_ms)
+    return SessionClock(start=zone.as_datetime(start_ms), start_ms=start_ms, fallback_ms=start_ms)
+
+
+def _as_datetime(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise MiniscopeFormatError(
+            Path("metadata"), f"NWBFile.session_start_time {value!r} needs a UTC offset"
+        )
+    return moment
+
+
+def assemble(
+    session: Session,
+    videos: dict[Path, ChunkFile],
+    output: Path,
+    options: ConversionOptions = ConversionOptions(),
+    metadata: dict[str, Any] | None = None,
+    on_frames: Progress | None = None,
+) -> tuple[dict[str, int], int]:
+    """Write the NWB file from chunk files; returns (frames per series, dropped frames)."""
+    metadata = metadata if metadata is not None else session_metadata(session)
+    recordings = session_recordings(session, videos, options.strict)
+    clock = session_clock(session, recordings, metadata)
+    layout_options = LayoutOptions(
+        per_acquisition=options.per_acquisition,
+        embed_cameras=options.embed_cameras,
+        compression_level=options.compression_level,
+    )
+    layout = build_layout(recordings, metadata, clock, output, layout_options)
+    write_nwb(layout, output, on_frames)
+    series: dict[str, int] = {}
+    for fill in layout.fills:
+        name = fill.dataset_path.split("/")[1]
+        series[name] = series.get(name, 0) + fill.n_frames
+    dropped = sum(r.timing.dropped_frames for r in recordings)
+    return series, dropped
+
+
+def convert_session(
+    path: Path | str,
+    output: Path | str,
+    options: ConversionOptions = ConversionOptions(),
+    metadata: dict[str, Any] | None = None,
+    metadata_path: Path | str | None = None,
+    work_dir: Path | str | None = None,
+    progress: Callable[[int, int], Progress] | None = None,
+) -> ConversionResult:
+    """Convert one session folder to one NWB file, in bounded memory.
+
+    `progress(total_frames, stage_index)` may return a per-frame callback (e.g. a tqdm update).
+    Chunk files go to `work_dir` (kept, for incremental re-runs) or to a temporary folder next
+    to the output that is removed afterwards.
+    """
+    began = time.perf_counter()
+    output = Path(output)
+    session = discover(path)
+    merged = session_metadata(session, metadata, metadata_path)
+    scratch = Path(work_dir) if work_dir else output.with_name(output.name + ".chunks")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            total = expected_frames(session)
+            on_frame = progress(total, 0) if progress else None
+            videos = encode_videos(session, scratch, options, on_frame)
+            on_copy = progress(total, 1) if progress else None
+            series, dropped = assemble(session, videos, output, options, merged, on_copy)
+        finally:
+            if work_dir is None:
+                shutil.rmtree(scratch, ignore_errors=True)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return ConversionResult(
+        output=output,
+        series_frames=series,
+        dropped_frames=dropped,
+        seconds=time.perf_counter() - began,
+        warnings=[str(w.message) for w in caught],
+    )

@@ -1,0 +1,125 @@
+"""One device in one acquisition, its frames matched to absolute times.
+
+Every frame's time is its acquisition's start (`msecSinceEpoch`) plus its own `timeStamps.csv`
+value, in integer milliseconds, so gaps between acquisitions stay real and no device is shifted
+against another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .alignment import Segment, align_frames, daq_layout, selected_rows, sequential_layout
+from .chunks import ChunkFile
+from .errors import MiniscopeFormatError
+from .session import Acquisition, Device, Session
+from .settings import frame_rate_hz
+from .timestamps import Timing, measure_timing, read_timestamps, regular_timestamps_ms
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Aligned frames of one device in one acquisition."""
+
+    acquisition: Acquisition
+    device: Device
+    videos: tuple[ChunkFile, ...]
+    segments: tuple[Segment, ...]
+    time_ms: np.ndarray  # per kept frame, ms since the acquisition start (may be negative)
+    timing: Timing
+    table: pd.DataFrame
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.time_ms)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        for video in self.videos:
+            if video.frame_shape:
+                return video.frame_shape
+        return ()
+
+    def epoch_ms(self, fallback_ms: int, time_ms: np.ndarray | None = None) -> np.ndarray:
+        """Absolute times (ms since the Unix epoch) of this recording's frames or of `time_ms`.
+
+        `fallback_ms` places an acquisition whose start the DAQ did not record.
+        """
+        start = self.acquisition.start.epoch_ms if self.acquisition.start else fallback_ms
+        return start + (self.time_ms if time_ms is None else time_ms)
+
+
+def build_recording(
+    acquisition: Acquisition,
+    device: Device,
+    videos: dict[Path, ChunkFile],
+    strict: bool = False,
+) -> Recording:
+    """Match the decoded frames of `device` to its timestamp rows, file by file."""
+    chunk_files = tuple(videos[path] for path in device.videos)
+    counts = [video.n_frames for video in chunk_files]
+    _check_shapes(chunk_files)
+    if device.timestamps_path is None:
+        return _untimed_recording(acquisition, device, chunk_files, counts)
+    table = read_timestamps(device.timestamps_path)
+    first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
+    segments = align_frames(
+        device.videos, counts, first_rows, capacities, len(table), device.timestamps_path, strict
+    )
+    rows = selected_rows(segments)
+    return Recording(
+        acquisition=acquisition,
+        device=device,
+        videos=chunk_files,
+        segments=tuple(segments),
+        time_ms=table["time_ms"].to_numpy()[rows],
+        timing=measure_timing(table),
+        table=table,
+    )
+
+
+def _untimed_recording(
+    acquisition: Acquisition, device: Device, videos: tuple[ChunkFile, ...], counts: list[int]
+) -> Recording:
+    """A device without timeStamps.csv: regular times from the requested frame rate."""
+    rate = frame_rate_hz(device.settings.get("frameRate"))
+    if rate is None:
+        raise MiniscopeFormatError(
+            device.folder, "has no timeStamps.csv and no frameRate in metaData.json"
+        )
+    total = sum(counts)
+    time_ms = regular_timestamps_ms(total, rate)
+    table = pd.DataFrame({"frame": np.arange(total), "time_ms": time_ms})
+    first_rows, _ = sequential_layout(counts)
+    segments = [
+        Segment(number, count, first)
+        for number, (count, first) in enumerate(zip(counts, first_rows, strict=True))
+    ]
+    return Recording(
+        acquisition, device, videos, tuple(segments), time_ms, measure_timing(table), table
+    )
+
+
+def _check_shapes(videos: tuple[ChunkFile, ...]) -> None:
+    shapes = {video.frame_shape for video in videos if video.frame_shape}
+    if len(shapes) > 1:
+        first = next(v for v in videos if v.frame_shape)
+        odd = next(v for v in videos if v.frame_shape and v.frame_shape != first.frame_shape)
+        raise MiniscopeFormatError(
+            odd.source, f"frame size {odd.frame_shape} differs from {first.source.name}"
+        )
+
+
+def session_recordings(
+    session: Session, videos: dict[Path, ChunkFile], strict: bool = False
+) -> list[Recording]:
+    """Every device of every acquisition, in acquisition time order."""
+    return [
+        build_recording(acquisition, device, videos, strict)
+        for acquisition in session.acquisitions
+        for device in acquisition.devices
+    ]

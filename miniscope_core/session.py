@@ -1,0 +1,287 @@
+"""Find acquisitions and devices in a Miniscope DAQ folder, from what is on disk.
+
+The DAQ's `baseDirectory`/`deviceDirectory` are stale paths of the acquisition PC, so files are
+located only relative to where the session metaData.json actually is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import MiniscopeFormatError, MissingDeviceWarning
+
+DeviceKind = Literal["miniscope", "camera"]
+_VIDEO_NAME = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
+_START_FIELDS = ("year", "month", "day", "hour", "minute", "second", "msec", "msecSinceEpoch")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StartTime:
+    """Recording start: the UTC instant, and the acquisition PC's UTC offset at that moment."""
+
+    epoch_ms: int
+    utc_offset_minutes: int
+
+    def as_datetime(self, epoch_ms: int | None = None) -> datetime:
+        """This start (or another instant, in the same local zone) as an aware datetime."""
+        instant = _EPOCH + timedelta(milliseconds=self.epoch_ms if epoch_ms is None else epoch_ms)
+        return instant.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+
+
+@dataclass(frozen=True)
+class Device:
+    """One Miniscope or behaviour camera in one acquisition."""
+
+    name: str
+    kind: DeviceKind
+    folder: Path
+    settings: dict[str, Any]
+    videos: tuple[Path, ...]
+    video_indices: tuple[int, ...]
+    timestamps_path: Path | None
+    head_orientation_path: Path | None
+
+    @property
+    def frames_per_file(self) -> int:
+        return int(self.settings.get("framesPerFile") or 1000)
+
+    @property
+    def device_type(self) -> str:
+        return str(self.settings.get("deviceType", "unknown"))
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One press of Record: a folder with a session metaData.json and its device folders."""
+
+    folder: Path
+    label: str
+    metadata: dict[str, Any]
+    start: StartTime | None
+    devices: tuple[Device, ...]
+    notes_path: Path | None
+
+    def device(self, name: str) -> Device:
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything to put in one NWB file: acquisitions in time order."""
+
+    root: Path
+    acquisitions: tuple[Acquisition, ...]
+
+    def device_names(self, kind: DeviceKind) -> list[str]:
+        """Device names of one kind across acquisitions, in first-seen order."""
+        names: dict[str, None] = {}
+        for acquisition in self.acquisitions:
+            for device in acquisition.devices:
+                if device.kind == kind:
+                    names.setdefault(device.name)
+        return list(names)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`, or an error that names the file and what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise MiniscopeFormatError(path, f"cannot be read ({error.strerror})") from error
+    if not text.strip():
+        raise MiniscopeFormatError(path, "is empty (expected a JSON object)")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MiniscopeFormatError(
+            path, f"is not valid JSON: {error.msg} at line {error.lineno}"
+        ) from error
+    if not isinstance(value, dict):
+        raise MiniscopeFormatError(path, "does not hold a JSON object")
+    return value
+
+
+def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
+    """Start time from nested `recordingStartTime` (v1.10+) or flat keys (v1.0x).
+
+    The local wall-clock fields minus the UTC `msecSinceEpoch` give the PC's UTC offset.
+    """
+    fields = metadata.get("recordingStartTime", metadata)
+    if not isinstance(fields, dict) or any(key not in fields for key in _START_FIELDS):
+        missing = [
+            key for key in _START_FIELDS if not isinstance(fields, dict) or key not in fields
+        ]
+        raise MiniscopeFormatError(path, f"has no recording start time (missing {missing})")
+    try:
+        local = datetime(*(int(fields[key]) for key in _START_FIELDS[:6]))
+        local += timedelta(milliseconds=int(fields["msec"]))
+        epoch_ms = int(fields["msecSinceEpoch"])
+    except (TypeError, ValueError) as error:
+        raise MiniscopeFormatError(path, f"has an invalid recording start time: {error}") from error
+    utc = (_EPOCH + timedelta(milliseconds=epoch_ms)).replace(tzinfo=None)
+    offset_minutes = round((local - utc).total_seconds() / 900) * 15
+    return StartTime(epoch_ms=epoch_ms, utc_offset_minutes=offset_minutes)
+
+
+def is_session_metadata(metadata: dict[str, Any]) -> bool:
+    return "miniscopes" in metadata or "cameras" in metadata or "recordingStartTime" in metadata
+
+
+def is_device_metadata(metadata: dict[str, Any]) -> bool:
+    return "deviceType" in metadata or "deviceName" in metadata
+
+
+def list_videos(folder: Path) -> tuple[tuple[Path, ...], tuple[int, ...]]:
+    """`0.avi, 1.avi, ...` in numeric order (`10.avi` after `9.avi`), with their indices."""
+    found = []
+    for entry in os.scandir(folder):
+        match = _VIDEO_NAME.match(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(1)), Path(entry.path)))
+    found.sort()
+    return tuple(path for _, path in found), tuple(index for index, _ in found)
+
+
+def _optional_file(folder: Path, name: str) -> Path | None:
+    path = folder / name
+    return path if path.is_file() else None
+
+
+def load_device(folder: Path, kind: DeviceKind | None = None, name: str | None = None) -> Device:
+    """A device folder: its metaData.json, videos, timeStamps.csv and headOrientation.csv."""
+    meta_path = folder / "metaData.json"
+    if not meta_path.is_file():
+        raise MiniscopeFormatError(folder, "is a device folder without metaData.json")
+    settings = read_json(meta_path)
+    device_name = name or str(settings.get("deviceName") or folder.name)
+    if kind is None:
+        kind = (
+            "miniscope" if str(settings.get("deviceType", "")).startswith("Miniscope") else "camera"
+        )
+    videos, indices = list_videos(folder)
+    return Device(
+        name=device_name,
+        kind=kind,
+        folder=folder,
+        settings=settings,
+        videos=videos,
+        video_indices=indices,
+        timestamps_path=_optional_file(folder, "timeStamps.csv"),
+        head_orientation_path=_optional_file(folder, "headOrientation.csv"),
+    )
+
+
+def _listed_devices(metadata: dict[str, Any]) -> dict[str, DeviceKind]:
+    listed: dict[str, DeviceKind] = {}
+    for key, kind in (("miniscopes", "miniscope"), ("cameras", "camera")):
+        for name in metadata.get(key) or []:
+            listed[str(name)] = kind
+    return listed
+
+
+def _acquisition_devices(folder: Path, metadata: dict[str, Any]) -> list[Device]:
+    """Devices listed in the session metaData.json, plus any other device folder found."""
+    devices: list[Device] = []
+    seen: set[Path] = set()
+    for name, kind in _listed_devices(metadata).items():
+        device_folder = folder / name.replace(" ", "_")
+        if not (device_folder / "metaData.json").is_file():
+            warnings.warn(
+                f"{folder / 'metaData.json'} lists {kind} {name!r} but {device_folder} "
+                "has no metaData.json; it is left out",
+                MissingDeviceWarning,
+                stacklevel=3,
+            )
+            continue
+        devices.append(load_device(device_folder, kind, name))
+        seen.add(device_folder)
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        sub = Path(entry.path)
+        if entry.is_dir() and sub not in seen and (sub / "metaData.json").is_file():
+            meta = read_json(sub / "metaData.json")
+            if is_device_metadata(meta) and (sub / "timeStamps.csv").is_file():
+                devices.append(load_device(sub))
+    return devices
+
+
+def load_acquisition(folder: Path, label: str) -> Acquisition:
+    """One acquisition folder, located by its session metaData.json."""
+    meta_path = folder / "metaData.json"
+    metadata = read_json(meta_path)
+    return Acquisition(
+        folder=folder,
+        label=label,
+        metadata=metadata,
+        start=parse_start_time(metadata, meta_path),
+        devices=tuple(_acquisition_devices(folder, metadata)),
+        notes_path=_optional_file(folder, "notes.csv"),
+    )
+
+
+def _device_only_acquisition(folder: Path) -> Acquisition:
+    """A lone device folder; the start time comes from a session metaData.json above it if any."""
+    device = load_device(folder)
+    parent_meta = folder.parent / "metaData.json"
+    metadata: dict[str, Any] = {}
+    start = None
+    if parent_meta.is_file():
+        metadata = read_json(parent_meta)
+        if is_session_metadata(metadata):
+            start = parse_start_time(metadata, parent_meta)
+    return Acquisition(
+        folder=folder,
+        label=folder.name,
+        metadata=metadata,
+        start=start,
+        devices=(device,),
+        notes_path=None,
+    )
+
+
+def _find_acquisition_folders(root: Path) -> list[Path]:
+    """Folders under `root` whose metaData.json is a session's (device folders are not entered)."""
+    found = []
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        if "metaData.json" in files:
+            meta = read_json(Path(current) / "metaData.json")
+            if is_session_metadata(meta):
+                found.append(Path(current))
+                dirs[:] = []
+            elif is_device_metadata(meta):
+                dirs[:] = []
+    return found
+
+
+def discover(path: Path | str) -> Session:
+    """A session folder (acquisitions below it), one acquisition folder, or one device folder."""
+    root = Path(path)
+    if not root.is_dir():
+        raise MiniscopeFormatError(root, "is not a folder")
+    meta_path = root / "metaData.json"
+    if meta_path.is_file():
+        meta = read_json(meta_path)
+        if is_device_metadata(meta) and not is_session_metadata(meta):
+            return Session(root=root, acquisitions=(_device_only_acquisition(root),))
+    folders = _find_acquisition_folders(root)
+    if not folders:
+        raise MiniscopeFormatError(
+            root, "holds no Miniscope acquisition (no session metaData.json below it)"
+        )
+    acquisitions = [
+        load_acquisition(folder, folder.relative_to(root).as_posix() or folder.name)
+        for folder in folders
+    ]
+    acquisitions.sort(key=lambda a: (a.start.epoch_ms if a.start else 0, a.label))
+    return Session(root=root, acquisitions=tuple(acquisitions))
