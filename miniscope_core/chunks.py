@@ -21,12 +21,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .deflate import Deflater, deflater
+from .deflate import Deflater
 from .errors import MiniscopeFormatError
 from .video import count_frames, open_video
 
 DATASET = "frames"
 _GROW = 512  # frames added to the dataset extent at a time
+DEFAULT_DEFLATER = Deflater()
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,14 @@ class ChunkFile:
     source_mtime_ns: int
     n_frames: int
     frame_shape: tuple[int, ...]
-    level: int
+    deflater: Deflater
     decode_error: str
 
-    def is_current_for(self, source: Path, level: int) -> bool:
+    def is_current_for(self, source: Path, deflater: Deflater) -> bool:
+        """True when `source` is unchanged and was deflated the same way."""
         stat = source.stat()
-        return (stat.st_size, stat.st_mtime_ns, level) == (
-            self.source_size,
-            self.source_mtime_ns,
-            self.level,
-        )
+        now = (stat.st_size, stat.st_mtime_ns, deflater)
+        return now == (self.source_size, self.source_mtime_ns, self.deflater)
 
 
 def nwb_order(frame: np.ndarray) -> np.ndarray:
@@ -62,7 +61,7 @@ def encode_video(
     *,
     color: bool = False,
     pixels: bool = True,
-    level: int = 4,
+    deflater: Deflater = DEFAULT_DEFLATER,
     workers: int | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> ChunkFile:
@@ -80,7 +79,7 @@ def encode_video(
             h5.attrs.update(
                 source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
             )
-            h5.attrs["level"] = level
+            h5.attrs.update(engine=deflater.engine, level=deflater.level)
             n_frames = 0
             if stat.st_size == 0:
                 decode_error = "the file is empty (0 bytes)"
@@ -88,7 +87,7 @@ def encode_video(
                 try:
                     if pixels:
                         n_frames, decode_error = _write_frames(
-                            h5, source, color, deflater(level), workers, on_frame
+                            h5, source, color, deflater, workers, on_frame
                         )
                     else:
                         n_frames = count_frames(source)
@@ -178,7 +177,7 @@ def read_chunk_file(path: Path) -> ChunkFile:
         source_mtime_ns=int(attrs["source_mtime_ns"]),
         n_frames=int(attrs["n_frames"]),
         frame_shape=tuple(int(n) for n in frame_shape),
-        level=int(attrs["level"]),
+        deflater=Deflater(str(attrs["engine"]), int(attrs["level"])),
         decode_error=str(attrs.get("decode_error", "")),
     )
 

@@ -8,6 +8,7 @@ an acquisition decodes only the new videos.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 import warnings
@@ -18,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .chunks import ChunkFile, encode_video, read_chunk_file
-from .errors import MiniscopeFormatError
+from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
+from .errors import MiniscopeFormatError, MiniscopeWarning
 from .nwb_layout import LayoutOptions, SessionClock, build_layout
 from .nwb_writer import write_nwb
 from .recordings import Recording, session_recordings
 from .session import Device, Session, discover
 from .timestamps import read_timestamps
 from .user_metadata import session_metadata
-
-# gzip level; see bench/README.md for how it was chosen.
-DEFAULT_LEVEL = 4
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,13 @@ class ConversionOptions:
     per_acquisition: bool = False
     strict: bool = False
     compression_level: int = DEFAULT_LEVEL
+    deflate_engine: str = DEFAULT_ENGINE
     embed_cameras: bool = False
     workers: int | None = None
+
+    @property
+    def deflater(self) -> Deflater:
+        return Deflater(self.deflate_engine, self.compression_level)
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,18 @@ def _needs_pixels(device: Device, options: ConversionOptions) -> bool:
 
 def chunk_path(session: Session, work_dir: Path, video: Path) -> Path:
     """Where the chunk file of `video` lives: its path inside the session, under `work_dir`."""
-    return work_dir / video.relative_to(session.root).with_suffix(".h5")
+    if video.is_relative_to(session.root):
+        return work_dir / video.relative_to(session.root).with_suffix(".h5")
+    digest = hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:12]
+    return work_dir / "external" / f"{video.stem}-{digest}.h5"
 
 
-def expected_frames(session: Session) -> int:
-    """Timestamp rows of all devices: the progress bar's total, known without decoding."""
+def expected_frames(session: Session, options: ConversionOptions) -> int:
+    """Timestamp rows of the devices whose pixels are stored: a progress total without decoding."""
     total = 0
     for acquisition in session.acquisitions:
         for device in acquisition.devices:
-            if device.timestamps_path is not None:
+            if device.timestamps_path is not None and _needs_pixels(device, options):
                 total += len(read_timestamps(device.timestamps_path))
     return total
 
@@ -99,7 +106,7 @@ def encode_videos(
                     target,
                     color=device.kind == "camera",
                     pixels=pixels,
-                    level=options.compression_level,
+                    deflater=options.deflater,
                     workers=options.workers,
                     on_frame=on_frame,
                 )
@@ -116,7 +123,7 @@ def _current_chunk_file(
     except (MiniscopeFormatError, KeyError):
         return None
     has_pixels = bool(existing.frame_shape) or existing.n_frames == 0
-    if existing.is_current_for(video, options.compression_level) and has_pixels >= pixels:
+    if existing.is_current_for(video, options.deflater) and has_pixels >= pixels:
         return existing
     return None
 
@@ -182,7 +189,7 @@ def assemble(
 
 
 def convert_session(
-    path: Path | str,
+    path: Session | Path | str,
     output: Path | str,
     options: ConversionOptions = ConversionOptions(),
     metadata: dict[str, Any] | None = None,
@@ -190,7 +197,9 @@ def convert_session(
     work_dir: Path | str | None = None,
     progress: Callable[[int, int], Progress] | None = None,
 ) -> ConversionResult:
-    """Convert one session folder to one NWB file, in bounded memory.
+    """Convert one session (a folder, or a `Session` from `session_from_files`) to one NWB file.
+
+    Frames stream through in bounded memory whatever the session length.
 
     `progress(total_frames, stage_index)` may return a per-frame callback (e.g. a tqdm update).
     Chunk files go to `work_dir` (kept, for incremental re-runs) or to a temporary folder next
@@ -198,13 +207,13 @@ def convert_session(
     """
     began = time.perf_counter()
     output = Path(output)
-    session = discover(path)
+    session = path if isinstance(path, Session) else discover(path)
     merged = session_metadata(session, metadata, metadata_path)
     scratch = Path(work_dir) if work_dir else output.with_name(output.name + ".chunks")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            total = expected_frames(session)
+            total = expected_frames(session, options)
             on_frame = progress(total, 0) if progress else None
             videos = encode_videos(session, scratch, options, on_frame)
             on_copy = progress(total, 1) if progress else None
@@ -219,5 +228,5 @@ def convert_session(
         series_frames=series,
         dropped_frames=dropped,
         seconds=time.perf_counter() - began,
-        warnings=[str(w.message) for w in caught],
+        warnings=[str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)],
     )

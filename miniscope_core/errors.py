@@ -14,9 +14,13 @@ class MiniscopeFormatError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class FrameCountMismatch(UserWarning):
+class MiniscopeWarning(UserWarning):
+    """Something in a recording a lab should know about; the conversion went on."""
+
+
+class FrameCountMismatch(MiniscopeWarning):
     """Decoded video frames and timeStamps.csv rows disagree; the shorter was kept."""
 
 
-class MissingDeviceWarning(UserWarning):
+class MissingDeviceWarning(MiniscopeWarning):
     """A device listed in a session's metaData.json has no folder (or no usable files)."""

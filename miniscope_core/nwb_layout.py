@@ -21,9 +21,9 @@ from ndx_miniscope import Miniscope
 from pynwb import NWBFile, TimeSeries
 from pynwb.device import Device, DeviceModel
 from pynwb.epoch import TimeIntervals
+from pynwb.event import EventsTable
 from pynwb.file import Subject
 from pynwb.image import ImageSeries
-from pynwb.misc import AnnotationSeries
 from pynwb.ophys import OnePhotonSeries, OpticalChannel
 
 from .chunks import ChunkFile
@@ -426,8 +426,8 @@ class _Builder:
             self.nwbfile.add_time_intervals(table)
 
     def add_notes(self, recordings: list[Recording]) -> None:
-        """notes.csv rows of every acquisition as one AnnotationSeries."""
-        times, texts = [], []
+        """notes.csv rows of every acquisition, in one events table with an annotation column."""
+        rows: list[tuple[float, str]] = []
         seen = set()
         for recording in recordings:
             acquisition = recording.acquisition
@@ -435,15 +435,15 @@ class _Builder:
                 continue
             seen.add(acquisition.label)
             for time_ms, text in read_notes(acquisition.notes_path):
-                times.append(self.seconds(recording, np.array([time_ms]))[0])
-                texts.append(text)
-        if texts:
-            order = np.argsort(times, kind="stable")
-            self.nwbfile.add_acquisition(
-                AnnotationSeries(
-                    name="notes",
-                    data=[texts[i] for i in order],
-                    timestamps=np.asarray(times)[order],
-                    description="Notes typed while recording, and logged setting changes.",
-                )
-            )
+                rows.append((float(self.seconds(recording, np.array([time_ms]))[0]), text))
+        if not rows:
+            return
+        table = EventsTable(
+            name="notes",
+            description="Notes typed while recording, and setting changes the DAQ logged.",
+            source_description="notes.csv of each acquisition",
+        )
+        table.add_column("annotation", "The note text.")
+        for time_s, text in sorted(rows, key=lambda row: row[0]):
+            table.add_row(timestamp=time_s, annotation=text)
+        self.nwbfile.add_events_table(table)

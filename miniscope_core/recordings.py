@@ -66,7 +66,10 @@ def build_recording(
     if device.timestamps_path is None:
         return _untimed_recording(acquisition, device, chunk_files, counts)
     table = read_timestamps(device.timestamps_path)
-    first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
+    if device.sequential:
+        first_rows, capacities = sequential_layout(counts)
+    else:
+        first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
     segments = align_frames(
         device.videos, counts, first_rows, capacities, len(table), device.timestamps_path, strict
     )

@@ -48,6 +48,7 @@ class Device:
     video_indices: tuple[int, ...]
     timestamps_path: Path | None
     head_orientation_path: Path | None
+    sequential: bool = False  # videos simply follow each other (explicit file lists)
 
     @property
     def frames_per_file(self) -> int:

@@ -1,0 +1,124 @@
+"""What a session folder holds, and what is wrong with it, before anything is converted."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .alignment import align_frames, daq_layout
+from .errors import MiniscopeFormatError
+from .orientation import read_head_orientation
+from .session import Acquisition, Device, discover
+from .settings import frame_rate_hz
+from .status import avi_finalised
+from .timestamps import measure_timing, read_timestamps
+from .video import count_frames
+
+
+@dataclass
+class DeviceReport:
+    name: str
+    kind: str
+    device_type: str
+    folder: str
+    videos: int
+    timestamp_rows: int
+    decoded_frames: int | None
+    duration_s: float
+    requested_rate_hz: float | None
+    measured_rate_hz: float | None
+    jitter_ms: float | None
+    dropped_frames: int
+    head_orientation_samples: int | None
+
+
+@dataclass
+class AcquisitionReport:
+    label: str
+    start: str | None
+    devices: list[DeviceReport]
+
+
+@dataclass
+class SessionReport:
+    root: str
+    acquisitions: list[AcquisitionReport]
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def inspect_session(path: Path | str, decode: bool = True) -> SessionReport:
+    """Acquisitions, devices, frames, duration, measured rate, dropped frames and problems.
+
+    With `decode`, every video is decoded (not piped) to count frames that really exist.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = discover(path)
+        report = SessionReport(str(session.root), [])
+        for acquisition in session.acquisitions:
+            report.acquisitions.append(_acquisition(acquisition, decode, report.problems))
+    report.problems[:0] = [str(w.message) for w in caught]
+    return report
+
+
+def _acquisition(acquisition: Acquisition, decode: bool, problems: list[str]) -> AcquisitionReport:
+    start = acquisition.start.as_datetime().isoformat() if acquisition.start else None
+    if start is None:
+        problems.append(f"{acquisition.folder}: no recording start time (no session metaData)")
+    devices = [_device(device, decode, problems) for device in acquisition.devices]
+    return AcquisitionReport(acquisition.label, start, devices)
+
+
+def _device(device: Device, decode: bool, problems: list[str]) -> DeviceReport:
+    table = read_timestamps(device.timestamps_path) if device.timestamps_path else None
+    timing = measure_timing(table) if table is not None else None
+    if table is None:
+        problems.append(f"{device.folder}: no timeStamps.csv")
+    for video in device.videos:
+        if not avi_finalised(video):
+            problems.append(f"{video}: AVI was never finalised (recording interrupted?)")
+    rows = len(table) if table is not None else None
+    decoded = _decoded_frames(device, rows, problems) if decode else None
+    return DeviceReport(
+        name=device.name,
+        kind=device.kind,
+        device_type=device.device_type,
+        folder=str(device.folder),
+        videos=len(device.videos),
+        timestamp_rows=len(table) if table is not None else 0,
+        decoded_frames=decoded,
+        duration_s=timing.duration_s if timing else 0.0,
+        requested_rate_hz=frame_rate_hz(device.settings.get("frameRate")),
+        measured_rate_hz=timing.rate_hz if timing else None,
+        jitter_ms=timing.jitter_ms if timing else None,
+        dropped_frames=timing.dropped_frames if timing else 0,
+        head_orientation_samples=_orientation_samples(device, problems),
+    )
+
+
+def _decoded_frames(device: Device, rows: int | None, problems: list[str]) -> int:
+    counts = []
+    for video in device.videos:
+        try:
+            counts.append(count_frames(video))
+        except MiniscopeFormatError as error:
+            problems.append(str(error))
+            counts.append(0)
+    if rows is not None and device.timestamps_path is not None:
+        first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
+        align_frames(device.videos, counts, first_rows, capacities, rows, device.timestamps_path)
+    return sum(counts)
+
+
+def _orientation_samples(device: Device, problems: list[str]) -> int | None:
+    if device.head_orientation_path is None:
+        return None
+    times, _ = read_head_orientation(device.head_orientation_path)
+    if len(times) == 0:
+        problems.append(f"{device.head_orientation_path}: no head-orientation samples (all zero)")
+    return len(times)
