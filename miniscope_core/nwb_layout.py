@@ -412,16 +412,19 @@ class _Builder:
         table.add_column("device", "Device name.")
         table.add_column("acquisition", "Acquisition folder label.")
         table.add_column("missing_frames", "Estimated number of frames lost.")
+        rows = []
         for recording in recordings:
             for gap in recording.timing.gaps:
                 begin, end = self.seconds(recording, np.array([gap.start_ms, gap.stop_ms]))
-                table.add_row(
-                    start_time=float(begin),
-                    stop_time=float(end),
-                    device=recording.device.name,
-                    acquisition=recording.acquisition.label,
-                    missing_frames=gap.missing,
-                )
+                rows.append((float(begin), float(end), recording, gap.missing))
+        for begin, end, recording, missing in sorted(rows, key=lambda row: row[:2]):
+            table.add_row(
+                start_time=begin,
+                stop_time=end,
+                device=recording.device.name,
+                acquisition=recording.acquisition.label,
+                missing_frames=missing,
+            )
         if len(table):
             self.nwbfile.add_time_intervals(table)
 

@@ -426,11 +426,10 @@ def _write_text(path: Path, text: str) -> None:
 def _frame_times(
     n: int, interval_ms: float, gaps_ms: Mapping[int, float], rng: np.random.Generator
 ) -> np.ndarray:
-    """Integer ms since Record; the first frame was already buffered, so only it is negative."""
+    """Integer ms since Record; the first frame was already buffered, so only it is negative
+    (real files: -6 to -34 ms, then a regular interval)."""
     steps = np.clip(rng.normal(interval_ms, 0.03 * interval_ms, n - 1), 0.3 * interval_ms, None)
-    first = -rng.uniform(10, 90)
-    if n > 1:
-        steps[0] = -first + rng.uniform(3, interval_ms)
+    first = -rng.uniform(5, min(30.0, 0.9 * interval_ms))
     for index, gap in gaps_ms.items():
         steps[index] += gap
     return np.round(first + np.concatenate([[0.0], np.cumsum(steps)])).astype(np.int64)
