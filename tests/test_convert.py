@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pynwb import validate
+from support import SMALL_SCOPE, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session
 from miniscope_core.synthetic import (
     AcquisitionSpec,
     CameraSpec,
-    ScopeSpec,
     write_acquisition,
     write_session,
 )
 from miniscope_core.video import open_video
-
-from support import SMALL_SCOPE, read_nwb
 
 
 def _expected_frames(truths, folder: str = "Miniscope") -> np.ndarray:
