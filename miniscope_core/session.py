@@ -281,7 +281,9 @@ def discover(path: Path | str) -> Session:
             root, "holds no Miniscope acquisition (no session metaData.json below it)"
         )
     acquisitions = [
-        load_acquisition(folder, folder.relative_to(root).as_posix() or folder.name)
+        load_acquisition(
+            folder, folder.name if folder == root else folder.relative_to(root).as_posix()
+        )
         for folder in folders
     ]
     acquisitions.sort(key=lambda a: (a.start.epoch_ms if a.start else 0, a.label))
