@@ -144,9 +144,7 @@ def session_clock(
             "has no session metaData.json with the recording start time; give "
             "NWBFile.session_start_time in the metadata file (--metadata)",
         )
-    firsts = [
-        int(r.epoch_ms(0, r.table["time_ms"].to_numpy()).min()) for r in recordings if len(r.table)
-    ]
+    firsts = [r.start_ms(0) + int(r.table["time_ms"].min()) for r in recordings if len(r.table)]
     start_ms = min(firsts) if firsts else starts[0].epoch_ms
     zone = min(starts, key=lambda s: s.epoch_ms)
     return SessionClock(start=zone.as_datetime(start_ms), start_ms=start_ms, fallback_ms=start_ms)

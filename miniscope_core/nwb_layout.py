@@ -163,8 +163,8 @@ class _Builder:
     def seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
         """Seconds since session start, exact to the DAQ's integer milliseconds."""
         times = recording.time_ms if time_ms is None else time_ms
-        epoch = recording.epoch_ms(self.clock.fallback_ms, np.asarray(times, dtype=np.float64))
-        return (epoch - self.clock.start_ms) / 1000.0
+        offset_ms = recording.start_ms(self.clock.fallback_ms) - self.clock.start_ms
+        return (offset_ms + np.asarray(times, dtype=np.float64)) / 1000.0
 
     def groups(self, recordings: list[Recording]) -> list[tuple[str, list[Recording]]]:
         """One group per series: all acquisitions together, or one per acquisition."""

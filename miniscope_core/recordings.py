@@ -44,13 +44,9 @@ class Recording:
                 return video.frame_shape
         return ()
 
-    def epoch_ms(self, fallback_ms: int, time_ms: np.ndarray | None = None) -> np.ndarray:
-        """Absolute times (ms since the Unix epoch) of this recording's frames or of `time_ms`.
-
-        `fallback_ms` places an acquisition whose start the DAQ did not record.
-        """
-        start = self.acquisition.start.epoch_ms if self.acquisition.start else fallback_ms
-        return start + (self.time_ms if time_ms is None else time_ms)
+    def start_ms(self, fallback_ms: int) -> int:
+        """The acquisition's start (ms since the Unix epoch); `fallback_ms` if never recorded."""
+        return self.acquisition.start.epoch_ms if self.acquisition.start else fallback_ms
 
 
 def build_recording(
