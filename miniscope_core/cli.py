@@ -134,8 +134,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     handler = {"convert": _convert, "inspect": _inspect, "demo": _demo}[args.command]
+    plain = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     except MiniscopeFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = plain
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ DEFAULT_SIDE = 128
 
 
 def max_projection(frames: h5py.Dataset, n_frames: int = DEFAULT_FRAMES) -> np.ndarray:
-    """Max over the first `n_frames` of a gray (frame, width, height) dataset, as (height, width)."""
+    """Max over the first `n_frames` of gray (frame, width, height) frames, as (height, width)."""
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise ValueError(f"expected gray frames (frame, width, height), got shape {frames.shape}")
     projection = np.zeros(frames.shape[1:], dtype=np.uint8)

@@ -1,0 +1,211 @@
+"""The conversion of one session as four assets, each a thin call into `miniscope_core`.
+
+raw_session -> acquisition_metadata -> {timestamp_tables, video_chunks} -> nwb_file
+
+Every asset writes its own files under `<output_root>/<partition key>/` (atomically) and returns
+only metadata: no IO manager, no values passed through Dagster, so re-materialising a partition
+just rewrites the same files. The two heavy steps share a concurrency pool so that a backfill of
+hundreds of sessions decodes only as many at once as the instance allows.
+"""
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from miniscope_core.chunks import ChunkFile
+from miniscope_core.convert import assemble, encode_videos
+from miniscope_core.errors import MiniscopeWarning
+from miniscope_core.preview import chunk_file_preview
+from miniscope_core.session import Session, discover
+
+from .checks import (
+    NWB_CHECKS,
+    TIMESTAMP_CHECKS,
+    dropped_frames,
+    frame_counts_agree,
+    nwb_valid,
+    timestamps_increase,
+)
+from .outputs import write_bytes, write_csv, write_json
+from .partitions import GROUP, raw_session, sessions
+from .quality import frame_counts, validate_nwb
+from .resources import MiniscopeStorage
+from .summaries import describe_session, device_rows, miniscope_totals, session_timings
+from .ui import images, table
+
+HEAVY_POOL = "miniscope_heavy"
+
+
+def _session(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> tuple[str, Session]:
+    key = context.partition_key
+    return key, discover(storage.session_folder(key))
+
+
+@dg.asset(partitions_def=sessions, deps=[raw_session], group_name=GROUP, kinds={"json"})
+def acquisition_metadata(
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage
+) -> dg.MaterializeResult:
+    """Every acquisition and device of the session, and the NWB metadata it will get."""
+    key, session = _session(context, storage)
+    rel_path = storage.rel_path(session.root)
+    description = describe_session(session, rel_path, storage.nwb_metadata(session))
+    path = write_json(storage.session_dir(key) / "acquisitions.json", description)
+    starts = [a["start"] for a in description["acquisitions"] if a["start"]]
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "rel_path": rel_path.as_posix(),
+            "acquisitions": len(session.acquisitions),
+            "first_start": starts[0] if starts else "unknown",
+            "devices": table(device_rows(session)),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=sessions,
+    deps=[acquisition_metadata],
+    group_name=GROUP,
+    kinds={"csv"},
+    check_specs=TIMESTAMP_CHECKS,
+)
+def timestamp_tables(
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage
+) -> dg.MaterializeResult:
+    """timeStamps.csv of every device per acquisition, read by column name, with its timing.
+
+    Frames, duration, rate, jitter and dropped frames are Miniscope totals; the table has every
+    device (cameras too).
+    """
+    key, session = _session(context, storage)
+    timings = session_timings(session)
+    folder = storage.session_dir(key) / "timestamps"
+    for timing in timings:
+        write_csv(folder / timing.acquisition / f"{timing.device.folder.name}.csv", timing.table)
+    rows = [timing.row() for timing in timings]
+    summary = write_csv(folder / "summary.csv", pd.DataFrame(rows))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(summary)),
+            **miniscope_totals(timings).metadata(),
+            "devices": table(rows),
+        },
+        check_results=[
+            timestamps_increase(timings),
+            dropped_frames(timings, storage.dropped_fraction_warn),
+        ],
+    )
+
+
+@dg.asset(
+    partitions_def=sessions,
+    deps=[acquisition_metadata],
+    group_name=GROUP,
+    kinds={"hdf5"},
+    pool=HEAVY_POOL,
+)
+def video_chunks(
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage
+) -> dg.MaterializeResult:
+    """Every video decoded and compressed into the chunk layout of its NWB dataset.
+
+    A chunk file whose source video is unchanged is reused, so an acquisition added to a session
+    later decodes only its own videos (when chunk files are kept).
+    """
+    key, session = _session(context, storage)
+    work = storage.chunks_dir(key)
+    before = {path: path.stat().st_mtime_ns for path in work.rglob("*.h5")}
+    began = time.perf_counter()
+    chunks = encode_videos(session, work, storage.options())
+    seconds = time.perf_counter() - began
+    decoded = [c for c in chunks.values() if before.get(c.path) != c.path.stat().st_mtime_ns]
+    errors = {str(c.source): c.decode_error for c in chunks.values() if c.decode_error}
+    for source, error in errors.items():
+        context.log.warning(f"{source}: {error}")
+    previews = _write_previews(session, chunks, storage.previews_dir(key))
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(work)),
+            "frames": sum(c.n_frames for c in chunks.values()),
+            "files": len(chunks),
+            "files_decoded_now": len(decoded),
+            "bytes": sum(c.path.stat().st_size for c in chunks.values()),
+            "decode_errors": errors,
+            "seconds": round(seconds, 2),
+            "preview": images(previews),
+        }
+    )
+
+
+def _write_previews(
+    session: Session, chunks: dict[Path, ChunkFile], folder: Path
+) -> dict[str, bytes]:
+    """A max projection of the first frames of each Miniscope, saved as `<folder>/<name>.png`."""
+    previews: dict[str, bytes] = {}
+    for acquisition in session.acquisitions:
+        for device in acquisition.devices:
+            if device.kind != "miniscope" or device.name in previews:
+                continue
+            decoded = [chunks[v] for v in device.videos if chunks[v].n_frames]
+            if decoded:
+                previews[device.name] = chunk_file_preview(decoded[0].path)
+                write_bytes(folder / f"{device.folder.name}.png", previews[device.name])
+    return previews
+
+
+@dg.asset(
+    partitions_def=sessions,
+    deps=[timestamp_tables, video_chunks],
+    group_name=GROUP,
+    kinds={"nwb"},
+    pool=HEAVY_POOL,
+    check_specs=NWB_CHECKS,
+)
+def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg.MaterializeResult:
+    """The session's NWB file, assembled by copying the compressed chunks (written atomically).
+
+    Chunk files cleaned up earlier are decoded again first; they are removed afterwards unless
+    MINISCOPE_KEEP_CHUNKS is true.
+    """
+    key, session = _session(context, storage)
+    path = storage.nwb_path(key)
+    began = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chunks = encode_videos(session, storage.chunks_dir(key), storage.options())
+        series, dropped_all = assemble(
+            session, chunks, path, storage.options(), storage.nwb_metadata(session)
+        )
+    seconds = time.perf_counter() - began
+    notes = [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]
+    for note in notes:
+        context.log.warning(note)
+    counts = frame_counts(session, chunks, path)
+    if not storage.keep_chunks:
+        shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
+    totals = miniscope_totals(session_timings(session))
+    size = path.stat().st_size
+    previews = {p.stem: p.read_bytes() for p in sorted(storage.previews_dir(key).glob("*.png"))}
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/uri": path.resolve().as_uri(),
+            "size_bytes": size,
+            "size_mb": round(size / 1e6, 3),
+            **totals.metadata(),
+            "frames": sum(series.values()),
+            "series_frames": series,
+            "dropped_frames_all_devices": dropped_all,
+            "seconds": round(seconds, 2),
+            "warnings": notes,
+            "preview": images(previews),
+        },
+        check_results=[nwb_valid(validate_nwb(path)), frame_counts_agree(counts)],
+    )
+
+
+CONVERSION_ASSETS = [acquisition_metadata, timestamp_tables, video_chunks, nwb_file]

@@ -1,0 +1,201 @@
+"""`miniscope-dagster`: the demo, a listing of sessions, and backfills, from a shell.
+
+    miniscope-dagster demo [--write-only]
+    miniscope-dagster sessions
+    miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
+
+Paths come from the MINISCOPE_* environment variables (see `resources`) unless given here.
+In-process conversions record their runs in $DAGSTER_HOME if it is set, else in a throwaway
+instance (the files are written either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import requests
+
+from miniscope_core.status import folder_status, signature
+from miniscope_core.synthetic import write_demo_session
+
+from .assets import CONVERSION_ASSETS
+from .keys import partition_key
+from .partitions import raw_session
+from .registry import raw_metadata, register
+from .remote import Server, ServerError
+from .resources import SESSION_METADATA_FILE, MiniscopeStorage
+from .scan import find_sessions
+from .sensors import convert_session_job
+
+DEMO_FOLDER = "demo_session"
+# nwbinspector calls a file without the subject's sex and age CRITICAL.
+DEMO_METADATA = """\
+# NWB metadata for this session, merged over what the DAQ recorded (NWB field names).
+NWBFile:
+  experimenter: ["Doe, Jane"]
+  institution: Demo Lab
+  keywords: [Miniscope, calcium imaging, demo]
+Subject:
+  species: Mus musculus
+  sex: M
+  age: P90D
+  description: Synthetic animal of the built-in demo session.
+Ophys:
+  indicator: GCaMP6f
+  location: CA1
+"""
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def ensure_demo_session(raw_root: Path) -> Path:
+    """`<raw_root>/demo_session`, written first (into a hidden folder, then renamed) if absent."""
+    target = raw_root / DEMO_FOLDER
+    if target.is_dir():
+        return target
+    scratch = raw_root / f".{DEMO_FOLDER}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    written = write_demo_session(scratch)
+    (written / SESSION_METADATA_FILE).write_text(DEMO_METADATA, encoding="utf-8")
+    os.replace(written, target)
+    shutil.rmtree(scratch)
+    return target
+
+
+@contextmanager
+def _instance() -> Iterator[dg.DagsterInstance]:
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+        return
+    print("DAGSTER_HOME is not set: run history is not kept (the files are).", file=sys.stderr)
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: MiniscopeStorage) -> bool:
+    """Print what a person needs; True if converted and no ERROR check failed."""
+    state = "converted" if result.success else "FAILED"
+    print(f"{key}: {state} -> {storage.nwb_path(key)}")
+    ok = result.success
+    for check in result.get_asset_check_evaluations():
+        verdict = "passed" if check.passed else f"failed ({check.severity.value})"
+        print(f"  {check.asset_key.to_user_string()} {check.check_name}: {verdict}")
+        ok &= check.passed or check.severity == dg.AssetCheckSeverity.WARN
+    return ok
+
+
+def convert_in_process(storage: MiniscopeStorage, folders: dict[str, Path], note: str) -> int:
+    """Register `folders` (key -> folder) and materialise them one after another; exit code."""
+    failed = 0
+    with _instance() as instance:
+        register(instance, storage, folders, note)
+        for key in folders:
+            result = dg.materialize(
+                [raw_session, *CONVERSION_ASSETS],
+                selection=CONVERSION_ASSETS,
+                partition_key=key,
+                instance=instance,
+                resources={"storage": storage},
+                run_config=_QUIET,
+                raise_on_error=False,
+            )
+            failed += not _print_result(key, result, storage)
+    return 1 if failed else 0
+
+
+def _demo(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    folder = ensure_demo_session(storage.raw_path)
+    print(f"demo session: {folder}")
+    if args.write_only:
+        return 0
+    key = partition_key(storage.rel_path(folder))
+    return convert_in_process(storage, {key: folder}, "demo")
+
+
+def _sessions(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    for key, folder in find_sessions(storage.raw_path).items():
+        status = folder_status(folder)
+        state = "complete" if status.complete else f"incomplete: {status.reason}"
+        nwb = "converted" if storage.nwb_path(key).is_file() else "not converted"
+        print(f"{key}\t{storage.rel_path(folder)}\t{nwb}\t{state}")
+    return 0
+
+
+def _chosen(names: list[str], found: dict[str, Path], raw_root: Path) -> dict[str, Path]:
+    """Sessions named by partition key or by folder (absolute or relative to the raw root)."""
+    by_folder = {folder: key for key, folder in found.items()}
+    chosen = {}
+    for name in names:
+        key = name if name in found else by_folder.get((raw_root / name).resolve())
+        if key is None:
+            raise SystemExit(f"{name} is not a session folder under {raw_root} (or its key)")
+        chosen[key] = found[key]
+    return chosen
+
+
+def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    found = find_sessions(storage.raw_path)
+    folders = found if args.all else _chosen(args.sessions, found, storage.raw_path)
+    if not folders:
+        print(f"no session folders under {storage.raw_path}", file=sys.stderr)
+        return 1
+    if args.in_process:
+        return convert_in_process(storage, folders, "backfill")
+    try:
+        server = Server(args.url, convert_session_job.name)
+        for key, folder in folders.items():
+            server.add_partition(key)
+            metadata = raw_metadata(storage.rel_path(folder), folder, signature(folder))
+            server.report_raw(key, metadata, "backfill")
+        assets = [asset.key.to_user_string() for asset in CONVERSION_ASSETS]
+        backfill = server.launch_backfill(list(folders), assets, f"{len(folders)} sessions")
+    except (ServerError, requests.RequestException) as error:
+        print(f"{args.url}: {error}", file=sys.stderr)
+        return 2
+    print(f"backfill {backfill} of {len(folders)} sessions: {server.url}/runs/b/{backfill}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miniscope-dagster", description=__doc__.split("\n")[0])
+    parser.add_argument("--raw-root", help="session folders (default: $MINISCOPE_RAW_ROOT)")
+    parser.add_argument("--output-root", help="outputs (default: $MINISCOPE_OUTPUT_ROOT)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="write the demo session if absent and convert it")
+    demo.add_argument(
+        "--write-only", action="store_true", help="only write it (the sensor converts it)"
+    )
+    demo.set_defaults(command=_demo)
+
+    listing = commands.add_parser("sessions", help="list session folders, keys and state")
+    listing.set_defaults(command=_sessions)
+
+    backfill = commands.add_parser("backfill", help="register sessions and convert them")
+    which = backfill.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every session under the raw root")
+    which.add_argument("sessions", nargs="*", default=[], help="partition keys or folders")
+    where = backfill.add_mutually_exclusive_group()
+    where.add_argument("--url", default="http://127.0.0.1:3000", help="webserver to launch on")
+    where.add_argument(
+        "--in-process", action="store_true", help="convert here, one after another, no server"
+    )
+    backfill.set_defaults(command=_backfill)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    storage = MiniscopeStorage.from_env(raw_root=args.raw_root, output_root=args.output_root)
+    return args.command(args, storage)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The Dagster code location: `dagster dev` (workspace.yaml) and `dagster-daemon` load `defs`.
+
+Runs use the in-process executor: the steps of one session run one after another in the run's
+process (heavy steps use every core themselves), which saves a process per step and keeps SQLite
+storage free of concurrent writers within a run.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .assets import CONVERSION_ASSETS
+from .partitions import raw_session
+from .resources import MiniscopeStorage
+from .sensors import convert_session_job, session_sensor
+
+defs = dg.Definitions(
+    assets=[raw_session, *CONVERSION_ASSETS],
+    jobs=[convert_session_job],
+    sensors=[session_sensor],
+    resources={"storage": MiniscopeStorage.from_env()},
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,171 @@
+"""What the library found in a session, as plain values for files and UI metadata.
+
+No Dagster here: these functions turn `miniscope_core` objects into JSON-ready dicts and table
+rows, so they can be tested and reused without an instance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from miniscope_core.session import Device, Session
+from miniscope_core.timestamps import Timing, measure_timing, read_timestamps
+
+
+def plain(value: Any) -> Any:
+    """`value` with NaN/inf floats as None, so that the JSON is valid for any reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _device(device: Device) -> dict[str, Any]:
+    return {
+        "name": device.name,
+        "kind": device.kind,
+        "type": device.device_type,
+        "folder": str(device.folder),
+        "settings": device.settings,
+        "videos": [video.name for video in device.videos],
+        "timestamps": str(device.timestamps_path) if device.timestamps_path else None,
+        "head_orientation": (
+            str(device.head_orientation_path) if device.head_orientation_path else None
+        ),
+    }
+
+
+def describe_session(
+    session: Session, rel_path: PurePosixPath, nwb_metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """Every acquisition and device as found on disk, and the metadata the NWB file gets."""
+    acquisitions = [
+        {
+            "label": acquisition.label,
+            "folder": str(acquisition.folder),
+            "start": acquisition.start.as_datetime().isoformat() if acquisition.start else None,
+            "metadata": acquisition.metadata,
+            "notes": str(acquisition.notes_path) if acquisition.notes_path else None,
+            "devices": [_device(device) for device in acquisition.devices],
+        }
+        for acquisition in session.acquisitions
+    ]
+    return plain(
+        {
+            "rel_path": rel_path.as_posix(),
+            "folder": str(session.root),
+            "acquisitions": acquisitions,
+            "nwb_metadata": nwb_metadata,
+        }
+    )
+
+
+def device_rows(session: Session) -> list[dict[str, Any]]:
+    """One row per device per acquisition: what a person checks first about the rig."""
+    return [
+        {
+            "acquisition": acquisition.label,
+            "device": device.name,
+            "kind": device.kind,
+            "type": device.device_type,
+            "videos": len(device.videos),
+            "requested_rate": str(device.settings.get("frameRate", "")),
+            "gain": str(device.settings.get("gain", "")),
+        }
+        for acquisition in session.acquisitions
+        for device in acquisition.devices
+    ]
+
+
+@dataclass(frozen=True)
+class DeviceTiming:
+    """The timestamps of one device in one acquisition, and what they say about the clock."""
+
+    acquisition: str
+    device: Device
+    table: pd.DataFrame
+    timing: Timing
+
+    @property
+    def dropped_fraction(self) -> float:
+        expected = self.timing.n_frames + self.timing.dropped_frames
+        return self.timing.dropped_frames / expected if expected else 0.0
+
+    @property
+    def decreasing_steps(self) -> int:
+        """Rows whose time is earlier than the row before (equal times do occur: bursts)."""
+        return int((np.diff(self.table["time_ms"].to_numpy()) < 0).sum())
+
+    def row(self) -> dict[str, Any]:
+        timing = self.timing
+        return {
+            "acquisition": self.acquisition,
+            "device": self.device.name,
+            "kind": self.device.kind,
+            "frames": timing.n_frames,
+            "duration_s": round(timing.duration_s, 3),
+            "rate_hz": _rounded(timing.rate_hz),
+            "jitter_ms": _rounded(timing.jitter_ms),
+            "dropped_frames": timing.dropped_frames,
+            "dropped_fraction": round(self.dropped_fraction, 4),
+            "decreasing_steps": self.decreasing_steps,
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def session_timings(session: Session) -> list[DeviceTiming]:
+    """Every device that has a timeStamps.csv, in acquisition order."""
+    return [
+        DeviceTiming(acquisition.label, device, table, measure_timing(table))
+        for acquisition in session.acquisitions
+        for device in acquisition.devices
+        if device.timestamps_path is not None
+        for table in [read_timestamps(device.timestamps_path)]
+    ]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Miniscope frames over the whole session: the numbers the UI plots across sessions."""
+
+    frames: int
+    duration_s: float
+    rate_hz: float
+    jitter_ms: float
+    dropped_frames: int
+
+    def metadata(self) -> dict[str, int | float]:
+        return {
+            "frames": self.frames,
+            "duration_s": round(self.duration_s, 3),
+            "rate_hz": round(self.rate_hz, 3),
+            "jitter_ms": round(self.jitter_ms, 3),
+            "dropped_frames": self.dropped_frames,
+        }
+
+
+def miniscope_totals(timings: list[DeviceTiming]) -> Totals:
+    """Sums over Miniscopes; the rate is frame-weighted, the jitter the worst of any device."""
+    scopes = [t.timing for t in timings if t.device.kind == "miniscope"]
+    frames = sum(t.n_frames for t in scopes)
+    rated = [t for t in scopes if t.rate_hz]
+    weight = sum(t.n_frames for t in rated)
+    return Totals(
+        frames=frames,
+        duration_s=sum(t.duration_s for t in scopes),
+        rate_hz=sum(t.rate_hz * t.n_frames for t in rated) / weight if weight else math.nan,
+        jitter_ms=max((t.jitter_ms or 0.0 for t in scopes), default=0.0),
+        dropped_frames=sum(t.dropped_frames for t in scopes),
+    )

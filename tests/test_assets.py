@@ -1,0 +1,177 @@
+"""The four assets on a synthetic session, in an ephemeral instance: files, pixels, checks, UI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import h5py
+import numpy as np
+import pynwb
+import pytest
+
+from miniscope_assets.assets import CONVERSION_ASSETS
+from miniscope_assets.partitions import raw_session
+from miniscope_assets.resources import MiniscopeStorage
+from miniscope_core.synthetic import (
+    AcquisitionSpec,
+    CameraSpec,
+    ScopeSpec,
+    write_acquisition,
+    write_session,
+)
+
+KEY = "mouse1__2024_01_15"
+# More frames (2 x 90) than the frame width: nwbinspector calls short series CRITICAL.
+SCOPE = ScopeSpec(n_frames=90, height=40, width=48, frames_per_file=40, dropped_frames={20: 1})
+CAMERA = CameraSpec(n_frames=60, height=24, width=32, frames_per_file=40)
+LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: F\n  age: P60D\n"
+SERIES = "acquisition/OnePhotonSeriesMiniscope/data"
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> tuple[Path, list]:
+    folder = tmp_path / "raw" / "mouse1" / "2024_01_15"
+    truths = write_session(folder, n_acquisitions=2, scope=SCOPE, cameras=[CAMERA])
+    return folder, truths
+
+
+def storage_for(tmp_path: Path, **changes: object) -> MiniscopeStorage:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(LAB_METADATA)
+    fields = {
+        "raw_root": str(tmp_path / "raw"),
+        "output_root": str(tmp_path / "out"),
+        "metadata_file": str(lab),
+    }
+    return MiniscopeStorage(**{**fields, **changes})
+
+
+def materialise(
+    storage: MiniscopeStorage, instance: dg.DagsterInstance, key: str = KEY, **options: object
+) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions("sessions", [key])
+    return dg.materialize(
+        [raw_session, *CONVERSION_ASSETS],
+        selection=CONVERSION_ASSETS,
+        partition_key=key,
+        instance=instance,
+        resources={"storage": storage},
+        **options,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (event,) = result.asset_materializations_for_node(asset)
+    return {name: value.value for name, value in event.metadata.items()}
+
+
+def nwb_pixels(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as nwb:
+        return nwb[SERIES][()]
+
+
+def png_size(markdown: str) -> tuple[int, int]:
+    data = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", markdown).group(1))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_all_assets_write_a_valid_nwb_with_the_exact_pixels(session, tmp_path):
+    folder, truths = session
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance)
+    assert result.success
+
+    nwb = storage.nwb_path(KEY)
+    assert pynwb.validate(path=str(nwb)) == []
+    expected = np.concatenate(
+        [np.stack(list(t.devices["Miniscope"].frames())) for t in truths]
+    ).swapaxes(1, 2)  # NWB stores (frame, width, height)
+    assert np.array_equal(nwb_pixels(nwb), expected)
+
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {
+        "timestamps_increase": True,
+        "dropped_frames_under_threshold": True,
+        "nwb_valid": True,
+        "frame_counts_agree": True,
+    }
+
+    shown = metadata(result, "nwb_file")
+    assert shown["frames"] == 180 and shown["series_frames"] == {"OnePhotonSeriesMiniscope": 180}
+    assert shown["dropped_frames"] == 2 and 29 < shown["rate_hz"] < 31
+    assert shown["size_bytes"] == nwb.stat().st_size and shown["path"] == str(nwb)
+    assert png_size(shown["preview"]) == (48, 40)  # width x height of the frames (not enlarged)
+
+    described = json.loads((storage.session_dir(KEY) / "acquisitions.json").read_text())
+    assert described["rel_path"] == "mouse1/2024_01_15"
+    assert [a["label"] for a in described["acquisitions"]] == ["11_34_45", "11_37_45"]
+    assert [d["name"] for d in described["acquisitions"][0]["devices"]] == [
+        "Miniscope",
+        "BehavCam 2",
+    ]
+    assert described["nwb_metadata"]["Subject"]["sex"] == "F"
+
+    timestamps = metadata(result, "timestamp_tables")
+    assert (timestamps["frames"], timestamps["dropped_frames"]) == (180, 2)
+    table = storage.session_dir(KEY) / "timestamps" / "11_37_45" / "Miniscope.csv"
+    times = np.loadtxt(table, delimiter=",", skiprows=1, usecols=1, dtype=np.int64)
+    assert np.array_equal(times, truths[1].devices["Miniscope"].timestamps_ms)
+
+    chunks = metadata(result, "video_chunks")
+    assert (chunks["files"], chunks["files_decoded_now"]) == (10, 10)  # 2 x (3 scope + 2 camera)
+    assert not list((tmp_path / "out").rglob("*.partial"))
+
+
+def test_rerun_is_identical_and_a_new_acquisition_decodes_only_its_videos(session, tmp_path):
+    folder, truths = session
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        materialise(storage, instance)
+        first = nwb_pixels(storage.nwb_path(KEY))
+
+        again = materialise(storage, instance)
+        assert metadata(again, "video_chunks")["files_decoded_now"] == 0
+        assert np.array_equal(nwb_pixels(storage.nwb_path(KEY)), first)
+
+        later = replace(truths[0].spec, start=truths[1].spec.start + timedelta(minutes=3))
+        write_acquisition(folder / "11_40_45", later)
+        grown = materialise(storage, instance)
+        assert metadata(grown, "video_chunks")["files_decoded_now"] == 5
+        pixels = nwb_pixels(storage.nwb_path(KEY))
+        assert pixels.shape[0] == 270 and np.array_equal(pixels[:180], first)
+
+        cleaned = materialise(storage_for(tmp_path, keep_chunks=False), instance)
+        assert cleaned.success and not storage.chunks_dir(KEY).exists()
+        assert np.array_equal(nwb_pixels(storage.nwb_path(KEY)), pixels)
+
+
+def test_missing_subject_fields_fail_the_nwb_check_not_the_conversion(session, tmp_path):
+    storage = storage_for(tmp_path, metadata_file="")
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance)
+    (valid,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "nwb_valid"]
+    assert not valid.passed and valid.severity == dg.AssetCheckSeverity.ERROR
+    assert any("check_subject_sex" in text for text in valid.metadata["critical"].value)
+    assert storage.nwb_path(KEY).is_file()
+
+
+def test_a_session_linked_from_outside_the_raw_root_is_not_read(tmp_path):
+    outside = tmp_path / "elsewhere"
+    write_acquisition(outside / "10_00_00", AcquisitionSpec(scopes=[SCOPE], cameras=[]))
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "linked").symlink_to(outside)
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance, "linked", raise_on_error=False)
+    failure = result.failure_data_for_node("acquisition_metadata").error.cause
+    assert "resolves outside the raw root" in failure.message
+    assert not (tmp_path / "out" / "linked").exists()

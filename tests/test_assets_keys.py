@@ -1,0 +1,84 @@
+"""Partition keys <-> session folders: safe for the UI, reversible, never outside the raw root."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from miniscope_assets.keys import KEY_PATTERN, parsed_rel_path, partition_key
+from miniscope_assets.scan import find_sessions, session_folder
+
+SESSION_METADATA = {"miniscopes": ["Miniscope"], "cameras": [], "recordingStartTime": {}}
+
+
+def acquisition(folder: Path) -> Path:
+    """Just the session metaData.json: all that finding sessions reads."""
+    folder.mkdir(parents=True)
+    (folder / "metaData.json").write_text(json.dumps(SESSION_METADATA))
+    (folder / "Miniscope").mkdir()
+    (folder / "Miniscope" / "metaData.json").write_text('{"deviceType": "Miniscope_V4"}')
+    return folder
+
+
+def test_plain_paths_become_readable_keys_and_back():
+    rel = PurePosixPath("alice/exp-1/mouse.A/2024_01_15")
+    assert partition_key(rel) == "alice__exp-1__mouse.A__2024_01_15"
+    assert parsed_rel_path("alice__exp-1__mouse.A__2024_01_15") == rel
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["Mouse A/day 1", "a,b/c|d", "x__y/z", "trailing_/z", "dots.../z", "_hidden/z", "ü/z"],
+)
+def test_unsafe_paths_get_a_safe_hashed_key(rel):
+    key = partition_key(PurePosixPath(rel))
+    assert KEY_PATTERN.match(key) and "..." not in key
+    assert parsed_rel_path(key) != PurePosixPath(rel)
+
+
+def test_hashed_keys_differ_for_paths_with_the_same_slug():
+    keys = {partition_key(PurePosixPath(p)) for p in ["a b/c", "a,b/c", "a  b/c"]}
+    assert len(keys) == 3
+
+
+def test_long_paths_are_cut_to_the_key_limit():
+    key = partition_key(PurePosixPath("/".join(["folder"] * 40)))
+    assert KEY_PATTERN.match(key) and len(key) <= 200
+
+
+def test_sessions_are_the_parents_of_acquisition_folders(tmp_path):
+    raw = tmp_path / "raw"
+    acquisition(raw / "alice" / "2024_01_15" / "10_00_00")
+    acquisition(raw / "alice" / "2024_01_15" / "11_00_00")
+    acquisition(raw / "bob_10_00_00")  # an acquisition directly in the raw root is its session
+    acquisition(raw / ".trash" / "s" / "10_00_00")
+    acquisition(raw / "Mouse C" / "day 1" / "09_00_00")
+    found = find_sessions(raw)
+    hashed = partition_key(PurePosixPath("Mouse C/day 1"))
+    assert found == {
+        "alice__2024_01_15": (raw / "alice" / "2024_01_15").resolve(),
+        "bob_10_00_00": (raw / "bob_10_00_00").resolve(),
+        hashed: (raw / "Mouse C" / "day 1").resolve(),
+    }
+    assert session_folder(raw, hashed) == (raw / "Mouse C" / "day 1").resolve()
+
+
+def test_a_half_written_metadata_file_is_looked_at_later(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "s" / "10_00_00").mkdir(parents=True)
+    (raw / "s" / "10_00_00" / "metaData.json").write_text("")
+    assert find_sessions(raw) == {}
+
+
+def test_folders_outside_the_raw_root_are_never_used(tmp_path):
+    raw = tmp_path / "raw"
+    acquisition(tmp_path / "elsewhere" / "10_00_00")
+    raw.mkdir()
+    (raw / "linked").symlink_to(tmp_path / "elsewhere")
+    assert find_sessions(raw) == {}
+    with pytest.raises(PermissionError, match="outside the raw root"):
+        session_folder(raw, "linked")
+    with pytest.raises(LookupError):
+        session_folder(raw, "..__elsewhere")
