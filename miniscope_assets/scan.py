@@ -8,15 +8,11 @@ stays cheap enough for a sensor tick. A folder that resolves outside the raw roo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
-from miniscope_core.errors import MiniscopeFormatError
-from miniscope_core.session import is_device_metadata, is_session_metadata, read_json
+from miniscope_core.session import find_acquisition_folders
 
 from .keys import parsed_rel_path, partition_key
-
-_METADATA = "metaData.json"
 
 
 def is_inside(root: Path, folder: Path) -> bool:
@@ -24,31 +20,13 @@ def is_inside(root: Path, folder: Path) -> bool:
     return folder.resolve().is_relative_to(root.resolve())
 
 
-def _acquisition_folders(root: Path) -> list[Path]:
-    found = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if current == str(root) or _METADATA not in files:
-            continue
-        try:
-            metadata = read_json(Path(current) / _METADATA)
-        except MiniscopeFormatError:
-            dirs[:] = []  # still being written; looked at again on the next scan
-            continue
-        if is_session_metadata(metadata):
-            found.append(Path(current))
-            dirs[:] = []
-        elif is_device_metadata(metadata):
-            dirs[:] = []
-    return found
-
-
 def find_sessions(raw_root: Path) -> dict[str, Path]:
     """Session folders below `raw_root` by partition key; a session inside another is merged."""
     root = raw_root.resolve()
     if not root.is_dir():
         return {}
-    candidates = {a.parent if a.parent != root else a for a in _acquisition_folders(root)}
+    acquisitions = [f for f in find_acquisition_folders(root, skip_unreadable=True) if f != root]
+    candidates = {a.parent if a.parent != root else a for a in acquisitions}
     sessions = [
         folder
         for folder in sorted(candidates)

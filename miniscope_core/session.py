@@ -250,18 +250,30 @@ def _device_only_acquisition(folder: Path) -> Acquisition:
     )
 
 
-def _find_acquisition_folders(root: Path) -> list[Path]:
-    """Folders under `root` whose metaData.json is a session's (device folders are not entered)."""
+def find_acquisition_folders(root: Path, skip_unreadable: bool = False) -> list[Path]:
+    """Folders at or under `root` whose metaData.json is a session's.
+
+    Device folders and hidden folders (e.g. a copy in progress) are not entered. With
+    `skip_unreadable`, a metaData.json that does not parse yet (still being written) is passed
+    over instead of raising.
+    """
     found = []
     for current, dirs, files in os.walk(root):
-        dirs.sort()
-        if "metaData.json" in files:
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if "metaData.json" not in files:
+            continue
+        try:
             meta = read_json(Path(current) / "metaData.json")
-            if is_session_metadata(meta):
-                found.append(Path(current))
-                dirs[:] = []
-            elif is_device_metadata(meta):
-                dirs[:] = []
+        except MiniscopeFormatError:
+            if not skip_unreadable:
+                raise
+            dirs[:] = []
+            continue
+        if is_session_metadata(meta):
+            found.append(Path(current))
+            dirs[:] = []
+        elif is_device_metadata(meta):
+            dirs[:] = []
     return found
 
 
@@ -275,7 +287,7 @@ def discover(path: Path | str) -> Session:
         meta = read_json(meta_path)
         if is_device_metadata(meta) and not is_session_metadata(meta):
             return Session(root=root, acquisitions=(_device_only_acquisition(root),))
-    folders = _find_acquisition_folders(root)
+    folders = find_acquisition_folders(root)
     if not folders:
         raise MiniscopeFormatError(
             root, "holds no Miniscope acquisition (no session metaData.json below it)"

@@ -639,9 +639,7 @@ def write_demo_session(root: Path | str) -> Path:
         zero_quaternion_rows=[0, 1, 2],
         seed=7,
     )
-    camera = CameraSpec(
-        n_frames=300, height=120, width=160, frames_per_file=100, gaps={150: 1400.0}
-    )
+    camera = CameraSpec(n_frames=300, height=120, width=160, frames_per_file=100, gaps={150: 400.0})
     notes = [(1500, "baseline start"), (6000, "Miniscope,led0,55")]
     write_session(
         session, n_acquisitions=2, scope=scope, cameras=[camera], gap_s=120.0, notes=notes
