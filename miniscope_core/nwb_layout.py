@@ -242,7 +242,7 @@ class _Builder:
     def _device_description(self, recordings: list[Recording], stored: tuple[str, ...]) -> str:
         device = recordings[0].device
         text = f"{device.device_type} {device.name!r} recorded with the Miniscope DAQ software."
-        extra = _settings_text(device.settings, (*stored, "ROI") if "ROI" in stored else stored)
+        extra = _settings_text(device.settings, tuple(k for k in stored if k != "ROI"))
         if extra:
             text += f" Settings the ndx-miniscope schema has no field for: {extra}."
         normal = normalised_settings(device.settings)
@@ -255,7 +255,7 @@ class _Builder:
                 + ", ".join(f"{k}={r.device.settings.get(k)}" for k in differing)
                 for r in recordings
             )
-            text += f" Settings that differ between acquisitions (above: the first): {per}."
+            text += f" Settings that differ between acquisitions (fields hold the first's): {per}."
         return text
 
     def _add_image_series(self, recordings: list[Recording], name: str, plane: Any) -> None:

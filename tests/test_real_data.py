@@ -131,6 +131,12 @@ def test_real_session_converts_with_synthetic_videos(relative, tmp_path):
             if device.kind == "miniscope":
                 width, height = _frame_size(device.settings)
                 assert series.data.shape == (KEEP_ROWS, width, height)
+                scope = nwb.devices[name.removeprefix("OnePhotonSeries")]
+                assert scope.gain == str(device.settings["gain"])
+                assert f"ewl: {device.settings['ewl']}" in scope.description
+                if "ROI" in device.settings:
+                    assert list(scope.ROI[:]) == [height, width]
+                    assert "ROI.leftEdge: 0" in scope.description
 
 
 def test_real_unfinished_ffv1_video_decodes_its_89_frames(tmp_path):
