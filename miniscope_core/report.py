@@ -12,9 +12,8 @@ from .errors import MiniscopeFormatError
 from .orientation import read_head_orientation
 from .session import Acquisition, Device, discover
 from .settings import frame_rate_hz
-from .status import avi_finalised
 from .timestamps import measure_timing, read_timestamps
-from .video import count_frames
+from .video import avi_finalised, count_frames
 
 
 @dataclass

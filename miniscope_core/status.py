@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MiniscopeFormatError
 from .session import Session, discover
-
-_UNFINISHED_SIZES = {0, 0xFFFFFFFF}
+from .video import avi_finalised
 
 
 @dataclass(frozen=True)
@@ -47,16 +45,6 @@ def signature(folder: Path) -> Signature:
             n_bytes += stat.st_size
             newest = max(newest, stat.st_mtime_ns)
     return Signature(n_files, n_bytes, newest)
-
-
-def avi_finalised(path: Path) -> bool:
-    """True when the writer closed the file: its RIFF size was filled in at the end."""
-    with path.open("rb") as handle:
-        header = handle.read(12)
-    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"AVI ":
-        return False
-    (riff_size,) = struct.unpack("<I", header[4:8])
-    return riff_size not in _UNFINISHED_SIZES and riff_size + 8 <= path.stat().st_size
 
 
 def _incomplete_reason(session: Session) -> str:

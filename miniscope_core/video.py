@@ -7,6 +7,7 @@ and its last packet may be truncated, so only frames that decode are counted.
 from __future__ import annotations
 
 import re
+import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import imageio_ffmpeg
 import numpy as np
 
 from .errors import MiniscopeFormatError
+
+_UNFINISHED_SIZES = {0, 0xFFFFFFFF}  # RIFF sizes an interrupted AVI writer leaves
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,27 @@ def _last_line(error: BaseException | str) -> str:
     return lines[-1] if lines else "ffmpeg gave no reason"
 
 
+def avi_finalised(path: Path) -> bool:
+    """True when the writer closed the file: its RIFF size was filled in at the end."""
+    with path.open("rb") as handle:
+        header = handle.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"AVI ":
+        return False
+    (riff_size,) = struct.unpack("<I", header[4:8])
+    return riff_size not in _UNFINISHED_SIZES and riff_size + 8 <= path.stat().st_size
+
+
 def count_frames(path: Path) -> int:
-    """Frames that decode (0 for an empty file), without piping pixels into Python."""
+    """Frames in a video (0 for an empty file), without piping pixels into Python.
+
+    A finalised AVI holds one packet per frame, so its packets are counted without decoding
+    (fast); an unfinished one may end in a truncated packet, so it is decoded to count.
+    """
     if path.stat().st_size == 0:
         return 0
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
-    command += ["-map", "0:v:0", "-f", "null", "-", "-progress", "pipe:1", "-nostats"]
+    command += ["-map", "0:v:0"] + (["-c", "copy"] if avi_finalised(path) else [])
+    command += ["-f", "null", "-", "-progress", "pipe:1", "-nostats"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     counts = re.findall(r"^frame=(\d+)$", result.stdout, flags=re.MULTILINE)
     if not counts:

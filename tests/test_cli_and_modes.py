@@ -19,8 +19,9 @@ from miniscope_core import (
     session_from_files,
 )
 from miniscope_core.cli import main
-from miniscope_core.status import avi_finalised, folder_status
+from miniscope_core.status import folder_status
 from miniscope_core.synthetic import AcquisitionSpec, write_acquisition
+from miniscope_core.video import avi_finalised, count_frames
 
 
 def test_cli_convert_and_inspect(two_acquisitions, tmp_path, capsys):
@@ -134,3 +135,16 @@ def test_folder_signature_changes_when_a_file_grows(tmp_path):
     after = folder_status(truth.folder).signature
     assert after.n_bytes > before.n_bytes and after.newest_mtime_ns > before.newest_mtime_ns
     assert len(pd.read_csv(csv)) == 121
+
+
+def test_frame_counts_of_finished_and_unfinished_videos(tmp_path):
+    truth = _acquisition(tmp_path)
+    videos = truth.devices["Miniscope"].videos
+    assert [count_frames(v) for v in videos] == [50, 50, 20]
+    data = bytearray(videos[0].read_bytes())
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    unfinished = tmp_path / "unfinished.avi"
+    index = data.rfind(b"idx1")
+    unfinished.write_bytes(bytes(data[: index - 10]))  # interrupted: no index, last packet cut
+    assert not avi_finalised(unfinished)
+    assert count_frames(unfinished) == 49  # decoded: the cut packet does not count
