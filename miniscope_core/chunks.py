@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import h5py
@@ -34,7 +35,7 @@ DEFAULT_DEFLATER = Deflater()
 class ChunkFile:
     """What a chunk file holds and where it came from (to decide whether it is still current)."""
 
-    path: Path
+    path: Path | None  # None: counted and sized only (written straight into the NWB file)
     source: Path
     source_size: int
     source_mtime_ns: int
@@ -120,19 +121,76 @@ def _write_frames(
         compression="gzip",
         compression_opts=deflate.level,
     )
+    written, error = write_chunks(stream.frames, dataset, 0, deflate, workers, on_frame, grow=True)
+    dataset.resize(written, axis=0)
+    return written, error
+
+
+def write_chunks(
+    frames: Iterator[np.ndarray],
+    dataset: h5py.Dataset,
+    offset: int,
+    deflate: Deflater,
+    workers: int | None,
+    on_frame: Callable[[int], None] | None,
+    grow: bool = False,
+) -> tuple[int, str]:
+    """Deflate `frames` into `dataset` from row `offset`, one chunk per frame.
+
+    Returns (frames written, decoding error); frames decoded before an error are kept.
+    """
+    zeros = (0,) * (dataset.ndim - 1)
     written, error = 0, ""
     try:
-        for index, chunk in _compressed(stream.frames, deflate, workers):
-            if index >= dataset.shape[0]:
-                dataset.resize(index + _GROW, axis=0)
-            dataset.id.write_direct_chunk((index, *(0,) * len(shape)), chunk)
+        for index, chunk in _compressed(frames, deflate, workers):
+            row = offset + index
+            if grow and row >= dataset.shape[0]:
+                dataset.resize(row + _GROW, axis=0)
+            dataset.id.write_direct_chunk((row, *zeros), chunk)
             written = index + 1
             if on_frame:
                 on_frame(1)
     except MiniscopeFormatError as failure:
         error = failure.problem
-    dataset.resize(written, axis=0)
     return written, error
+
+
+def encode_into(
+    source: ChunkFile,
+    dataset: h5py.Dataset,
+    offset: int,
+    n_frames: int,
+    deflate: Deflater,
+    workers: int | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Decode the first `n_frames` of `source` straight into `dataset[offset:]`; frames written."""
+    if n_frames == 0:
+        return 0
+    stream = open_video(source.source, color=len(source.frame_shape) == 3)
+    try:
+        frames = islice(stream.frames, n_frames)
+        written, _ = write_chunks(frames, dataset, offset, deflate, workers, on_frame)
+    finally:
+        stream.frames.close()
+    return written
+
+
+def probe_video(source: Path, color: bool, pixels: bool, deflater: Deflater) -> ChunkFile:
+    """Frame count (packets of a finalised AVI) and frame size, without decoding the frames."""
+    stat = source.stat()
+    n_frames, shape, error = 0, (), ""
+    try:
+        n_frames = count_frames(source)
+        if pixels and n_frames:
+            stream = open_video(source, color=color)
+            stream.frames.close()
+            shape = (stream.width, stream.height, 3) if color else (stream.width, stream.height)
+    except MiniscopeFormatError as failure:
+        error = failure.problem
+    if stat.st_size == 0:
+        error = "the file is empty (0 bytes)"
+    return ChunkFile(None, source, stat.st_size, stat.st_mtime_ns, n_frames, shape, deflater, error)
 
 
 def _compressed(
@@ -184,7 +242,7 @@ def read_chunk_file(path: Path) -> ChunkFile:
 
 def copy_chunks(source: ChunkFile, target: h5py.Dataset, offset: int, n_frames: int) -> None:
     """Copy the first `n_frames` compressed frames of `source` to `target[offset:]` as bytes."""
-    if n_frames == 0:
+    if n_frames == 0 or source.path is None:
         return
     zeros = (0,) * len(source.frame_shape)
     with h5py.File(source.path, "r") as h5:

@@ -18,11 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .chunks import ChunkFile, encode_video, read_chunk_file
+import h5py
+
+from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chunk_file
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, MiniscopeWarning
-from .nwb_layout import LayoutOptions, SessionClock, build_layout
-from .nwb_writer import write_nwb
+from .nwb_layout import Fill, LayoutOptions, SessionClock, build_layout
+from .nwb_writer import Filler, copy_fill, write_nwb
 from .recordings import Recording, session_recordings
 from .session import Device, Session, discover
 from .timestamps import read_timestamps
@@ -159,6 +161,43 @@ def _as_datetime(value: Any) -> datetime:
     return moment
 
 
+class _Shortfall(Exception):
+    """A video decoded to fewer frames than its packets promised: take the staged path."""
+
+
+def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, ChunkFile]:
+    """Frame counts and sizes of every video, from packets and headers (no decoding)."""
+    return {
+        video: probe_video(
+            video, device.kind == "camera", _needs_pixels(device, options), options.deflater
+        )
+        for acquisition in session.acquisitions
+        for device in acquisition.devices
+        for video in device.videos
+    }
+
+
+def _direct_fill(options: ConversionOptions, on_frame: Progress | None) -> Filler:
+    def fill(dataset: h5py.Dataset, part: Fill) -> None:
+        written = encode_into(
+            part.chunk_file, dataset, part.offset, part.n_frames, options.deflater,
+            options.workers, on_frame,
+        )  # fmt: skip
+        if written < part.n_frames:
+            raise _Shortfall(part.chunk_file.source)
+
+    return fill
+
+
+def _copy_fill(on_frames: Progress | None) -> Filler:
+    def fill(dataset: h5py.Dataset, part: Fill) -> None:
+        copy_fill(dataset, part)
+        if on_frames:
+            on_frames(part.n_frames)
+
+    return fill
+
+
 def assemble(
     session: Session,
     videos: dict[Path, ChunkFile],
@@ -166,8 +205,13 @@ def assemble(
     options: ConversionOptions = ConversionOptions(),
     metadata: dict[str, Any] | None = None,
     on_frames: Progress | None = None,
+    fill: Filler | None = None,
 ) -> tuple[dict[str, int], int]:
-    """Write the NWB file from chunk files; returns (frames per series, dropped frames)."""
+    """Write the NWB file; returns (frames per series, dropped frames).
+
+    By default the datasets are filled by copying the videos' chunk files; `fill` may instead
+    write them some other way (the one-process path decodes straight into them).
+    """
     metadata = metadata if metadata is not None else session_metadata(session)
     recordings = session_recordings(session, videos, options.strict)
     clock = session_clock(session, recordings, metadata)
@@ -177,13 +221,43 @@ def assemble(
         compression_level=options.compression_level,
     )
     layout = build_layout(recordings, metadata, clock, output, layout_options)
-    write_nwb(layout, output, on_frames)
+    write_nwb(layout, output, fill or _copy_fill(on_frames))
     series: dict[str, int] = {}
-    for fill in layout.fills:
-        name = fill.dataset_path.split("/")[1]
-        series[name] = series.get(name, 0) + fill.n_frames
+    for part in layout.fills:
+        name = part.dataset_path.split("/")[1]
+        series[name] = series.get(name, 0) + part.n_frames
     dropped = sum(r.timing.dropped_frames for r in recordings)
     return series, dropped
+
+
+def _staged(
+    session: Session,
+    output: Path,
+    options: ConversionOptions,
+    metadata: dict[str, Any],
+    work_dir: Path,
+    progress: Callable[[int, int], Progress] | None,
+) -> tuple[dict[str, int], int]:
+    """Chunk files first (kept in `work_dir` for re-runs), then the NWB file copies them."""
+    total = expected_frames(session, options)
+    videos = encode_videos(session, work_dir, options, progress(total, 0) if progress else None)
+    on_copy = progress(total, 1) if progress else None
+    return assemble(session, videos, output, options, metadata, on_copy)
+
+
+def _direct(
+    session: Session,
+    output: Path,
+    options: ConversionOptions,
+    metadata: dict[str, Any],
+    progress: Callable[[int, int], Progress] | None,
+) -> tuple[dict[str, int], int]:
+    """Frames decoded and deflated straight into the NWB datasets: no chunk file is written."""
+    on_frame = progress(expected_frames(session, options), 0) if progress else None
+    videos = probe_videos(session, options)
+    return assemble(
+        session, videos, output, options, metadata, fill=_direct_fill(options, on_frame)
+    )
 
 
 def convert_session(
@@ -197,28 +271,29 @@ def convert_session(
 ) -> ConversionResult:
     """Convert one session (a folder, or a `Session` from `session_from_files`) to one NWB file.
 
-    Frames stream through in bounded memory whatever the session length.
-
-    `progress(total_frames, stage_index)` may return a per-frame callback (e.g. a tqdm update).
-    Chunk files go to `work_dir` (kept, for incremental re-runs) or to a temporary folder next
-    to the output that is removed afterwards.
+    Frames stream through in bounded memory whatever the session length. Without `work_dir`
+    they are decoded straight into the NWB file; with it, chunk files are kept there so that a
+    re-run after a new acquisition decodes only the new videos. `progress(total_frames, stage)`
+    may return a per-frame callback (e.g. a tqdm update).
     """
     began = time.perf_counter()
     output = Path(output)
     session = path if isinstance(path, Session) else discover(path)
     merged = session_metadata(session, metadata, metadata_path)
-    scratch = Path(work_dir) if work_dir else output.with_name(output.name + ".chunks")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            total = expected_frames(session, options)
-            on_frame = progress(total, 0) if progress else None
-            videos = encode_videos(session, scratch, options, on_frame)
-            on_copy = progress(total, 1) if progress else None
-            series, dropped = assemble(session, videos, output, options, merged, on_copy)
-        finally:
-            if work_dir is None:
-                shutil.rmtree(scratch, ignore_errors=True)
+        if work_dir is not None:
+            series, dropped = _staged(session, output, options, merged, Path(work_dir), progress)
+        else:
+            try:
+                series, dropped = _direct(session, output, options, merged, progress)
+            except _Shortfall:
+                del caught[:]
+                scratch = output.with_name(output.name + ".chunks")
+                try:
+                    series, dropped = _staged(session, output, options, merged, scratch, progress)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return ConversionResult(

@@ -1,4 +1,4 @@
-"""Write a Layout to disk: pynwb writes the structure, then chunks are copied in as bytes.
+"""Write a Layout to disk: pynwb writes the structure, then each empty dataset is filled.
 
 The file is written under a temporary name and renamed only once complete, so a reader (or the
 Dagster UI) never sees a half-written NWB file where a finished one belongs.
@@ -15,11 +15,18 @@ import h5py
 from pynwb import NWBHDF5IO
 
 from .chunks import copy_chunks
-from .nwb_layout import Layout
+from .nwb_layout import Fill, Layout
+
+Filler = Callable[[h5py.Dataset, Fill], None]
 
 
-def write_nwb(layout: Layout, output: Path, on_frames: Callable[[int], None] | None = None) -> Path:
-    """Write `layout` to `output` atomically; returns `output`."""
+def copy_fill(dataset: h5py.Dataset, fill: Fill) -> None:
+    """Fill from the fill's chunk file, byte for byte (the staged path)."""
+    copy_chunks(fill.chunk_file, dataset, fill.offset, fill.n_frames)
+
+
+def write_nwb(layout: Layout, output: Path, fill: Filler = copy_fill) -> Path:
+    """Write `layout` to `output` atomically, each empty dataset completed by `fill`."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     try:
@@ -28,10 +35,8 @@ def write_nwb(layout: Layout, output: Path, on_frames: Callable[[int], None] | N
             with NWBHDF5IO(partial, mode="w") as io:
                 io.write(layout.nwbfile)
         with h5py.File(partial, "r+") as h5:
-            for fill in layout.fills:
-                copy_chunks(fill.chunk_file, h5[fill.dataset_path], fill.offset, fill.n_frames)
-                if on_frames:
-                    on_frames(fill.n_frames)
+            for part in layout.fills:
+                fill(h5[part.dataset_path], part)
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)

@@ -175,7 +175,16 @@ def test_metadata_file_and_best_practices(two_acquisitions, tmp_path):
         assert "ewl: -15" in device.description
 
 
-def test_nothing_half_written_and_raw_untouched(two_acquisitions, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("target", "work_dir"),
+    [
+        ("miniscope_core.chunks.write_chunks", False),
+        ("miniscope_core.nwb_writer.copy_chunks", True),
+    ],
+)
+def test_nothing_half_written_and_raw_untouched(
+    two_acquisitions, tmp_path, monkeypatch, target, work_dir
+):
     root, _ = two_acquisitions
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     out = tmp_path / "out.nwb"
@@ -183,11 +192,29 @@ def test_nothing_half_written_and_raw_untouched(two_acquisitions, tmp_path, monk
     def fail(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("miniscope_core.nwb_writer.copy_chunks", fail)
+    monkeypatch.setattr(target, fail)
     with pytest.raises(OSError, match="disk full"):
-        convert_session(root, out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["session"]
+        convert_session(root, out, work_dir=tmp_path / "work" if work_dir else None)
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not (tmp_path / "out.nwb.chunks").exists()
     assert before == {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_fewer_decodable_frames_than_packets_falls_back_to_staged(
+    two_acquisitions, tmp_path, monkeypatch
+):
+    """Counting packets is only a plan; frames that do not decode must not leave empty chunks."""
+    from miniscope_core import chunks
+
+    root, truths = two_acquisitions
+    real = chunks.count_frames
+    monkeypatch.setattr(chunks, "count_frames", lambda path: real(path) + 1)
+    out = tmp_path / "out.nwb"
+    result = convert_session(root, out)
+    assert result.series_frames == {"OnePhotonSeriesMiniscope": 240}
+    with read_nwb(out) as nwb:
+        data = nwb.acquisition["OnePhotonSeriesMiniscope"].data[:]
+        np.testing.assert_array_equal(data, _expected_frames(truths))
 
 
 def test_new_acquisition_reuses_chunk_files(tmp_path):
