@@ -24,7 +24,7 @@ import numpy as np
 
 from .deflate import Deflater
 from .errors import MiniscopeFormatError
-from .video import count_frames, open_video
+from .video import avi_frame_size, count_frames, open_video
 
 DATASET = "frames"
 _GROW = 512  # frames added to the dataset extent at a time
@@ -183,14 +183,19 @@ def probe_video(source: Path, color: bool, pixels: bool, deflater: Deflater) -> 
     try:
         n_frames = count_frames(source)
         if pixels and n_frames:
-            stream = open_video(source, color=color)
-            stream.frames.close()
-            shape = (stream.width, stream.height, 3) if color else (stream.width, stream.height)
+            size = avi_frame_size(source) or _decoded_size(source, color)
+            shape = (*size, 3) if color else size
     except MiniscopeFormatError as failure:
         error = failure.problem
     if stat.st_size == 0:
         error = "the file is empty (0 bytes)"
     return ChunkFile(None, source, stat.st_size, stat.st_mtime_ns, n_frames, shape, deflater, error)
+
+
+def _decoded_size(source: Path, color: bool) -> tuple[int, int]:
+    stream = open_video(source, color=color)
+    stream.frames.close()
+    return stream.width, stream.height
 
 
 def _compressed(

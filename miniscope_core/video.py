@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import struct
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Full, Queue
 
 import imageio_ffmpeg
 import numpy as np
@@ -19,6 +21,9 @@ import numpy as np
 from .errors import MiniscopeFormatError
 
 _UNFINISHED_SIZES = {0, 0xFFFFFFFF}  # RIFF sizes an interrupted AVI writer leaves
+_END = object()  # end of a read-ahead stream
+READ_AHEAD = 8  # decoded frames buffered ahead of the consumer
+_HEADER_BYTES = 65536  # the AVI header list, with its stream format, sits at the start
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def open_video(path: Path, color: bool = False) -> VideoStream:
         width=width,
         height=height,
         codec=str(info.get("codec", "unknown")),
-        frames=_frames(reader, shape, path),
+        frames=_read_ahead(_frames(reader, shape, path)),
     )
 
 
@@ -62,6 +67,49 @@ def _frames(reader: Iterator[bytes], shape: tuple[int, ...], path: Path) -> Iter
         raise MiniscopeFormatError(path, f"decoding failed: {_last_line(error)}") from error
     finally:
         reader.close()
+
+
+def _read_ahead(frames: Iterator[np.ndarray], depth: int = READ_AHEAD) -> Iterator[np.ndarray]:
+    """`frames`, pulled from ffmpeg's pipe by a thread while the consumer works.
+
+    The pipe holds less than one frame, so without this ffmpeg stops decoding whenever the
+    consumer is busy (compressing, writing chunks); `depth` frames bound the memory it takes.
+    """
+    queue: Queue[object] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for frame in frames:
+                if not _offer(queue, frame, stop):
+                    return
+            _offer(queue, _END, stop)
+        except MiniscopeFormatError as error:
+            _offer(queue, error, stop)
+        finally:
+            frames.close()
+
+    thread = threading.Thread(target=pump, name="ffmpeg-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not _END:
+            if isinstance(item, MiniscopeFormatError):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _offer(queue: Queue[object], item: object, stop: threading.Event) -> bool:
+    """Put `item` unless the consumer has stopped; False when it has."""
+    while not stop.is_set():
+        try:
+            queue.put(item, timeout=0.1)
+            return True
+        except Full:
+            continue
+    return False
 
 
 def _last_line(error: BaseException | str) -> str:
@@ -77,6 +125,17 @@ def avi_finalised(path: Path) -> bool:
         return False
     (riff_size,) = struct.unpack("<I", header[4:8])
     return riff_size not in _UNFINISHED_SIZES and riff_size + 8 <= path.stat().st_size
+
+
+def avi_frame_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the AVI's video format header, without starting a decoder."""
+    with path.open("rb") as handle:
+        header = handle.read(_HEADER_BYTES)
+    at = header.find(b"strf")
+    if header[:4] != b"RIFF" or at < 0 or len(header) < at + 20:
+        return None
+    width, height = struct.unpack("<ii", header[at + 12 : at + 20])
+    return (width, abs(height)) if width > 0 and height else None
 
 
 def count_frames(path: Path) -> int:

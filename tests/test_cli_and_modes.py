@@ -21,7 +21,7 @@ from miniscope_core import (
 from miniscope_core.cli import main
 from miniscope_core.status import folder_status
 from miniscope_core.synthetic import AcquisitionSpec, write_acquisition
-from miniscope_core.video import avi_finalised, count_frames
+from miniscope_core.video import avi_finalised, avi_frame_size, count_frames
 
 
 def test_cli_convert_and_inspect(two_acquisitions, tmp_path, capsys):
@@ -141,6 +141,7 @@ def test_frame_counts_of_finished_and_unfinished_videos(tmp_path):
     truth = _acquisition(tmp_path)
     videos = truth.devices["Miniscope"].videos
     assert [count_frames(v) for v in videos] == [50, 50, 20]
+    assert avi_frame_size(videos[0]) == (64, 48)  # width, height: read from the header
     data = bytearray(videos[0].read_bytes())
     data[4:8] = struct.pack("<I", 0xFFFFFFFF)
     unfinished = tmp_path / "unfinished.avi"
