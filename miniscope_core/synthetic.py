@@ -375,10 +375,6 @@ class DeviceTruth:
     quaternions: np.ndarray | None  # (n, 4) w, x, y, z exactly as printed; zeros = no sample
     videos: tuple[Path, ...]
 
-    @property
-    def is_miniscope(self) -> bool:
-        return isinstance(self.spec, ScopeSpec)
-
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Saved frames start .. stop - 1 as they were encoded (MJPG decodes only close to them)."""
         spec = self.spec
