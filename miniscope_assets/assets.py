@@ -34,7 +34,13 @@ from .outputs import write_bytes, write_csv, write_json
 from .partitions import GROUP, raw_session, sessions
 from .quality import frame_counts, validate_nwb
 from .resources import MiniscopeStorage
-from .summaries import describe_session, device_rows, miniscope_totals, session_timings
+from .summaries import (
+    describe_session,
+    device_rows,
+    miniscope_totals,
+    recording_timings,
+    session_timings,
+)
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"
@@ -177,17 +183,15 @@ def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chunks = encode_videos(session, storage.chunks_dir(key), storage.options())
-        series, dropped_all = assemble(
-            session, chunks, path, storage.options(), storage.nwb_metadata(session)
-        )
+        done = assemble(session, chunks, path, storage.options(), storage.nwb_metadata(session))
     seconds = time.perf_counter() - began
     notes = [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]
     for note in notes:
         context.log.warning(note)
-    counts = frame_counts(session, chunks, path)
+    counts = frame_counts(done.recordings, path)
     if not storage.keep_chunks:
         shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
-    totals = miniscope_totals(session_timings(session))
+    totals = miniscope_totals(recording_timings(done.recordings))
     size = path.stat().st_size
     previews = {p.stem: p.read_bytes() for p in sorted(storage.previews_dir(key).glob("*.png"))}
     return dg.MaterializeResult(
@@ -197,9 +201,9 @@ def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg
             "size_bytes": size,
             "size_mb": round(size / 1e6, 3),
             **totals.metadata(),
-            "frames": sum(series.values()),
-            "series_frames": series,
-            "dropped_frames_all_devices": dropped_all,
+            "frames": sum(done.series_frames.values()),
+            "series_frames": done.series_frames,
+            "dropped_frames_all_devices": done.dropped_frames,
             "seconds": round(seconds, 2),
             "warnings": notes,
             "preview": images(previews),

@@ -13,10 +13,8 @@ import h5py
 import pynwb
 from nwbinspector import Importance, inspect_nwbfile
 
-from miniscope_core.chunks import ChunkFile
 from miniscope_core.nwb_layout import camel
-from miniscope_core.session import Session
-from miniscope_core.timestamps import read_timestamps
+from miniscope_core.recordings import Recording
 
 
 @dataclass(frozen=True)
@@ -63,19 +61,16 @@ class FrameCount:
         return self.nwb == min(self.decoded, self.timestamps)
 
 
-def frame_counts(
-    session: Session, videos: dict[Path, ChunkFile], nwb_path: Path
-) -> list[FrameCount]:
-    """Per Miniscope: decoded frames, timeStamps.csv rows and frames in its NWB series."""
+def frame_counts(recordings: list[Recording], nwb_path: Path) -> list[FrameCount]:
+    """Per Miniscope: decoded frames, timestamp rows and frames in its NWB series."""
     counts = []
     with h5py.File(nwb_path, "r") as nwb:
-        for name in session.device_names("miniscope"):
-            decoded = rows = 0
-            for device in (d for a in session.acquisitions for d in a.devices if d.name == name):
-                frames = sum(videos[video].n_frames for video in device.videos)
-                decoded += frames
-                path = device.timestamps_path
-                rows += len(read_timestamps(path)) if path else frames  # untimed: one per frame
+        for name in dict.fromkeys(
+            r.device.name for r in recordings if r.device.kind == "miniscope"
+        ):
+            mine = [r for r in recordings if r.device.name == name]
+            decoded = sum(video.n_frames for r in mine for video in r.videos)
+            rows = sum(len(r.table) for r in mine)  # untimed devices: one row per frame
             series = nwb.get(f"acquisition/OnePhotonSeries{camel(name)}/data")
             counts.append(FrameCount(name, decoded, rows, 0 if series is None else series.shape[0]))
     return counts

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from miniscope_core.recordings import Recording
 from miniscope_core.session import Device, Session
 from miniscope_core.timestamps import Timing, measure_timing, read_timestamps
 
@@ -123,6 +124,15 @@ class DeviceTiming:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def recording_timings(recordings: list[Recording]) -> list[DeviceTiming]:
+    """The timings the conversion already measured, for devices with a timeStamps.csv."""
+    return [
+        DeviceTiming(r.acquisition.label, r.device, r.table, r.timing)
+        for r in recordings
+        if r.device.timestamps_path is not None
+    ]
 
 
 def session_timings(session: Session) -> list[DeviceTiming]:

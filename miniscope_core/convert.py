@@ -62,6 +62,18 @@ class ConversionResult:
         return sum(self.series_frames.values())
 
 
+@dataclass(frozen=True)
+class Assembly:
+    """An NWB file just written: frames per image series, and the recordings it was built from."""
+
+    series_frames: dict[str, int]
+    recordings: list[Recording]
+
+    @property
+    def dropped_frames(self) -> int:
+        return sum(r.timing.dropped_frames for r in self.recordings)
+
+
 Progress = Callable[[int], None]
 
 
@@ -206,8 +218,8 @@ def assemble(
     metadata: dict[str, Any] | None = None,
     on_frames: Progress | None = None,
     fill: Filler | None = None,
-) -> tuple[dict[str, int], int]:
-    """Write the NWB file; returns (frames per series, dropped frames).
+) -> Assembly:
+    """Write the NWB file; returns what went in (no caller needs to re-read the recording).
 
     By default the datasets are filled by copying the videos' chunk files; `fill` may instead
     write them some other way (the one-process path decodes straight into them).
@@ -226,8 +238,7 @@ def assemble(
     for part in layout.fills:
         name = part.dataset_path.split("/")[1]
         series[name] = series.get(name, 0) + part.n_frames
-    dropped = sum(r.timing.dropped_frames for r in recordings)
-    return series, dropped
+    return Assembly(series, recordings)
 
 
 def _staged(
@@ -237,7 +248,7 @@ def _staged(
     metadata: dict[str, Any],
     work_dir: Path,
     progress: Callable[[int, int], Progress] | None,
-) -> tuple[dict[str, int], int]:
+) -> Assembly:
     """Chunk files first (kept in `work_dir` for re-runs), then the NWB file copies them."""
     total = expected_frames(session, options)
     videos = encode_videos(session, work_dir, options, progress(total, 0) if progress else None)
@@ -251,10 +262,11 @@ def _direct(
     options: ConversionOptions,
     metadata: dict[str, Any],
     progress: Callable[[int, int], Progress] | None,
-) -> tuple[dict[str, int], int]:
+) -> Assembly:
     """Frames decoded and deflated straight into the NWB datasets: no chunk file is written."""
-    on_frame = progress(expected_frames(session, options), 0) if progress else None
     videos = probe_videos(session, options)
+    total = sum(video.n_frames for video in videos.values() if video.frame_shape)
+    on_frame = progress(total, 0) if progress else None
     return assemble(
         session, videos, output, options, metadata, fill=_direct_fill(options, on_frame)
     )
@@ -283,23 +295,23 @@ def convert_session(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if work_dir is not None:
-            series, dropped = _staged(session, output, options, merged, Path(work_dir), progress)
+            done = _staged(session, output, options, merged, Path(work_dir), progress)
         else:
             try:
-                series, dropped = _direct(session, output, options, merged, progress)
+                done = _direct(session, output, options, merged, progress)
             except _Shortfall:
                 del caught[:]
                 scratch = output.with_name(output.name + ".chunks")
                 try:
-                    series, dropped = _staged(session, output, options, merged, scratch, progress)
+                    done = _staged(session, output, options, merged, scratch, progress)
                 finally:
                     shutil.rmtree(scratch, ignore_errors=True)
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return ConversionResult(
         output=output,
-        series_frames=series,
-        dropped_frames=dropped,
+        series_frames=done.series_frames,
+        dropped_frames=done.dropped_frames,
         seconds=time.perf_counter() - began,
         warnings=[str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)],
     )
