@@ -136,8 +136,8 @@ def _current_chunk_file(
         existing = read_chunk_file(target)
     except (MiniscopeFormatError, KeyError):
         return None
-    has_pixels = bool(existing.frame_shape) or existing.n_frames == 0
-    if existing.is_current_for(video, options.deflater) and has_pixels >= pixels:
+    missing_pixels = pixels and not existing.frame_shape and existing.n_frames > 0
+    if existing.is_current_for(video, options.deflater) and not missing_pixels:
         return existing
     return None
 

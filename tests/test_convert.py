@@ -266,3 +266,17 @@ def test_camera_only_gap_does_not_shift_scope(tmp_path):
         s = nwb.acquisition["OnePhotonSeriesMiniscope"].timestamps[:]
         c = nwb.acquisition["ImageSeriesBehavCam2"].timestamps[:]
         assert s[0] - c[0] == pytest.approx((scope_ms[0] - cam_ms[0]) / 1000.0)
+
+
+def test_counted_only_camera_chunks_are_decoded_when_embedding_later(two_acquisitions, tmp_path):
+    root, truths = two_acquisitions
+    work = tmp_path / "work"
+    convert_session(root, tmp_path / "linked.nwb", work_dir=work)
+    out = tmp_path / "embedded.nwb"
+    convert_session(root, out, ConversionOptions(embed_cameras=True), work_dir=work)
+    video = truths[1].devices["BehavCam_2"].videos[-1]
+    last = np.stack([f.swapaxes(0, 1) for f in open_video(video, color=True).frames])
+    with read_nwb(out) as nwb:
+        data = nwb.acquisition["ImageSeriesBehavCam2"].data
+        assert data.shape == (180, 32, 24, 3)
+        np.testing.assert_array_equal(data[-len(last) :], last)
