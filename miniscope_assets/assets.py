@@ -20,7 +20,8 @@ from miniscope_core.chunks import ChunkFile
 from miniscope_core.convert import assemble, encode_videos
 from miniscope_core.errors import MiniscopeWarning
 from miniscope_core.preview import chunk_file_preview
-from miniscope_core.session import Session, discover
+from miniscope_core.collection import discover
+from miniscope_core.session import Session
 
 from .checks import (
     NWB_CHECKS,

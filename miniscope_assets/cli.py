@@ -26,7 +26,7 @@ from miniscope_core.status import folder_status, signature
 from miniscope_core.synthetic import write_demo_session
 
 from .assets import CONVERSION_ASSETS
-from .keys import partition_key
+from miniscope_core.keys import partition_key
 from .partitions import raw_session
 from .registry import raw_metadata, register
 from .remote import Server, ServerError

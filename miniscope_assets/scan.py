@@ -1,18 +1,16 @@
-"""Find session folders under the raw root, and map a partition key back to its folder.
+"""Map the library's sessions under the raw root to partition keys, and a key back to its folder.
 
-A session is the folder that holds acquisition folders (the parent of each folder whose
-metaData.json is a DAQ session's), so a new acquisition lands in an existing session. The walk
-never follows symbolic links, skips hidden folders and does not enter acquisition folders: it
-stays cheap enough for a sensor tick. A folder that resolves outside the raw root is never used.
+What a session is comes from `miniscope_core` (the same rule the command line uses); the walk
+never follows symbolic links and skips hidden folders. A folder that resolves outside the raw
+root is never used.
 """
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from miniscope_core.session import find_acquisition_folders
-
-from .keys import parsed_rel_path, partition_key
+from miniscope_core import session_names
+from miniscope_core.keys import parsed_rel_path
 
 
 def is_inside(root: Path, folder: Path) -> bool:
@@ -21,18 +19,12 @@ def is_inside(root: Path, folder: Path) -> bool:
 
 
 def find_sessions(raw_root: Path) -> dict[str, Path]:
-    """Session folders below `raw_root` by partition key; a session inside another is merged."""
+    """Session folders below `raw_root` by partition key (a metaData.json still being written
+    is looked at again on a later tick)."""
     root = raw_root.resolve()
     if not root.is_dir():
         return {}
-    acquisitions = [f for f in find_acquisition_folders(root, skip_unreadable=True) if f != root]
-    candidates = {a.parent if a.parent != root else a for a in acquisitions}
-    sessions = [
-        folder
-        for folder in sorted(candidates)
-        if not any(other in folder.parents for other in candidates)
-    ]
-    return {partition_key(PurePosixPath(f.relative_to(root).as_posix())): f for f in sessions}
+    return session_names(root, skip_unreadable=True)
 
 
 def session_folder(raw_root: Path, key: str) -> Path:

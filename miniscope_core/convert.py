@@ -26,7 +26,8 @@ from .errors import MiniscopeFormatError, MiniscopeWarning
 from .nwb_layout import Fill, LayoutOptions, SessionClock, build_layout
 from .nwb_writer import Filler, copy_fill, write_nwb
 from .recordings import Recording, session_recordings
-from .session import Device, Session, discover
+from .collection import discover
+from .session import Device, Session
 from .timestamps import read_timestamps
 from .user_metadata import session_metadata
 

@@ -10,7 +10,8 @@ from typing import Any
 from .alignment import align_frames, daq_layout
 from .errors import MiniscopeFormatError
 from .orientation import read_head_orientation
-from .session import Acquisition, Device, discover
+from .collection import discover
+from .session import Acquisition, Device
 from .settings import frame_rate_hz
 from .timestamps import measure_timing, read_timestamps
 from .video import avi_finalised, count_frames

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MiniscopeFormatError
-from .session import Session, discover
+from .collection import discover
+from .session import Session
 from .video import avi_finalised
 
 

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from miniscope_assets.keys import KEY_PATTERN, parsed_rel_path, partition_key
+from miniscope_core.keys import KEY_PATTERN, parsed_rel_path, partition_key
 from miniscope_assets.scan import find_sessions, session_folder
 
 SESSION_METADATA = {"miniscopes": ["Miniscope"], "cameras": [], "recordingStartTime": {}}
@@ -52,17 +52,18 @@ def test_sessions_are_the_parents_of_acquisition_folders(tmp_path):
     raw = tmp_path / "raw"
     acquisition(raw / "alice" / "2024_01_15" / "10_00_00")
     acquisition(raw / "alice" / "2024_01_15" / "11_00_00")
-    acquisition(raw / "bob_10_00_00")  # an acquisition directly in the raw root is its session
+    acquisition(raw / "bob_10_00_00")  # directly in the raw root: the root is that session
     acquisition(raw / ".trash" / "s" / "10_00_00")
     acquisition(raw / "Mouse C" / "day 1" / "09_00_00")
     found = find_sessions(raw)
     hashed = partition_key(PurePosixPath("Mouse C/day 1"))
     assert found == {
         "alice__2024_01_15": (raw / "alice" / "2024_01_15").resolve(),
-        "bob_10_00_00": (raw / "bob_10_00_00").resolve(),
+        "raw": raw.resolve(),
         hashed: (raw / "Mouse C" / "day 1").resolve(),
     }
     assert session_folder(raw, hashed) == (raw / "Mouse C" / "day 1").resolve()
+    assert session_folder(raw, "raw") == raw.resolve()
 
 
 def test_a_half_written_metadata_file_is_looked_at_later(tmp_path):

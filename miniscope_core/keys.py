@@ -1,4 +1,7 @@
-"""Partition keys for session folders: readable, safe in the Dagster UI, and reversible.
+"""Names for session folders: readable, safe as file names and in the Dagster UI, reversible.
+
+The same name is a session's Dagster partition key and its file name under
+`miniscope-nwb convert COLLECTION --output-dir DIR`, so both tools name a session alike.
 
 A key is the folder's path relative to the raw root with its parts joined by "__"
 (`alice/exp1/2024_01_15` -> `alice__exp1__2024_01_15`). Dagster stores any dynamic key, but
