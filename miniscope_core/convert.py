@@ -21,12 +21,12 @@ from typing import Any
 import h5py
 
 from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chunk_file
+from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, MiniscopeWarning
 from .nwb_layout import Fill, LayoutOptions, SessionClock, build_layout
 from .nwb_writer import Filler, copy_fill, write_nwb
 from .recordings import Recording, session_recordings
-from .collection import discover
 from .session import Device, Session
 from .timestamps import read_timestamps
 from .user_metadata import session_metadata

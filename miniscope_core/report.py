@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .alignment import align_frames, daq_layout
+from .collection import discover
 from .errors import MiniscopeFormatError
 from .orientation import read_head_orientation
-from .collection import discover
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
 from .timestamps import measure_timing, read_timestamps

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MiniscopeFormatError
 from .collection import discover
+from .errors import MiniscopeFormatError
 from .session import Session
 from .video import avi_finalised
 

@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from miniscope_core.keys import KEY_PATTERN, parsed_rel_path, partition_key
 from miniscope_assets.scan import find_sessions, session_folder
+from miniscope_core.keys import KEY_PATTERN, parsed_rel_path, partition_key
 
 SESSION_METADATA = {"miniscopes": ["Miniscope"], "cameras": [], "recordingStartTime": {}}
 
