@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from miniscope_core.atomic import write_bytes, write_csv, write_json
 from miniscope_core.chunks import ChunkFile
 from miniscope_core.convert import assemble, encode_videos
 from miniscope_core.errors import MiniscopeWarning
@@ -31,7 +32,6 @@ from .checks import (
     nwb_valid,
     timestamps_increase,
 )
-from .outputs import write_bytes, write_csv, write_json
 from .partitions import GROUP, raw_session, sessions
 from .quality import frame_counts, validate_nwb
 from .resources import MiniscopeStorage
