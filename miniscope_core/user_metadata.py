@@ -1,7 +1,9 @@
-"""User metadata (YAML/JSON or a dict) merged over what was read from the recording.
+"""The NWB metadata of a session: one policy for the command line, Python and Dagster.
 
-The top-level `NWBFile` and `Subject` sections use NWB field names, like NeuroConv's metadata, so a
-lab's existing files work unchanged. `Ophys` holds imaging-plane facts the DAQ never records.
+Layers, later wins: what the recording says < a lab-wide file < the session folder's own
+`nwb_metadata.yaml` < the user's file (`--metadata`) < a dict (Dagster run config, Python).
+Each layer is checked on its own against `metadata_schema`, so an error names the file it is in,
+and all of it happens before any video is decoded. The shape is described in `metadata_schema`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from typing import Any
 
 import yaml
 
-from .errors import MiniscopeFormatError
+from .metadata_schema import MetadataError, validate_metadata
 from .session import Session
 
+SESSION_METADATA_FILE = "nwb_metadata.yaml"
+OVERRIDES_SOURCE = "metadata"
+MERGED_SOURCE = "merged metadata"
+# What the imaging plane gets for a fact nobody gave: NWB requires every one of them.
 OPHYS_DEFAULTS: dict[str, Any] = {
     "indicator": "unknown",
     "location": "unknown",
@@ -25,24 +31,80 @@ OPHYS_DEFAULTS: dict[str, Any] = {
 }
 
 
+def resolve_metadata(
+    session: Session,
+    lab_file: Path | str | None = None,
+    user_file: Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """extracted from the recording < lab-wide file < session folder's nwb_metadata.yaml < user
+    file (--metadata) < overrides (Dagster run config / Python dict)
+
+    Returns our shape with pynwb-ready values (aware datetimes, lists, floats); keys nobody gave
+    are absent. Raises MetadataError naming the file, key, value and what is expected.
+    """
+    scopes = _scope_names(session)
+    merged: dict[str, Any] = {}
+    for source, layer in _layers(session, lab_file, user_file, overrides):
+        merged = deep_merge(merged, validate_metadata(layer, source, scopes))
+    return validate_metadata(merged, MERGED_SOURCE, scopes)
+
+
+def _layers(
+    session: Session,
+    lab_file: Path | str | None,
+    user_file: Path | str | None,
+    overrides: dict[str, Any] | None,
+) -> list[tuple[Path | str, Any]]:
+    """(source, contents) of every layer given, lowest precedence first."""
+    layers: list[tuple[Path | str, Any]] = [
+        (session.acquisitions[0].folder / "metaData.json", extracted_metadata(session))
+    ]
+    own = session.root / SESSION_METADATA_FILE
+    files = [lab_file, own if own.is_file() else None, user_file]
+    layers += [(Path(path), load_metadata_file(path)) for path in files if path is not None]
+    if overrides is not None:
+        layers.append((OVERRIDES_SOURCE, overrides))
+    return layers
+
+
+def _scope_names(session: Session) -> dict[str, str]:
+    """Each Miniscope's DAQ name -> its NWB name, so metadata may use either."""
+    from .nwb_layout import camel  # nwb_layout imports this module: import when called
+
+    return {name: camel(name) for name in session.device_names("miniscope")}
+
+
 def load_metadata_file(path: Path | str) -> dict[str, Any]:
-    """A YAML or JSON metadata file as a dict, or an error that names the file."""
+    """A YAML or JSON metadata file as a dict, or a one-line MetadataError naming the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise MiniscopeFormatError(path, f"cannot be read ({error.strerror})") from error
+        raise MetadataError(path, f"cannot be read ({error.strerror})") from error
+    except UnicodeDecodeError as error:
+        raise MetadataError(path, f"is not UTF-8 text (byte {error.start})") from error
     try:
         value = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise MiniscopeFormatError(
-            path, f"is not valid {path.suffix[1:].upper()}: {error}"
-        ) from error
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise MetadataError(path, f"is not valid JSON: {error.msg} at {where}") from error
+    except yaml.YAMLError as error:
+        raise MetadataError(path, f"is not valid YAML: {_yaml_problem(error)}") from error
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise MiniscopeFormatError(path, "must hold a mapping (NWBFile:, Subject:, Ophys: ...)")
+        raise MetadataError(
+            path, f"expected a mapping of NWBFile, Subject, Ophys, not {type(value).__name__}"
+        )
     return value
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{problem}{where}"
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +129,7 @@ def extracted_metadata(session: Session) -> dict[str, Any]:
         nwbfile["experimenter"] = [str(first["researcherName"])]
     if first.get("experimentName"):
         nwbfile["experiment_description"] = f"Experiment {first['experimentName']!r}."
-    metadata: dict[str, Any] = {"NWBFile": nwbfile, "Ophys": dict(OPHYS_DEFAULTS)}
+    metadata: dict[str, Any] = {"NWBFile": nwbfile}
     if first.get("animalName"):
         metadata["Subject"] = {"subject_id": str(first["animalName"])}
     return metadata
@@ -86,15 +148,12 @@ def _description(first: dict[str, Any], n_acquisitions: int) -> str:
 def session_metadata(
     session: Session, user: dict[str, Any] | None = None, path: Path | str | None = None
 ) -> dict[str, Any]:
-    """Extracted metadata, then the user's file, then the user's dict (last wins)."""
-    merged = extracted_metadata(session)
-    if path is not None:
-        merged = deep_merge(merged, load_metadata_file(path))
-    return deep_merge(merged, user or {})
+    """Old entry point, until its callers use `resolve_metadata` (same policy)."""
+    return resolve_metadata(session, user_file=path, overrides=user)
 
 
 def ophys_for(metadata: dict[str, Any], device_name: str) -> dict[str, Any]:
-    """Imaging-plane facts for one scope: `Ophys` defaults, then `Ophys.devices.<name>`."""
+    """Imaging-plane facts for one scope: defaults, `Ophys`, then `Ophys.devices.<name>`."""
     ophys = dict(metadata.get("Ophys") or {})
     per_device = ophys.pop("devices", {}) or {}
-    return {**ophys, **(per_device.get(device_name) or {})}
+    return {**OPHYS_DEFAULTS, **ophys, **(per_device.get(device_name) or {})}
