@@ -18,11 +18,12 @@ import pandas as pd
 
 from miniscope_core.atomic import write_bytes, write_csv, write_json
 from miniscope_core.chunks import ChunkFile
+from miniscope_core.collection import discover
 from miniscope_core.convert import assemble, encode_videos
 from miniscope_core.errors import MiniscopeWarning
 from miniscope_core.preview import chunk_file_preview
-from miniscope_core.collection import discover
 from miniscope_core.session import Session
+from miniscope_core.validate import check_file
 
 from .checks import (
     NWB_CHECKS,
@@ -33,7 +34,7 @@ from .checks import (
     timestamps_increase,
 )
 from .partitions import GROUP, raw_session, sessions
-from .quality import frame_counts, validate_nwb
+from .quality import frame_counts
 from .resources import MiniscopeStorage
 from .summaries import (
     describe_session,
@@ -209,7 +210,7 @@ def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg
             "warnings": notes,
             "preview": images(previews),
         },
-        check_results=[nwb_valid(validate_nwb(path)), frame_counts_agree(counts)],
+        check_results=[nwb_valid(check_file(path)), frame_counts_agree(counts)],
     )
 
 

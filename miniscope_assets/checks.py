@@ -11,8 +11,10 @@ import warnings
 
 import dagster as dg
 
+from miniscope_core.validate import FileCheck
+
 from .partitions import sessions
-from .quality import FrameCount, NwbValidation
+from .quality import FrameCount
 from .summaries import DeviceTiming
 from .ui import table
 
@@ -43,7 +45,13 @@ TIMESTAMP_CHECKS = [
     ),
 ]
 NWB_CHECKS = [
-    _spec(NWB_VALID, "nwb_file", "pynwb validates the file; nwbinspector finds nothing CRITICAL."),
+    _spec(
+        NWB_VALID,
+        "nwb_file",
+        "pynwb validates the file, nwbinspector finds nothing CRITICAL, and every image series "
+        "reads back (`miniscope-nwb validate`: one chunk per frame, first and last frames "
+        "inflate to the series' frame size, as many timestamps as frames).",
+    ),
     _spec(
         FRAME_COUNTS,
         "nwb_file",
@@ -77,13 +85,15 @@ def dropped_frames(timings: list[DeviceTiming], threshold: float) -> dg.AssetChe
     )
 
 
-def nwb_valid(validation: NwbValidation) -> dg.AssetCheckResult:
+def nwb_valid(validation: FileCheck) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=NWB_VALID,
         passed=validation.passed,
         metadata={
             "schema_errors": list(validation.schema_errors),
             "critical": list(validation.critical),
+            "readback_problems": list(validation.readback.problems),
+            "image_series_read_back": validation.readback.series,
             "inspector_findings": validation.findings,
         },
     )

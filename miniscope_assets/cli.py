@@ -22,15 +22,16 @@ from pathlib import Path
 import dagster as dg
 import requests
 
+from miniscope_core.keys import partition_key
 from miniscope_core.status import folder_status, signature
 from miniscope_core.synthetic import write_demo_session
+from miniscope_core.user_metadata import SESSION_METADATA_FILE
 
 from .assets import CONVERSION_ASSETS
-from miniscope_core.keys import partition_key
 from .partitions import raw_session
 from .registry import raw_metadata, register
 from .remote import Server, ServerError
-from .resources import SESSION_METADATA_FILE, MiniscopeStorage
+from .resources import MiniscopeStorage
 from .scan import find_sessions
 from .sensors import convert_session_job
 

@@ -1,45 +1,17 @@
-"""Quality checks of a converted session, as plain results (the Dagster checks wrap these).
+"""Frame counts of a converted session, as plain results (the Dagster checks wrap these).
 
 The NWB file is checked by reading it back, not by trusting what the writer reported.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import pynwb
-from nwbinspector import Importance, inspect_nwbfile
 
 from miniscope_core.nwb_layout import camel
 from miniscope_core.recordings import Recording
-
-
-@dataclass(frozen=True)
-class NwbValidation:
-    """pynwb schema errors, nwbinspector CRITICAL findings, and all findings by importance."""
-
-    schema_errors: tuple[str, ...]
-    critical: tuple[str, ...]
-    findings: dict[str, int]
-
-    @property
-    def passed(self) -> bool:
-        return not self.schema_errors and not self.critical
-
-
-def validate_nwb(path: Path) -> NwbValidation:
-    errors = pynwb.validate(path=str(path))
-    messages = list(inspect_nwbfile(nwbfile_path=str(path)))
-    critical = tuple(
-        f"{m.check_function_name}: {m.message}"
-        for m in messages
-        if m.importance == Importance.CRITICAL
-    )
-    findings = Counter(m.importance.name for m in messages)
-    return NwbValidation(tuple(str(e) for e in errors), critical, dict(findings))
 
 
 @dataclass(frozen=True)
@@ -62,15 +34,24 @@ class FrameCount:
 
 
 def frame_counts(recordings: list[Recording], nwb_path: Path) -> list[FrameCount]:
-    """Per Miniscope: decoded frames, timestamp rows and frames in its NWB series."""
+    """Per Miniscope: decoded frames, timestamp rows and frames in its NWB series (all of them:
+    a series split where the frame size changed still counts)."""
+    in_file = _series_frames_by_device(nwb_path)
     counts = []
-    with h5py.File(nwb_path, "r") as nwb:
-        for name in dict.fromkeys(
-            r.device.name for r in recordings if r.device.kind == "miniscope"
-        ):
-            mine = [r for r in recordings if r.device.name == name]
-            decoded = sum(video.n_frames for r in mine for video in r.videos)
-            rows = sum(len(r.table) for r in mine)  # untimed devices: one row per frame
-            series = nwb.get(f"acquisition/OnePhotonSeries{camel(name)}/data")
-            counts.append(FrameCount(name, decoded, rows, 0 if series is None else series.shape[0]))
+    for name in dict.fromkeys(r.device.name for r in recordings if r.device.kind == "miniscope"):
+        mine = [r for r in recordings if r.device.name == name]
+        decoded = sum(video.n_frames for r in mine for video in r.videos)
+        rows = sum(len(r.table) for r in mine)  # untimed devices: one row per frame
+        counts.append(FrameCount(name, decoded, rows, in_file.get(camel(name), 0)))
     return counts
+
+
+def _series_frames_by_device(nwb_path: Path) -> dict[str, int]:
+    """Frames of every OnePhotonSeries, summed by the name of the device it links to."""
+    frames: dict[str, int] = {}
+    with h5py.File(nwb_path, "r") as nwb:
+        for series in nwb["acquisition"].values():
+            if series.attrs.get("neurodata_type") == "OnePhotonSeries":
+                device = series["device"].name.rsplit("/", 1)[-1]
+                frames[device] = frames.get(device, 0) + series["data"].shape[0]
+    return frames

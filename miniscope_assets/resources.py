@@ -16,14 +16,12 @@ import dagster as dg
 
 from miniscope_core.convert import DEFAULT_LEVEL, ConversionOptions
 from miniscope_core.session import Session
-from miniscope_core.user_metadata import deep_merge, load_metadata_file, session_metadata
+from miniscope_core.user_metadata import resolve_metadata
 
 from .scan import session_folder
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
 DEMO_DATA = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / "demo_data"
-# A lab's per-session NWB metadata (Subject, NWBFile, Ophys), read from the session folder.
-SESSION_METADATA_FILE = "nwb_metadata.yaml"
 
 # field -> (environment variable, default)
 ENVIRONMENT: dict[str, tuple[str, Any]] = {
@@ -89,14 +87,10 @@ class MiniscopeStorage(dg.ConfigurableResource):
         return ConversionOptions(compression_level=self.compression_level)
 
     def nwb_metadata(self, session: Session) -> dict[str, Any]:
-        """Extracted metadata, then the lab-wide file, then the session's own file."""
-        user: dict[str, Any] = {}
-        if self.metadata_file:
-            user = load_metadata_file(Path(self.metadata_file).expanduser())
-        own = session.root / SESSION_METADATA_FILE
-        if own.is_file():
-            user = deep_merge(user, load_metadata_file(own))
-        return session_metadata(session, user)
+        """The library's one policy: what the recording says < the lab-wide file < the
+        session's own nwb_metadata.yaml; validated, so a bad file fails the first asset."""
+        lab = Path(self.metadata_file).expanduser() if self.metadata_file else None
+        return resolve_metadata(session, lab_file=lab)
 
 
 def _parse(raw: str, kind: type) -> Any:

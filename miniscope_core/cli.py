@@ -1,4 +1,4 @@
-"""`miniscope-nwb`: convert a Miniscope DAQ session to NWB, or inspect what a folder holds."""
+"""`miniscope-nwb`: convert Miniscope DAQ sessions to NWB, inspect folders, validate NWB files."""
 
 from __future__ import annotations
 
@@ -11,21 +11,50 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .collection import CollectionError, session_names
 from .convert import ConversionOptions, ConversionResult, convert_session
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
 from .errors import MiniscopeFormatError
 from .report import SessionReport, inspect_session
+from .validate import check_file
 
 _STAGES = ("decoding + compressing", "assembling NWB")
+_EXIT_CODES = """exit codes: 0 done; 1 some sessions of a collection (or files to validate) failed;
+2 bad input or usage (the one-line error names the file and what is wrong; nothing is written);
+130 interrupted (nothing written)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miniscope-nwb", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="miniscope-nwb",
+        description=__doc__,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser("convert", help="write one NWB file for a session folder")
+    _add_convert(commands.add_parser("convert", help="write one NWB file per session"))
+    inspect = commands.add_parser("inspect", help="print what a session folder holds")
+    inspect.add_argument("session", type=Path, help="session folder, or a collection of them")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--no-decode", action="store_true", help="do not count video frames")
+    validate = commands.add_parser("validate", help="check NWB files: schema, best practices, "
+                                   "every image series reads back")  # fmt: skip
+    validate.add_argument("files", type=Path, nargs="+", help=".nwb files")
+    demo = commands.add_parser("demo", help="write the built-in demo session and convert it")
+    demo.add_argument("folder", type=Path, nargs="?", default=Path("demo_data"))
+    return parser
+
+
+def _add_convert(convert: argparse.ArgumentParser) -> None:
     convert.add_argument("session", type=Path, help="session, acquisition or device folder")
-    convert.add_argument("-o", "--output", type=Path, required=True, help="the .nwb to write")
+    where = convert.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", type=Path, help="the .nwb to write (one session)")
+    where.add_argument("--output-dir", type=Path, help="one <session name>.nwb per session here")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.add_argument("--metadata", type=Path, help="YAML/JSON with NWBFile, Subject, Ophys")
+    convert.add_argument(
+        "--lab-metadata", type=Path, help="lab-wide metadata, under the session's and --metadata"
+    )
     convert.add_argument(
         "--per-acquisition", action="store_true", help="one series per acquisition"
     )
@@ -39,16 +68,33 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--compression-level", type=int, default=DEFAULT_LEVEL, help="isal 0-3, zlib 0-9"
     )
-    convert.add_argument("--workers", type=int, help="compression threads (default: all cores)")
+    convert.add_argument(
+        "--workers", type=_positive, help="compression threads (default: all cores)"
+    )
     convert.add_argument("--work-dir", type=Path, help="keep chunk files here for re-runs")
+    convert.add_argument(
+        "--no-verify", action="store_true", help="skip reading the file back before naming it"
+    )
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
-    inspect = commands.add_parser("inspect", help="print what a session folder holds")
-    inspect.add_argument("session", type=Path)
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.add_argument("--no-decode", action="store_true", help="do not count video frames")
-    demo = commands.add_parser("demo", help="write the built-in demo session and convert it")
-    demo.add_argument("folder", type=Path, nargs="?", default=Path("demo_data"))
-    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _check_level(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The parser refuses a level the chosen deflate engine does not have."""
+    if args.command != "convert":
+        return
+    levels = ENGINES[args.deflate_engine][1]
+    if args.compression_level not in levels:
+        parser.error(
+            f"argument --compression-level: {args.deflate_engine} takes "
+            f"{levels.start}-{levels.stop - 1}, not {args.compression_level}"
+        )
 
 
 def _progress_bars(quiet: bool) -> Callable[[int, int], Callable[[int], None]] | None:
@@ -65,25 +111,61 @@ def _progress_bars(quiet: bool) -> Callable[[int, int], Callable[[int], None]] |
     return start
 
 
-def _convert(args: argparse.Namespace) -> int:
-    options = ConversionOptions(
+def _options(args: argparse.Namespace) -> ConversionOptions:
+    return ConversionOptions(
         per_acquisition=args.per_acquisition,
         strict=args.strict,
         compression_level=args.compression_level,
         deflate_engine=args.deflate_engine,
         embed_cameras=args.embed_cameras,
         workers=args.workers,
+        verify=not args.no_verify,
     )
-    result = convert_session(
-        args.session,
-        args.output,
-        options,
+
+
+def _convert_one(args: argparse.Namespace, session: Path, output: Path) -> ConversionResult:
+    return convert_session(
+        session,
+        output,
+        _options(args),
         metadata_path=args.metadata,
         work_dir=args.work_dir,
         progress=_progress_bars(args.quiet),
+        lab_metadata_path=args.lab_metadata,
+        overwrite=args.overwrite,
     )
-    _print_result(result)
-    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        _print_result(_convert_one(args, args.session, args.output))
+        return 0
+    sessions = session_names(args.session)
+    if not sessions:
+        raise MiniscopeFormatError(args.session, "holds no Miniscope session")
+    return _convert_all(args, sessions)
+
+
+def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
+    """One file per session; a session that fails does not stop the others."""
+    done, skipped, failed = 0, 0, 0
+    for name, folder in sessions.items():
+        output = args.output_dir / f"{name}.nwb"
+        print(f"{folder} -> {output}")
+        if output.exists() and not args.overwrite:
+            print(f"  skipped: {output} exists (--overwrite replaces it)")
+            skipped += 1
+            continue
+        try:
+            work = args.work_dir / name if args.work_dir else None
+            _print_result(_convert_one(argparse.Namespace(**{**vars(args), "work_dir": work}),
+                                       folder, output))  # fmt: skip
+            done += 1
+        except MiniscopeFormatError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+    print(f"{len(sessions)} sessions: {done} converted, {skipped} skipped, {failed} failed")
+    return 1 if failed else 0
 
 
 def _print_result(result: ConversionResult) -> None:
@@ -97,12 +179,32 @@ def _print_result(result: ConversionResult) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    report = inspect_session(args.session, decode=not args.no_decode)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        print(_format_report(report))
+    """One session's report; for a collection, a report per session (never merged)."""
+    try:
+        report = inspect_session(args.session, decode=not args.no_decode)
+    except CollectionError as collection:
+        reports = [inspect_session(s, decode=not args.no_decode) for s in collection.sessions]
+        if args.json:
+            listing = {"collection": str(args.session), "sessions": [r.as_dict() for r in reports]}
+            print(json.dumps(listing, indent=2))
+        else:
+            print(f"collection {args.session}: {len(reports)} sessions")
+            print("\n".join(_format_report(r) for r in reports))
+        return 0
+    print(json.dumps(report.as_dict(), indent=2) if args.json else _format_report(report))
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 1 when any file fails: a schema error, a CRITICAL finding, or a bad read-back."""
+    failed = 0
+    for path in args.files:
+        result = check_file(path)
+        print(f"{path}: {'ok' if result.passed else 'FAILED'} ({result.summary})")
+        for problem in result.problems:
+            print(f"  - {problem}")
+        failed += not result.passed
+    return 1 if failed else 0
 
 
 def _format_report(report: SessionReport) -> str:
@@ -127,23 +229,35 @@ def _demo(args: argparse.Namespace) -> int:
 
     session = write_demo_session(args.folder / "raw")
     output = args.folder / "nwb" / f"{session.name}.nwb"
-    result = convert_session(session, output, progress=_progress_bars(False))
+    result = convert_session(session, output, progress=_progress_bars(False), overwrite=True)
     _print_result(result)
     return 0
 
 
+def _report_error(error: MiniscopeFormatError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    if isinstance(error, CollectionError):
+        for session in error.sessions:
+            print(f"  {session}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {"convert": _convert, "inspect": _inspect, "demo": _demo}[args.command]
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_level(parser, args)
+    handler = {"convert": _convert, "inspect": _inspect, "validate": _validate, "demo": _demo}
     plain = warnings.formatwarning
     warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            return handler(args)
+            return handler[args.command](args)
     except MiniscopeFormatError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _report_error(error)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted, nothing written", file=sys.stderr)
+        return 130
     finally:
         warnings.formatwarning = plain
 

@@ -1,12 +1,12 @@
 """Write a Layout to disk: pynwb writes the structure, then each empty dataset is filled.
 
-The file is written under a temporary name and renamed only once complete, so a reader (or the
-Dagster UI) never sees a half-written NWB file where a finished one belongs.
+The caller chooses the path (a temporary name it renames once the file is complete and
+verified). What went into each image series is recorded on the way, so that the file can be
+read back and compared with it.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +16,7 @@ from pynwb import NWBHDF5IO
 
 from .chunks import copy_chunks
 from .nwb_layout import Fill, Layout
+from .validate import WrittenSeries
 
 Filler = Callable[[h5py.Dataset, Fill], None]
 
@@ -25,19 +26,37 @@ def copy_fill(dataset: h5py.Dataset, fill: Fill) -> None:
     copy_chunks(fill.chunk_file, dataset, fill.offset, fill.n_frames)
 
 
-def write_nwb(layout: Layout, output: Path, fill: Filler = copy_fill) -> Path:
-    """Write `layout` to `output` atomically, each empty dataset completed by `fill`."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The file path provided", module="pynwb")
-            with NWBHDF5IO(partial, mode="w") as io:
-                io.write(layout.nwbfile)
-        with h5py.File(partial, "r+") as h5:
-            for part in layout.fills:
-                fill(h5[part.dataset_path], part)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
-    return output
+def write_nwb(layout: Layout, path: Path, fill: Filler = copy_fill) -> list[WrittenSeries]:
+    """Write `layout` to `path`, each empty dataset completed by `fill`; what each series got."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The file path provided", module="pynwb")
+        with NWBHDF5IO(path, mode="w") as io:
+            io.write(layout.nwbfile)
+    boundary: dict[str, dict[int, bytes]] = {}
+    with h5py.File(path, "r+") as h5:
+        for part in layout.fills:
+            dataset = h5[part.dataset_path]
+            fill(dataset, part)
+            boundary.setdefault(part.dataset_path, {}).update(_boundary_chunks(dataset, part))
+    return _written(layout.fills, boundary)
+
+
+def _boundary_chunks(dataset: h5py.Dataset, part: Fill) -> dict[int, bytes]:
+    """The stored bytes of the series' first and last frames, if this part wrote them."""
+    rows = {0, dataset.shape[0] - 1} & {part.offset, part.offset + part.n_frames - 1}
+    zeros = (0,) * (dataset.ndim - 1)
+    return {row: dataset.id.read_direct_chunk((row, *zeros))[1] for row in rows if part.n_frames}
+
+
+def _written(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> list[WrittenSeries]:
+    series: dict[str, WrittenSeries] = {}
+    for part in fills:
+        path = part.dataset_path.removesuffix("/data")
+        known = series.get(path)
+        shapes = (known.frame_shapes if known else ()) + (
+            (part.chunk_file.frame_shape,) if part.n_frames else ()
+        )
+        frames = (known.n_frames if known else 0) + part.n_frames
+        chunks = boundary.get(part.dataset_path, {})
+        series[path] = WrittenSeries(path, frames, tuple(dict.fromkeys(shapes)), chunks)
+    return list(series.values())

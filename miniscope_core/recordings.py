@@ -114,11 +114,47 @@ def _check_shapes(videos: tuple[ChunkFile, ...]) -> None:
 
 
 def session_recordings(
-    session: Session, videos: dict[Path, ChunkFile], strict: bool = False
+    session: Session,
+    videos: dict[Path, ChunkFile],
+    strict: bool = False,
+    concatenated: bool = True,
 ) -> list[Recording]:
-    """Every device of every acquisition, in acquisition time order."""
-    return [
+    """Every device of every acquisition, in acquisition time order.
+
+    When a device's acquisitions go into one series (`concatenated`), they must not overlap in
+    time, or its timestamps would run backwards.
+    """
+    recordings = [
         build_recording(acquisition, device, videos, strict)
         for acquisition in session.acquisitions
         for device in acquisition.devices
     ]
+    if concatenated:
+        _check_no_overlap(recordings)
+    return recordings
+
+
+def _check_no_overlap(recordings: list[Recording]) -> None:
+    """A copied acquisition folder or a wrong PC clock makes acquisitions overlap: refuse."""
+    last: dict[str, Recording] = {}
+    for recording in recordings:
+        if not recording.n_frames or recording.acquisition.start is None:
+            continue
+        before = last.get(recording.device.name)
+        if before is not None and _first_ms(recording) <= _last_ms(before):
+            raise MiniscopeFormatError(
+                recording.acquisition.folder,
+                f"{recording.device.name} starts {_last_ms(before) - _first_ms(recording)} ms "
+                f"before acquisition {before.acquisition.label} ends, so one series would run "
+                "backwards in time (a copied acquisition folder, or the PC clock changed?); "
+                "remove the duplicate or convert with --per-acquisition",
+            )
+        last[recording.device.name] = recording
+
+
+def _first_ms(recording: Recording) -> int:
+    return recording.start_ms(0) + int(recording.time_ms.min())
+
+
+def _last_ms(recording: Recording) -> int:
+    return recording.start_ms(0) + int(recording.time_ms.max())

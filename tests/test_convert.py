@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from support import SMALL_SCOPE, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session
 from miniscope_core.synthetic import (
+    DEFAULT_START,
     AcquisitionSpec,
     CameraSpec,
     write_acquisition,
@@ -224,7 +226,8 @@ def test_new_acquisition_reuses_chunk_files(tmp_path):
     convert_session(root, tmp_path / "a.nwb", work_dir=work)
     first = {p: p.stat().st_mtime_ns for p in work.rglob("*.h5")}
     later = replace(SMALL_SCOPE, seed=5)
-    write_acquisition(root / "12_00_00", AcquisitionSpec(scopes=[later], cameras=[]))
+    start = DEFAULT_START + timedelta(minutes=25)
+    write_acquisition(root / "12_00_00", AcquisitionSpec(start, scopes=[later], cameras=[]))
     result = convert_session(root, tmp_path / "b.nwb", work_dir=work)
     assert result.series_frames == {"OnePhotonSeriesMiniscope": 240}
     assert all(p.stat().st_mtime_ns == t for p, t in first.items())
