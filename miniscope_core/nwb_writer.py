@@ -45,7 +45,13 @@ def _boundary_chunks(dataset: h5py.Dataset, part: Fill) -> dict[int, bytes]:
     """The stored bytes of the series' first and last frames, if this part wrote them."""
     rows = {0, dataset.shape[0] - 1} & {part.offset, part.offset + part.n_frames - 1}
     zeros = (0,) * (dataset.ndim - 1)
-    return {row: dataset.id.read_direct_chunk((row, *zeros))[1] for row in rows if part.n_frames}
+    stored = {row for row in rows if _has_chunk(dataset, (row, *zeros))}
+    return {row: dataset.id.read_direct_chunk((row, *zeros))[1] for row in stored}
+
+
+def _has_chunk(dataset: h5py.Dataset, coord: tuple[int, ...]) -> bool:
+    """Whether a chunk was stored there (h5py raises MemoryError reading one that was not)."""
+    return dataset.id.get_chunk_info_by_coord(coord).byte_offset is not None
 
 
 def _written(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> list[WrittenSeries]:
