@@ -1,0 +1,176 @@
+"""What every part of the NWB layout shares: options, the session clock, names, the context the
+parts add their objects to, and how a device's recordings are grouped into image series."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hdmf.backends.hdf5 import H5DataIO
+from pynwb import NWBFile
+
+from ..chunks import ChunkFile
+from ..errors import MissingDeviceWarning
+from ..recordings import Recording
+
+MANUFACTURER = "UCLA Miniscope project (open-source hardware)"
+NOT_SETTINGS = {"deviceName", "deviceDirectory", "deviceID"}
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Copy `n_frames` chunks of `chunk_file` into dataset `dataset_path` at `offset`."""
+
+    dataset_path: str
+    chunk_file: ChunkFile
+    offset: int
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The NWBFile to write and the chunk copies that complete it."""
+
+    nwbfile: NWBFile
+    fills: list[Fill]
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """How the file is laid out."""
+
+    per_acquisition: bool = False
+    embed_cameras: bool = False
+    compression_level: int = 4
+
+
+@dataclass(frozen=True)
+class SessionClock:
+    """NWB time zero and how acquisitions without a recorded start are placed."""
+
+    start: datetime
+    start_ms: int
+    fallback_ms: int
+
+
+def camel(name: str) -> str:
+    """NeuroConv-style names: `miniscope_side` -> `MiniscopeSide`, `BehavCam 2` -> `BehavCam2`."""
+    parts = re.split(r"[^0-9A-Za-z]+", name)
+    return "".join(part[:1].upper() + part[1:] for part in parts if part) or "Device"
+
+
+def acquisition_suffix(label: str) -> str:
+    """An acquisition label as a name suffix: `main/15_03_28` -> `main_15_03_28`."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", label).strip("_")
+
+
+@dataclass
+class LayoutContext:
+    """The file being built and the chunk copies collected so far; every part adds to it."""
+
+    nwbfile: NWBFile
+    metadata: dict[str, Any]
+    clock: SessionClock
+    nwb_path: Path
+    options: LayoutOptions
+    fills: list[Fill] = field(default_factory=list)
+
+    def seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
+        """Seconds since session start, exact to the DAQ's integer milliseconds."""
+        times = recording.time_ms if time_ms is None else time_ms
+        offset_ms = recording.start_ms(self.clock.fallback_ms) - self.clock.start_ms
+        return (offset_ms + np.asarray(times, dtype=np.float64)) / 1000.0
+
+    def empty_dataset(self, series: str, recordings: list[Recording]) -> H5DataIO:
+        """A chunked deflate dataset for `series`, filled chunk by chunk from the recordings'
+        files once written."""
+        path, offset = f"acquisition/{series}/data", 0
+        for recording in recordings:
+            for segment in recording.segments:
+                video = recording.videos[segment.video]
+                self.fills.append(Fill(path, video, offset, segment.n_frames))
+                offset += segment.n_frames
+        shape = recordings[0].frame_shape
+        return H5DataIO(
+            shape=(sum(r.n_frames for r in recordings), *shape),
+            dtype=np.uint8,
+            chunks=(1, *shape),
+            compression="gzip",
+            compression_opts=self.options.compression_level,
+        )
+
+    def behavior(self) -> Any:
+        """The `behavior` processing module, created when first needed."""
+        if "behavior" not in self.nwbfile.processing:
+            self.nwbfile.create_processing_module("behavior", "Behavioral data.")
+        return self.nwbfile.processing["behavior"]
+
+
+def settings_text(settings: dict[str, Any], skip: tuple[str, ...]) -> str:
+    """Raw settings as `key: value` text, nested ones (ROI) as `ROI.width: 608`."""
+    items = []
+    for key, value in sorted(settings.items()):
+        if key in NOT_SETTINGS or key in skip:
+            continue
+        if isinstance(value, dict):
+            items += [f"{key}.{k}: {v}" for k, v in value.items()]
+        else:
+            items.append(f"{key}: {value}")
+    return ", ".join(items)
+
+
+def differing_settings(recordings: list[Recording]) -> list[str]:
+    """Settings whose values change between the acquisitions of one device."""
+    keys = {k for r in recordings for k in r.device.settings} - NOT_SETTINGS
+    values = {k: [r.device.settings.get(k) for r in recordings] for k in sorted(keys)}
+    return [k for k, v in values.items() if any(x != v[0] for x in v)]
+
+
+def acquisition_groups(
+    recordings: list[Recording], per_acquisition: bool
+) -> list[tuple[str, list[Recording]]]:
+    """(name suffix, recordings): all acquisitions together, or one per acquisition."""
+    if not per_acquisition:
+        return [("", recordings)]
+    return [("_" + acquisition_suffix(r.acquisition.label), [r]) for r in recordings]
+
+
+@dataclass(frozen=True)
+class SeriesGroup:
+    """Recordings of one device written as one image series."""
+
+    name: str
+    recordings: list[Recording]
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(r.acquisition.label for r in self.recordings)
+
+
+def series_groups(
+    recordings: list[Recording], prefix: str, per_acquisition: bool
+) -> list[SeriesGroup]:
+    """The image series of one device, named `prefix[_<acquisition>]`; acquisitions without
+    frames are reported and left out."""
+    _warn_without_frames(recordings)
+    framed = [r for r in recordings if r.n_frames]
+    if not framed:
+        return []
+    return [SeriesGroup(prefix + s, g) for s, g in acquisition_groups(framed, per_acquisition)]
+
+
+def _warn_without_frames(recordings: list[Recording]) -> None:
+    """A device folder without any decodable frame is reported, not written as a series."""
+    for recording in recordings:
+        if not recording.n_frames:
+            warnings.warn(
+                f"{recording.device.folder}: no decodable video frames; no image series "
+                "is written for this acquisition",
+                MissingDeviceWarning,
+                stacklevel=3,
+            )

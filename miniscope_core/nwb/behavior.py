@@ -1,0 +1,72 @@
+"""Behaviour cameras: a device and its video, linked to the .avi files or embedded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from hdmf.backends.hdf5 import H5DataIO
+from pynwb.device import Device
+from pynwb.image import ImageSeries
+
+from ..recordings import Recording
+from .base import LayoutContext, SeriesGroup, camel, series_groups, settings_text
+from .devices import device_model
+
+
+def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
+    """A camera's device and its video series (linked or embedded)."""
+    first = recordings[0].device
+    name = camel(first.name)
+    device = Device(
+        name=name,
+        description=f"Behaviour camera {first.name!r} ({first.device_type}). "
+        + settings_text(first.settings, ()),
+        model=device_model(ctx, first.device_type),
+    )
+    ctx.nwbfile.add_device(device)
+    prefix = f"ImageSeries{name}"
+    for group in series_groups(recordings, prefix, ctx.options.per_acquisition):
+        ctx.nwbfile.add_acquisition(_camera_series(ctx, group, device))
+
+
+def _camera_series(ctx: LayoutContext, group: SeriesGroup, device: Device) -> ImageSeries:
+    recordings = group.recordings
+    timestamps = H5DataIO(np.concatenate([ctx.seconds(r) for r in recordings]), compression="gzip")
+    description = f"Video of behaviour camera {recordings[0].device.name!r}."
+    if ctx.options.embed_cameras:
+        return ImageSeries(
+            name=group.name,
+            data=ctx.empty_dataset(group.name, recordings),
+            unit="n.a.",
+            timestamps=timestamps,
+            device=device,
+            description=description + " Frames (frame, width, height, RGB).",
+        )
+    files, starting = _external_files(ctx, recordings)
+    return ImageSeries(
+        name=group.name,
+        external_file=files,
+        starting_frame=starting,
+        format="external",
+        unit="n.a.",
+        timestamps=timestamps,
+        device=device,
+        description=description + " Linked .avi files, paths relative to this NWB file.",
+    )
+
+
+def _external_files(ctx: LayoutContext, recordings: list[Recording]) -> tuple[list[str], list[int]]:
+    """Paths relative to the NWB file (the pair can move together) and each file's first frame."""
+    files, starting, offset = [], [], 0
+    base = ctx.nwb_path.resolve().parent
+    for recording in recordings:
+        for segment in recording.segments:
+            if segment.n_frames == 0:
+                continue
+            source = recording.device.videos[segment.video].resolve()
+            files.append(Path(os.path.relpath(source, base)).as_posix())
+            starting.append(offset)
+            offset += segment.n_frames
+    return files, starting

@@ -1,0 +1,81 @@
+"""Device objects: an ndx-miniscope `Miniscope` per scope and a `DeviceModel` per device type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ndx_miniscope import Miniscope
+from pynwb.device import DeviceModel
+
+from ..recordings import Recording
+from ..settings import normalised_settings
+from .base import (
+    MANUFACTURER,
+    LayoutContext,
+    camel,
+    differing_settings,
+    settings_text,
+)
+
+_MINISCOPE_FIELDS = ("compression", "deviceType", "frameRate", "framesPerFile", "gain", "led0")
+
+
+def device_model(ctx: LayoutContext, device_type: str) -> DeviceModel:
+    """One shared `DeviceModel` per device type (`Miniscope_V4_BNO`, `WebCam`, ...)."""
+    if device_type not in ctx.nwbfile.device_models:
+        ctx.nwbfile.add_device_model(
+            DeviceModel(name=device_type, manufacturer=MANUFACTURER, description=device_type)
+        )
+    return ctx.nwbfile.device_models[device_type]
+
+
+def miniscope_device(ctx: LayoutContext, recordings: list[Recording]) -> Miniscope:
+    """The scope with its first acquisition's settings in the ndx-miniscope fields."""
+    first = recordings[0].device
+    fields = _miniscope_fields(first.settings)
+    device = Miniscope(
+        name=camel(first.name),
+        description=_device_description(recordings, tuple(fields)),
+        model=device_model(ctx, first.device_type),
+        **fields,
+    )
+    ctx.nwbfile.add_device(device)
+    return device
+
+
+def _miniscope_fields(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings in the types the schema wants; a fractional int field is left to the text."""
+    fields = {k: settings[k] for k in _MINISCOPE_FIELDS if k in settings}
+    for key in ("compression", "deviceType", "frameRate", "gain"):
+        if key in fields:
+            fields[key] = str(fields[key])
+    for key in ("framesPerFile", "led0"):
+        value = fields.get(key)
+        if value is not None and float(value) != int(float(value)):
+            fields.pop(key)
+        elif value is not None:
+            fields[key] = int(float(value))
+    roi = settings.get("ROI")
+    if isinstance(roi, dict) and {"height", "width"} <= roi.keys():
+        fields["ROI"] = [int(roi["height"]), int(roi["width"])]
+    return fields
+
+
+def _device_description(recordings: list[Recording], stored: tuple[str, ...]) -> str:
+    device = recordings[0].device
+    text = f"{device.device_type} {device.name!r} recorded with the Miniscope DAQ software."
+    extra = settings_text(device.settings, tuple(k for k in stored if k != "ROI"))
+    if extra:
+        text += f" Settings the ndx-miniscope schema has no field for: {extra}."
+    normal = normalised_settings(device.settings)
+    if normal:
+        text += " As numbers: " + ", ".join(f"{k}: {v:g}" for k, v in normal.items()) + "."
+    differing = differing_settings(recordings)
+    if differing:
+        per = "; ".join(
+            f"{r.acquisition.label}: "
+            + ", ".join(f"{k}={r.device.settings.get(k)}" for k in differing)
+            for r in recordings
+        )
+        text += f" Settings that differ between acquisitions (fields hold the first's): {per}."
+    return text

@@ -1,0 +1,94 @@
+"""One-photon imaging: a scope's device, imaging plane, image series and head orientation."""
+
+from __future__ import annotations
+
+import numpy as np
+from hdmf.backends.hdf5 import H5DataIO
+from ndx_miniscope import Miniscope
+from pynwb import TimeSeries
+from pynwb.ophys import ImagingPlane, OnePhotonSeries, OpticalChannel
+
+from ..orientation import read_head_orientation
+from ..recordings import Recording
+from ..user_metadata import ophys_for
+from .base import LayoutContext, SeriesGroup, acquisition_groups, camel, series_groups
+from .devices import miniscope_device
+
+
+def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
+    """Everything of one scope: device, imaging plane, image series and head orientation."""
+    name = camel(recordings[0].device.name)
+    plane = _imaging_plane(ctx, recordings, miniscope_device(ctx, recordings))
+    prefix = f"OnePhotonSeries{name}"
+    for group in series_groups(recordings, prefix, ctx.options.per_acquisition):
+        _add_image_series(ctx, group, plane)
+    _add_head_orientation(ctx, recordings, name)
+
+
+def _imaging_plane(
+    ctx: LayoutContext, recordings: list[Recording], device: Miniscope
+) -> ImagingPlane:
+    """The plane with the lab's optics; the rate is measured, not the requested frameRate."""
+    ophys = ophys_for(ctx.metadata, recordings[0].device.name)
+    return ctx.nwbfile.create_imaging_plane(
+        name=f"ImagingPlane{device.name}",
+        optical_channel=OpticalChannel(
+            name="OpticalChannel",
+            description="Green emission light collected by the Miniscope.",
+            emission_lambda=float(ophys["emission_lambda"]),
+        ),
+        description=str(ophys["imaging_plane_description"]),
+        device=device,
+        excitation_lambda=float(ophys["excitation_lambda"]),
+        imaging_rate=float(recordings[0].timing.rate_hz or np.nan),
+        indicator=str(ophys["indicator"]),
+        location=str(ophys["location"]),
+    )
+
+
+def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlane) -> None:
+    recordings = group.recordings
+    series = OnePhotonSeries(
+        name=group.name,
+        imaging_plane=plane,
+        data=ctx.empty_dataset(group.name, recordings),
+        unit="px",
+        dimension=list(recordings[0].frame_shape[:2]),
+        timestamps=H5DataIO(
+            np.concatenate([ctx.seconds(r) for r in recordings]), compression="gzip"
+        ),
+        description=(
+            f"Frames of Miniscope {recordings[0].device.name!r}, (frame, width, height), "
+            f"from acquisitions {group.labels}; timestamps from timeStamps.csv."
+        ),
+        device=plane.device,
+    )
+    ctx.nwbfile.add_acquisition(series)
+
+
+def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
+    """BNO055 quaternions, one series per scope (per acquisition in that mode)."""
+    for suffix, group in acquisition_groups(recordings, ctx.options.per_acquisition):
+        times, values = [], []
+        for recording in group:
+            path = recording.device.head_orientation_path
+            if path is None:
+                continue
+            time_ms, quaternions = read_head_orientation(path)
+            times.append(ctx.seconds(recording, time_ms))
+            values.append(quaternions)
+        if not times or not sum(len(t) for t in times):
+            continue
+        ctx.behavior().add(
+            TimeSeries(
+                name=f"TimeSeriesMiniscopeHeadOrientation{name}{suffix}",
+                data=H5DataIO(np.concatenate(values), compression="gzip"),
+                timestamps=H5DataIO(np.concatenate(times), compression="gzip"),
+                unit="n.a.",
+                description=(
+                    f"Head orientation of Miniscope {group[0].device.name!r} from its BNO055 "
+                    "IMU as unit quaternions (w, x, y, z), Hamilton scalar-first. Rows the DAQ "
+                    "wrote as 0,0,0,0 (no sample) are left out."
+                ),
+            )
+        )
