@@ -7,6 +7,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
 from ..chunks import ChunkFile
-from ..errors import MissingDeviceWarning
+from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..recordings import Recording
 
 MANUFACTURER = "UCLA Miniscope project (open-source hardware)"
@@ -88,7 +89,7 @@ class LayoutContext:
 
     def empty_dataset(self, series: str, recordings: list[Recording]) -> H5DataIO:
         """A chunked deflate dataset for `series`, filled chunk by chunk from the recordings'
-        files once written."""
+        files once written; all recordings must share one frame shape (see `series_groups`)."""
         path, offset = f"acquisition/{series}/data", 0
         for recording in recordings:
             for segment in recording.segments:
@@ -142,10 +143,11 @@ def acquisition_groups(
 
 @dataclass(frozen=True)
 class SeriesGroup:
-    """Recordings of one device written as one image series."""
+    """Recordings of one device written as one image series, and why its frames were split."""
 
     name: str
     recordings: list[Recording]
+    split_note: str = ""  # for the description: "" or " Split at each frame size change: ..."
 
     @property
     def labels(self) -> str:
@@ -153,15 +155,32 @@ class SeriesGroup:
 
 
 def series_groups(
-    recordings: list[Recording], prefix: str, per_acquisition: bool
+    recordings: list[Recording], prefix: str, per_acquisition: bool, split_by_size: bool
 ) -> list[SeriesGroup]:
-    """The image series of one device, named `prefix[_<acquisition>]`; acquisitions without
-    frames are reported and left out."""
+    """The image series of one device, named `prefix[_<acquisition>]`.
+
+    An HDF5 dataset has one frame shape, so with `split_by_size` a device whose frame size
+    changes gets one series per run of consecutive acquisitions of equal size, each named after
+    its first acquisition; a device that never changes size keeps the plain `prefix`.
+    """
     _warn_without_frames(recordings)
     framed = [r for r in recordings if r.n_frames]
     if not framed:
         return []
-    return [SeriesGroup(prefix + s, g) for s, g in acquisition_groups(framed, per_acquisition)]
+    if per_acquisition:
+        return [SeriesGroup(prefix + s, g) for s, g in acquisition_groups(framed, True)]
+    runs = _size_runs(framed) if split_by_size else [framed]
+    if len(runs) == 1:
+        return [SeriesGroup(prefix, framed)]
+    names = [f"{prefix}_{acquisition_suffix(run[0].acquisition.label)}" for run in runs]
+    _warn_split(runs, names)
+    changes = "; ".join(
+        f"frame size changed from {_size(before[-1])} to {_size(after[0])} "
+        f"at acquisition {after[0].acquisition.label}"
+        for before, after in pairwise(runs)
+    )
+    note = f" Split at each frame size change (width x height): {changes}."
+    return [SeriesGroup(name, run, note) for name, run in zip(names, runs, strict=True)]
 
 
 def _warn_without_frames(recordings: list[Recording]) -> None:
@@ -174,3 +193,32 @@ def _warn_without_frames(recordings: list[Recording]) -> None:
                 MissingDeviceWarning,
                 stacklevel=3,
             )
+
+
+def _size_runs(recordings: list[Recording]) -> list[list[Recording]]:
+    """Consecutive recordings with equal frame shape; known from the videos before any pixel."""
+    runs: list[list[Recording]] = []
+    for recording in recordings:
+        if runs and runs[-1][-1].frame_shape == recording.frame_shape:
+            runs[-1].append(recording)
+        else:
+            runs.append([recording])
+    return runs
+
+
+def _size(recording: Recording) -> str:
+    """`608x608`: width x height of the recording's frames (colour channels left out)."""
+    return "x".join(str(n) for n in recording.frame_shape[:2])
+
+
+def _warn_split(runs: list[list[Recording]], names: list[str]) -> None:
+    for before, after in pairwise(runs):
+        first, then = before[-1], after[0]
+        warnings.warn(
+            f"{then.device.kind} {then.device.name!r}: frame size changed from {_size(first)} "
+            f"to {_size(then)} (width x height) between acquisitions "
+            f"{first.acquisition.label} and {then.acquisition.label}; its frames are written "
+            f"as one series per run of equal size: {', '.join(names)}",
+            MiniscopeWarning,
+            stacklevel=4,
+        )

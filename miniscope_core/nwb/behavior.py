@@ -16,7 +16,8 @@ from .devices import device_model
 
 
 def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
-    """A camera's device and its video series (linked or embedded)."""
+    """A camera's device and series. Linked videos keep one series whatever their size (each
+    file carries its own); embedded frames are split where the size changes."""
     first = recordings[0].device
     name = camel(first.name)
     device = Device(
@@ -26,15 +27,19 @@ def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
         model=device_model(ctx, first.device_type),
     )
     ctx.nwbfile.add_device(device)
+    embed = ctx.options.embed_cameras
     prefix = f"ImageSeries{name}"
-    for group in series_groups(recordings, prefix, ctx.options.per_acquisition):
+    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, embed):
         ctx.nwbfile.add_acquisition(_camera_series(ctx, group, device))
 
 
 def _camera_series(ctx: LayoutContext, group: SeriesGroup, device: Device) -> ImageSeries:
     recordings = group.recordings
     timestamps = H5DataIO(np.concatenate([ctx.seconds(r) for r in recordings]), compression="gzip")
-    description = f"Video of behaviour camera {recordings[0].device.name!r}."
+    description = (
+        f"Video of behaviour camera {recordings[0].device.name!r} from acquisitions "
+        f"{group.labels}.{group.split_note}"
+    )
     if ctx.options.embed_cameras:
         return ImageSeries(
             name=group.name,

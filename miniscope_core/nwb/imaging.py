@@ -16,11 +16,11 @@ from .devices import miniscope_device
 
 
 def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
-    """Everything of one scope: device, imaging plane, image series and head orientation."""
+    """Everything of one scope; its series share one imaging plane even when split by size."""
     name = camel(recordings[0].device.name)
     plane = _imaging_plane(ctx, recordings, miniscope_device(ctx, recordings))
     prefix = f"OnePhotonSeries{name}"
-    for group in series_groups(recordings, prefix, ctx.options.per_acquisition):
+    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, True):
         _add_image_series(ctx, group, plane)
     _add_head_orientation(ctx, recordings, name)
 
@@ -59,7 +59,7 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
         ),
         description=(
             f"Frames of Miniscope {recordings[0].device.name!r}, (frame, width, height), "
-            f"from acquisitions {group.labels}; timestamps from timeStamps.csv."
+            f"from acquisitions {group.labels}; timestamps from timeStamps.csv." + group.split_note
         ),
         device=plane.device,
     )
@@ -67,7 +67,8 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
 
 
 def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
-    """BNO055 quaternions, one series per scope (per acquisition in that mode)."""
+    """BNO055 quaternions, one series per scope (per acquisition in that mode): it has no frames,
+    so a frame size change does not split it."""
     for suffix, group in acquisition_groups(recordings, ctx.options.per_acquisition):
         times, values = [], []
         for recording in group:
