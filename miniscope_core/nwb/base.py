@@ -20,6 +20,7 @@ from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..recordings import Recording
 
 MANUFACTURER = "UCLA Miniscope project (open-source hardware)"
+DEVICE_TABLE = "acquisition_devices"  # intervals/<this>: settings per acquisition and device
 NOT_SETTINGS = {"deviceName", "deviceDirectory", "deviceID"}
 
 

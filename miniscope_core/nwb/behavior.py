@@ -12,7 +12,7 @@ from pynwb.image import ImageSeries
 
 from ..recordings import Recording
 from .base import LayoutContext, SeriesGroup, camel, series_groups, settings_text
-from .devices import device_model
+from .devices import changed_settings_note, device_model
 
 
 def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
@@ -22,8 +22,7 @@ def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
     name = camel(first.name)
     device = Device(
         name=name,
-        description=f"Behaviour camera {first.name!r} ({first.device_type}). "
-        + settings_text(first.settings, ()),
+        description=_camera_description(recordings),
         model=device_model(ctx, first.device_type),
     )
     ctx.nwbfile.add_device(device)
@@ -31,6 +30,15 @@ def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
     prefix = f"ImageSeries{name}"
     for group in series_groups(recordings, prefix, ctx.options.per_acquisition, embed):
         ctx.nwbfile.add_acquisition(_camera_series(ctx, group, device))
+
+
+def _camera_description(recordings: list[Recording]) -> str:
+    first = recordings[0].device
+    text = f"Behaviour camera {first.name!r} ({first.device_type})."
+    settings = settings_text(first.settings, ())
+    if settings:
+        text += f" Settings: {settings}."
+    return text + changed_settings_note(recordings)
 
 
 def _camera_series(ctx: LayoutContext, group: SeriesGroup, device: Device) -> ImageSeries:

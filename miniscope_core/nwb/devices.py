@@ -10,6 +10,7 @@ from pynwb.device import DeviceModel
 from ..recordings import Recording
 from ..settings import normalised_settings
 from .base import (
+    DEVICE_TABLE,
     MANUFACTURER,
     LayoutContext,
     camel,
@@ -70,12 +71,15 @@ def _device_description(recordings: list[Recording], stored: tuple[str, ...]) ->
     normal = normalised_settings(device.settings)
     if normal:
         text += " As numbers: " + ", ".join(f"{k}: {v:g}" for k, v in normal.items()) + "."
+    return text + changed_settings_note(recordings)
+
+
+def changed_settings_note(recordings: list[Recording]) -> str:
+    """Where to find settings that change between acquisitions (the device shows the first's)."""
     differing = differing_settings(recordings)
-    if differing:
-        per = "; ".join(
-            f"{r.acquisition.label}: "
-            + ", ".join(f"{k}={r.device.settings.get(k)}" for k in differing)
-            for r in recordings
-        )
-        text += f" Settings that differ between acquisitions (fields hold the first's): {per}."
-    return text
+    if not differing:
+        return ""
+    return (
+        f" Settings change between acquisitions: see intervals/{DEVICE_TABLE} (changed: "
+        f"{', '.join(differing)}; the values given here are the first acquisition's)."
+    )

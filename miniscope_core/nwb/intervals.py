@@ -1,7 +1,9 @@
-"""Tables on the session clock: acquisitions, dropped frames, and the notes typed while
-recording."""
+"""Tables on the session clock: acquisitions, each device's settings per acquisition, dropped
+frames, and the notes typed while recording."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from pynwb.epoch import TimeIntervals
@@ -9,7 +11,27 @@ from pynwb.event import EventsTable
 
 from ..notes import read_notes
 from ..recordings import Recording
-from .base import LayoutContext
+from ..settings import frame_rate_hz, gain_factor, number, saved_roi
+from .base import DEVICE_TABLE, LayoutContext
+
+_DEVICE_COLUMNS = {
+    "acquisition": "Acquisition folder, relative to the session folder.",
+    "device": "Device name as in the acquisition's metaData.json.",
+    "device_type": "deviceType in the device's metaData.json (e.g. Miniscope_V4_BNO, WebCam).",
+    "frames": "Frames of this device and acquisition in this file (0: timestamps, no video).",
+    "frame_rate_hz": "Requested frame rate (frameRate, '30FPS' -> 30); NaN if not stored.",
+    "measured_rate_hz": "Frame rate measured from timeStamps.csv (gaps left out); NaN if unknown.",
+    "gain": "Sensor gain as a number ('Low'/'Medium'/'High' -> 1/2/3.5); NaN if unknown.",
+    "led0": "Excitation LED power in percent (led0); NaN if not stored.",
+    "ewl": "Electrowetting lens (focus) setting (ewl); NaN if not stored.",
+    "roi_width": "Width of the ROI the video was saved at, in pixels; -1 if no ROI is stored.",
+    "roi_height": "Height of the ROI the video was saved at, in pixels; -1 if no ROI is stored.",
+    "roi_left": "Left edge of the saved ROI on the sensor, in pixels; -1 if not stored.",
+    "roi_top": "Top edge of the saved ROI on the sensor, in pixels; -1 if not stored.",
+    "frames_per_file": "framesPerFile: frames per video file; -1 if not stored.",
+    "frame_width": "Width of the decoded frames in pixels; -1 if not decoded (linked videos).",
+    "frame_height": "Height of the decoded frames in pixels; -1 if not decoded (linked videos).",
+}
 
 
 def add_acquisition_table(ctx: LayoutContext, recordings: list[Recording]) -> None:
@@ -28,6 +50,71 @@ def add_acquisition_table(ctx: LayoutContext, recordings: list[Recording]) -> No
         table.add_row(start_time=float(begin), stop_time=float(end), label=label)
     if spans:
         ctx.nwbfile.add_time_intervals(table)
+
+
+def add_device_table(ctx: LayoutContext, recordings: list[Recording]) -> None:
+    """Settings, frame counts and rates per acquisition and device, machine-readable, since
+    gain, LED power, focus, rate and ROI may change between acquisitions of one session.
+
+    A device with timestamps but no decodable frame still gets a row (frames 0, its timestamp
+    rows' span) so its settings are on record; one without any time has nowhere to go.
+    """
+    rows = [row for row in (_device_row(ctx, r) for r in recordings) if row is not None]
+    if not rows:
+        return
+    table = TimeIntervals(
+        name=DEVICE_TABLE,
+        description="One row per acquisition and device: from its first to its last frame, "
+        "with its settings as numbers (metaData.json), frame counts and measured rate.",
+    )
+    for column, description in _DEVICE_COLUMNS.items():
+        table.add_column(column, description)
+    for row in sorted(rows, key=lambda row: (row["start_time"], row["stop_time"])):
+        table.add_row(**row)
+    ctx.nwbfile.add_time_intervals(table)
+
+
+def _device_row(ctx: LayoutContext, recording: Recording) -> dict[str, Any] | None:
+    times = _device_times(ctx, recording)
+    if times is None:
+        return None
+    device, settings = recording.device, recording.device.settings
+    width, height = recording.frame_shape[:2] or (-1, -1)
+    return {
+        "start_time": float(times.min()),
+        "stop_time": float(times.max()),
+        "acquisition": recording.acquisition.label,
+        "device": device.name,
+        "device_type": device.device_type,
+        "frames": recording.n_frames,
+        "frame_rate_hz": _or_nan(frame_rate_hz(settings.get("frameRate"))),
+        "measured_rate_hz": _or_nan(recording.timing.rate_hz),
+        "gain": _or_nan(gain_factor(settings.get("gain"))),
+        "led0": _or_nan(number(settings.get("led0"))),
+        "ewl": _or_nan(number(settings.get("ewl"))),
+        **{f"roi_{key}": _or_minus_one(value) for key, value in saved_roi(settings).items()},
+        "frames_per_file": _or_minus_one(number(settings.get("framesPerFile"))),
+        "frame_width": int(width),
+        "frame_height": int(height),
+    }
+
+
+def _device_times(ctx: LayoutContext, recording: Recording) -> np.ndarray | None:
+    """Session-clock times of the frames in the file, else of the timestamp rows, else None."""
+    if recording.n_frames:
+        return ctx.seconds(recording)
+    if len(recording.table):
+        return ctx.seconds(recording, recording.table["time_ms"].to_numpy())
+    return None
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else float(value)
+
+
+def _or_minus_one(value: float | None) -> int:
+    """Integer columns have no NaN: -1 stands for "not stored"."""
+    return -1 if value is None else int(value)
 
 
 def add_dropped_frames(ctx: LayoutContext, recordings: list[Recording]) -> None:

@@ -18,7 +18,7 @@ from ..recordings import Recording
 from .base import Layout, LayoutContext, LayoutOptions, SessionClock
 from .behavior import add_camera
 from .imaging import add_miniscope
-from .intervals import add_acquisition_table, add_dropped_frames, add_notes
+from .intervals import add_acquisition_table, add_device_table, add_dropped_frames, add_notes
 
 
 def build_layout(
@@ -36,6 +36,7 @@ def build_layout(
     for name in _names(recordings, "camera"):
         add_camera(ctx, [r for r in recordings if r.device.name == name])
     add_acquisition_table(ctx, recordings)
+    add_device_table(ctx, recordings)
     add_dropped_frames(ctx, recordings)
     add_notes(ctx, recordings)
     return Layout(ctx.nwbfile, ctx.fills)
