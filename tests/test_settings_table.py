@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pynwb import validate
+from pynwb import NWBHDF5IO, validate
 from support import SMALL_CAMERA, read_nwb
 
 from miniscope_core import convert_session
 from miniscope_core.errors import MiniscopeWarning
+from miniscope_core.nwb_layout import LayoutOptions, SessionClock, build_layout
 from miniscope_core.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
@@ -146,3 +147,18 @@ def test_device_with_timestamps_but_no_video_still_gets_a_row(tmp_path):
         times = _session_seconds(nwb, truths[1], "BehavCam_2")
         assert row.frames.item() == 0 and row.frame_width.item() == -1
         assert (row.start_time.item(), row.stop_time.item()) == (times[0], times[-1])
+
+
+def test_provenance_is_written_when_given(tmp_path):
+    clock = SessionClock(start=DEFAULT_START, start_ms=0, fallback_ms=0)
+    metadata = {"NWBFile": {"session_description": "provenance only"}}
+    options = LayoutOptions(source_script="miniscope-nwb 0.1.0", source_script_file_name="cli.py")
+    out = tmp_path / "p.nwb"
+    with NWBHDF5IO(out, "w") as io:  # no recordings, so no dataset is left to fill
+        io.write(build_layout([], metadata, clock, out, options).nwbfile)
+    with read_nwb(out) as nwb:
+        assert (nwb.source_script, nwb.source_script_file_name) == ("miniscope-nwb 0.1.0", "cli.py")
+    plain = build_layout([], metadata, clock, tmp_path / "q.nwb", LayoutOptions()).nwbfile
+    assert plain.source_script is None
+    with pytest.raises(ValueError, match="source_script"):
+        LayoutOptions(source_script_file_name="cli.py")

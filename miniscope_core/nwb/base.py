@@ -44,11 +44,17 @@ class Layout:
 
 @dataclass(frozen=True)
 class LayoutOptions:
-    """How the file is laid out."""
+    """How the file is laid out; `source_script*` record the converter's provenance in NWB."""
 
     per_acquisition: bool = False
     embed_cameras: bool = False
     compression_level: int = 4
+    source_script: str = ""
+    source_script_file_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source_script_file_name and not self.source_script:
+            raise ValueError("source_script_file_name needs source_script (NWB stores it with it)")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def build_layout(
     options: LayoutOptions,
 ) -> Layout:
     """The whole NWBFile for a session's recordings (frames still to be copied)."""
-    nwbfile = _nwbfile(metadata, clock.start)
+    nwbfile = _nwbfile(metadata, clock.start, options)
     ctx = LayoutContext(nwbfile, metadata, clock, nwb_path, options)
     for name in _names(recordings, "miniscope"):
         add_miniscope(ctx, [r for r in recordings if r.device.name == name])
@@ -47,14 +47,18 @@ def _names(recordings: list[Recording], kind: str) -> list[str]:
     return list(dict.fromkeys(r.device.name for r in recordings if r.device.kind == kind))
 
 
-def _nwbfile(metadata: dict[str, Any], start: datetime) -> NWBFile:
-    """The file with the user's NWBFile fields and subject."""
+def _nwbfile(metadata: dict[str, Any], start: datetime, options: LayoutOptions) -> NWBFile:
+    """The file with the user's NWBFile fields, subject and the converter's provenance."""
     fields = dict(metadata.get("NWBFile") or {})
     fields.pop("session_start_time", None)
     fields.setdefault("identifier", str(uuid.uuid4()))
     for key in ("experimenter", "keywords", "related_publications"):
         if isinstance(fields.get(key), str):
             fields[key] = [fields[key]]
+    if options.source_script:
+        fields["source_script"] = options.source_script
+    if options.source_script_file_name:
+        fields["source_script_file_name"] = options.source_script_file_name
     nwbfile = NWBFile(session_start_time=start, **fields)
     subject = metadata.get("Subject")
     if subject:
