@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 from support import SMALL_CAMERA, SMALL_SCOPE
 
 from miniscope_core.synthetic import AcquisitionTruth, write_session
+
+# Dagster is the optional `dagster` extra: in a library-only install, leave out every test module
+# that imports dagster or miniscope_assets, so `pytest` runs the library's tests alone.
+if importlib.util.find_spec("dagster") is None:
+    _NEEDS_DAGSTER = re.compile(r"^\s*(import|from)\s+(dagster|miniscope_assets)\b", re.MULTILINE)
+    collect_ignore_glob = [
+        path.name
+        for path in Path(__file__).parent.glob("test_*.py")
+        if _NEEDS_DAGSTER.search(path.read_text())
+    ]
 
 
 @pytest.fixture

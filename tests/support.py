@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from pynwb import NWBHDF5IO, NWBFile
 
 from miniscope_core.synthetic import CameraSpec, ScopeSpec
 
+# Real DAQ recordings from other labs, in the shared/ folder beside the repository.
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-miniscope"
+
+
+def real_data(relative: str = "") -> Path:
+    """A path in REAL_DATA. Missing, it skips the test (or module) locally but fails in CI,
+    where shared/ is always laid out: a silent skip there would hide lost coverage."""
+    path = REAL_DATA / relative
+    if not path.exists():
+        reason = f"real Miniscope data missing: {path}"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason} (CI must have shared/real-miniscope)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+    return path
+
 
 SMALL_SCOPE = ScopeSpec(
     n_frames=120,

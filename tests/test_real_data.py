@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from pynwb import validate
-from support import REAL_DATA, read_nwb
+from support import REAL_DATA, read_nwb, real_data
 
 from miniscope_core import FrameCountMismatch, convert_session, discover, inspect_session
 from miniscope_core.synthetic import camera_frames, imaging_frames, write_video
 
-pytestmark = pytest.mark.skipif(not REAL_DATA.is_dir(), reason="shared/real-miniscope is absent")
+# Every test here needs the real recordings: skip the module locally without them, fail in CI.
+real_data()
 
 SESSIONS = sorted(
     str(path.parent.relative_to(REAL_DATA))

@@ -9,6 +9,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from support import real_data
 
 from miniscope_core.synthetic import (
     AcquisitionSpec,
@@ -22,9 +23,7 @@ from miniscope_core.synthetic import (
 )
 
 EASTERN_STANDARD = timezone(timedelta(hours=-5))
-REAL_2C1 = Path(
-    "/work/shared/real-miniscope/Miniscope2C/2color_pilot_mCherry/2C1/2021_05_14/11_34_45"
-)
+REAL_2C1 = "Miniscope2C/2color_pilot_mCherry/2C1/2021_05_14/11_34_45"
 
 
 def decode(path: Path, shape: tuple[int, ...]) -> tuple[dict, list[np.ndarray]]:
@@ -125,8 +124,8 @@ def test_start_time_fields_match_the_utc_instant(tmp_path: Path, layout: str) ->
     assert device["deviceName"] == "BehavCam 2" and device["compression"] == "MJPG"
 
 
-@pytest.mark.skipif(not REAL_2C1.is_dir(), reason="real Miniscope2C sample not available")
 def test_json_text_matches_a_real_session_byte_for_byte(tmp_path: Path) -> None:
+    real = real_data(REAL_2C1)
     start = datetime(2021, 5, 14, 11, 34, 45, 103000, tzinfo=timezone(timedelta(hours=-4)))
     scopes = [
         ScopeSpec(name=name, n_frames=2, height=8, width=8, codec="GREY", gain=gain, led0=led0)
@@ -137,7 +136,7 @@ def test_json_text_matches_a_real_session_byte_for_byte(tmp_path: Path) -> None:
     )
     write_acquisition(tmp_path, spec)
     for name in ("metaData.json", "miniscope_side/metaData.json"):
-        assert without_paths(tmp_path / name) == without_paths(REAL_2C1 / name)
+        assert without_paths(tmp_path / name) == without_paths(real / name)
     assert (tmp_path / "notes.csv").read_bytes() == b""
 
 
