@@ -8,10 +8,13 @@ just rewrites the same files. The two heavy steps share a concurrency pool so th
 hundreds of sessions decodes only as many at once as the instance allows.
 """
 
+import functools
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -20,7 +23,7 @@ from miniscope_core.atomic import write_bytes, write_csv, write_json
 from miniscope_core.chunks import ChunkFile
 from miniscope_core.collection import discover
 from miniscope_core.convert import assemble, encode_videos
-from miniscope_core.errors import MiniscopeWarning
+from miniscope_core.errors import MiniscopeFormatError, MiniscopeWarning
 from miniscope_core.preview import chunk_file_preview
 from miniscope_core.session import Session
 from miniscope_core.validate import check_file
@@ -46,6 +49,22 @@ from .summaries import (
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
+    """A problem in the recording or its metadata fails the step with the library's one-line
+    message as the headline, not a traceback from inside the library."""
+
+    @functools.wraps(asset_fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return asset_fn(*args, **kwargs)
+        except MiniscopeFormatError as error:
+            raise dg.Failure(description=str(error)) from error
+
+    return run
 
 
 def _session(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> tuple[str, Session]:
@@ -54,6 +73,7 @@ def _session(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> tu
 
 
 @dg.asset(partitions_def=sessions, deps=[raw_session], group_name=GROUP, kinds={"json"})
+@_plain_failures
 def acquisition_metadata(
     context: dg.AssetExecutionContext, storage: MiniscopeStorage
 ) -> dg.MaterializeResult:
@@ -81,6 +101,7 @@ def acquisition_metadata(
     kinds={"csv"},
     check_specs=TIMESTAMP_CHECKS,
 )
+@_plain_failures
 def timestamp_tables(
     context: dg.AssetExecutionContext, storage: MiniscopeStorage
 ) -> dg.MaterializeResult:
@@ -116,6 +137,7 @@ def timestamp_tables(
     kinds={"hdf5"},
     pool=HEAVY_POOL,
 )
+@_plain_failures
 def video_chunks(
     context: dg.AssetExecutionContext, storage: MiniscopeStorage
 ) -> dg.MaterializeResult:
@@ -173,6 +195,7 @@ def _write_previews(
     pool=HEAVY_POOL,
     check_specs=NWB_CHECKS,
 )
+@_plain_failures
 def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg.MaterializeResult:
     """The session's NWB file, assembled by copying the compressed chunks (written atomically).
 

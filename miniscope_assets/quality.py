@@ -10,7 +10,7 @@ from pathlib import Path
 
 import h5py
 
-from miniscope_core.nwb_layout import camel
+from miniscope_core.nwb.base import camel
 from miniscope_core.recordings import Recording
 
 
@@ -52,6 +52,6 @@ def _series_frames_by_device(nwb_path: Path) -> dict[str, int]:
     with h5py.File(nwb_path, "r") as nwb:
         for series in nwb["acquisition"].values():
             if series.attrs.get("neurodata_type") == "OnePhotonSeries":
-                device = series["device"].name.rsplit("/", 1)[-1]
+                device = series.get("device", getlink=True).path.rsplit("/", 1)[-1]
                 frames[device] = frames.get(device, 0) + series["data"].shape[0]
     return frames

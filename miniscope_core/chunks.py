@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .atomic import atomic_output
 from .deflate import Deflater
 from .errors import MiniscopeFormatError
 from .video import avi_frame_size, count_frames, open_video
@@ -66,38 +67,32 @@ def encode_video(
     workers: int | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> ChunkFile:
-    """Decode `source` and write its deflated frames to `target` (atomically, via a .partial).
+    """Decode `source` and write its deflated frames to `target` (atomically, replacing it).
 
     With `pixels=False` (behaviour videos that the NWB file links to) only the decodable frames
     are counted and recorded.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
     stat = source.stat()
     decode_error = ""
-    try:
-        with h5py.File(partial, "w") as h5:
-            h5.attrs.update(
-                source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
-            )
-            h5.attrs.update(engine=deflater.engine, level=deflater.level)
-            n_frames = 0
-            if stat.st_size == 0:
-                decode_error = "the file is empty (0 bytes)"
-            else:
-                try:
-                    if pixels:
-                        n_frames, decode_error = _write_frames(
-                            h5, source, color, deflater, workers, on_frame
-                        )
-                    else:
-                        n_frames = count_frames(source)
-                except MiniscopeFormatError as error:
-                    decode_error = error.problem
-            h5.attrs.update(decode_error=decode_error, n_frames=n_frames)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(target, overwrite=True) as partial, h5py.File(partial, "w") as h5:
+        h5.attrs.update(
+            source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
+        )
+        h5.attrs.update(engine=deflater.engine, level=deflater.level)
+        n_frames = 0
+        if stat.st_size == 0:
+            decode_error = "the file is empty (0 bytes)"
+        else:
+            try:
+                if pixels:
+                    n_frames, decode_error = _write_frames(
+                        h5, source, color, deflater, workers, on_frame
+                    )
+                else:
+                    n_frames = count_frames(source)
+            except MiniscopeFormatError as error:
+                decode_error = error.problem
+        h5.attrs.update(decode_error=decode_error, n_frames=n_frames)
     return read_chunk_file(target)
 
 

@@ -26,7 +26,8 @@ from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chun
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, MiniscopeWarning
-from .nwb_layout import Fill, Layout, LayoutOptions, SessionClock, build_layout
+from .nwb.base import Fill, Layout, LayoutOptions, SessionClock
+from .nwb.layout import build_layout
 from .nwb_writer import Filler, copy_fill, write_nwb
 from .provenance import source_script
 from .recordings import Recording, session_recordings

@@ -15,7 +15,7 @@ import h5py
 from pynwb import NWBHDF5IO
 
 from .chunks import copy_chunks
-from .nwb_layout import Fill, Layout
+from .nwb.base import Fill, Layout
 from .validate import WrittenSeries
 
 Filler = Callable[[h5py.Dataset, Fill], None]

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .metadata_schema import MetadataError, validate_metadata
+from .nwb.base import camel
 from .session import Session
 
 SESSION_METADATA_FILE = "nwb_metadata.yaml"
@@ -70,8 +71,6 @@ def _layers(
 
 def _scope_names(session: Session) -> dict[str, str]:
     """Each Miniscope's DAQ name -> its NWB name, so metadata may use either."""
-    from .nwb_layout import camel  # nwb_layout imports this module: import when called
-
     return {name: camel(name) for name in session.device_names("miniscope")}
 
 

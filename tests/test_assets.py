@@ -175,3 +175,17 @@ def test_a_session_linked_from_outside_the_raw_root_is_not_read(tmp_path):
     failure = result.failure_data_for_node("acquisition_metadata").error.cause
     assert "resolves outside the raw root" in failure.message
     assert not (tmp_path / "out" / "linked").exists()
+
+
+def test_a_metadata_mistake_fails_the_first_asset_with_the_library_message(session, tmp_path):
+    folder, _ = session
+    (folder / "nwb_metadata.yaml").write_text("Subjct:\n  sex: F\n")
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "acquisition_metadata"
+    message = failure.step_failure_data.error.message
+    assert "nwb_metadata.yaml: Subjct: unknown section; did you mean 'Subject'?" in message
+    assert not list((tmp_path / "out").rglob("*.nwb"))

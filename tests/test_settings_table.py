@@ -13,7 +13,8 @@ from support import SMALL_CAMERA, read_nwb
 
 from miniscope_core import convert_session
 from miniscope_core.errors import MiniscopeWarning
-from miniscope_core.nwb_layout import LayoutOptions, SessionClock, build_layout
+from miniscope_core.nwb.base import LayoutOptions, SessionClock
+from miniscope_core.nwb.layout import build_layout
 from miniscope_core.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
