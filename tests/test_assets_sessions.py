@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from support import REAL_DATA
+from support import real_data
 from test_sessions import acquisition
 
 from miniscope_assets.scan import find_sessions as partitions
@@ -28,8 +27,7 @@ def test_cli_and_partitions_agree_on_synthetic_layouts(tmp_path):
 
 
 def test_cli_and_partitions_agree_on_the_real_corpus():
-    if not REAL_DATA.is_dir():
-        pytest.skip("shared/real-miniscope is absent")
-    sessions = find_sessions(REAL_DATA)
+    corpus = real_data()
+    sessions = find_sessions(corpus)
     assert len(sessions) == 9  # the nine acquisition days its README lists
-    assert sorted(partitions(REAL_DATA).values()) == [s.resolve() for s in sessions]
+    assert sorted(partitions(corpus).values()) == [s.resolve() for s in sessions]
