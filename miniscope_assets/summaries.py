@@ -16,7 +16,7 @@ import pandas as pd
 
 from miniscope_core.recordings import Recording
 from miniscope_core.session import Device, Session
-from miniscope_core.timestamps import Timing, measure_timing, read_timestamps
+from miniscope_core.timestamps import Timing, measure_timing
 
 
 def plain(value: Any) -> Any:
@@ -141,8 +141,7 @@ def session_timings(session: Session) -> list[DeviceTiming]:
         DeviceTiming(acquisition.label, device, table, measure_timing(table))
         for acquisition in session.acquisitions
         for device in acquisition.devices
-        if device.timestamps_path is not None
-        for table in [read_timestamps(device.timestamps_path)]
+        if (table := device.timestamps) is not None
     ]
 
 

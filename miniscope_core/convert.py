@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,16 @@ import h5py
 
 from .atomic import atomic_output
 from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chunk_file
+from .clock import session_clock
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, MiniscopeWarning
-from .nwb.base import Fill, Layout, LayoutOptions, SessionClock
+from .nwb.base import Fill, Layout, LayoutOptions
 from .nwb.layout import build_layout
 from .nwb_writer import Filler, copy_fill, write_nwb
 from .provenance import source_script
 from .recordings import Recording, session_recordings
 from .session import Device, Session
-from .timestamps import read_timestamps
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import Verification, VerificationError, verify_nwb
 
@@ -106,8 +105,8 @@ def expected_frames(session: Session, options: ConversionOptions) -> int:
     total = 0
     for acquisition in session.acquisitions:
         for device in acquisition.devices:
-            if device.timestamps_path is not None and _needs_pixels(device, options):
-                total += len(read_timestamps(device.timestamps_path))
+            if device.timestamps is not None and _needs_pixels(device, options):
+                total += len(device.timestamps)
     return total
 
 
@@ -152,37 +151,6 @@ def _current_chunk_file(
     if existing.is_current_for(video, options.deflater) and not missing_pixels:
         return existing
     return None
-
-
-def session_clock(
-    session: Session, recordings: list[Recording], metadata: dict[str, Any]
-) -> SessionClock:
-    """Time zero: the earliest frame of the session (or the user's `session_start_time`)."""
-    user_start = (metadata.get("NWBFile") or {}).get("session_start_time")
-    starts = [a.start for a in session.acquisitions if a.start is not None]
-    if user_start is not None:
-        start = _as_datetime(user_start)
-        user_ms = round(start.timestamp() * 1000)
-        return SessionClock(start=start, start_ms=user_ms, fallback_ms=user_ms)
-    if len(starts) < len(session.acquisitions):
-        raise MiniscopeFormatError(
-            session.root,
-            "has no session metaData.json with the recording start time; give "
-            "NWBFile.session_start_time in the metadata file (--metadata)",
-        )
-    firsts = [r.start_ms(0) + int(r.table["time_ms"].min()) for r in recordings if len(r.table)]
-    start_ms = min(firsts) if firsts else starts[0].epoch_ms
-    zone = min(starts, key=lambda s: s.epoch_ms)
-    return SessionClock(start=zone.as_datetime(start_ms), start_ms=start_ms, fallback_ms=start_ms)
-
-
-def _as_datetime(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        raise MiniscopeFormatError(
-            Path("metadata"), f"NWBFile.session_start_time {value!r} needs a UTC offset"
-        )
-    return moment
 
 
 class _Shortfall(Exception):

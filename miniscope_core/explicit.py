@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .clock import parse_start_time
 from .errors import MiniscopeFormatError
-from .session import Acquisition, Device, Session, is_session_metadata, parse_start_time, read_json
+from .session import Acquisition, Device, Session, is_session_metadata, read_json
 
 
 def session_from_files(

@@ -18,7 +18,7 @@ from .chunks import ChunkFile
 from .errors import MiniscopeFormatError
 from .session import Acquisition, Device, Session
 from .settings import frame_rate_hz
-from .timestamps import Timing, measure_timing, read_timestamps, regular_timestamps_ms
+from .timestamps import Timing, measure_timing, regular_timestamps_ms
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ def build_recording(
     chunk_files = tuple(videos[path] for path in device.videos)
     counts = [video.n_frames for video in chunk_files]
     _check_shapes(chunk_files)
-    if device.timestamps_path is None:
+    table = device.timestamps
+    if table is None or device.timestamps_path is None:
         return _untimed_recording(acquisition, device, chunk_files, counts)
-    table = read_timestamps(device.timestamps_path)
     if device.sequential:
         first_rows, capacities = sequential_layout(counts)
     else:

@@ -13,7 +13,7 @@ from .errors import MiniscopeFormatError
 from .orientation import read_head_orientation
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
-from .timestamps import measure_timing, read_timestamps
+from .timestamps import measure_timing
 from .video import avi_finalised, count_frames
 
 
@@ -75,7 +75,7 @@ def _acquisition(acquisition: Acquisition, decode: bool, problems: list[str]) ->
 
 
 def _device(device: Device, decode: bool, problems: list[str]) -> DeviceReport:
-    table = read_timestamps(device.timestamps_path) if device.timestamps_path else None
+    table = device.timestamps
     timing = measure_timing(table) if table is not None else None
     if table is None:
         problems.append(f"{device.folder}: no timeStamps.csv")

@@ -11,29 +11,18 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+
+from .clock import StartTime, parse_start_time
 from .errors import MiniscopeFormatError, MissingDeviceWarning
+from .timestamps import read_timestamps
 
 DeviceKind = Literal["miniscope", "camera"]
 _VIDEO_NAME = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
-_START_FIELDS = ("year", "month", "day", "hour", "minute", "second", "msec", "msecSinceEpoch")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class StartTime:
-    """Recording start: the UTC instant, and the acquisition PC's UTC offset at that moment."""
-
-    epoch_ms: int
-    utc_offset_minutes: int
-
-    def as_datetime(self, epoch_ms: int | None = None) -> datetime:
-        """This start (or another instant, in the same local zone) as an aware datetime."""
-        instant = _EPOCH + timedelta(milliseconds=self.epoch_ms if epoch_ms is None else epoch_ms)
-        return instant.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
 
 
 @dataclass(frozen=True)
@@ -57,6 +46,11 @@ class Device:
     @property
     def device_type(self) -> str:
         return str(self.settings.get("deviceType", "unknown"))
+
+    @cached_property
+    def timestamps(self) -> pd.DataFrame | None:
+        """timeStamps.csv, read once however many steps ask (None when the device has none)."""
+        return None if self.timestamps_path is None else read_timestamps(self.timestamps_path)
 
 
 @dataclass(frozen=True)
@@ -111,28 +105,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MiniscopeFormatError(path, "does not hold a JSON object")
     return value
-
-
-def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
-    """Start time from nested `recordingStartTime` (v1.10+) or flat keys (v1.0x).
-
-    The local wall-clock fields minus the UTC `msecSinceEpoch` give the PC's UTC offset.
-    """
-    fields = metadata.get("recordingStartTime", metadata)
-    if not isinstance(fields, dict) or any(key not in fields for key in _START_FIELDS):
-        missing = [
-            key for key in _START_FIELDS if not isinstance(fields, dict) or key not in fields
-        ]
-        raise MiniscopeFormatError(path, f"has no recording start time (missing {missing})")
-    try:
-        local = datetime(*(int(fields[key]) for key in _START_FIELDS[:6]))
-        local += timedelta(milliseconds=int(fields["msec"]))
-        epoch_ms = int(fields["msecSinceEpoch"])
-    except (TypeError, ValueError) as error:
-        raise MiniscopeFormatError(path, f"has an invalid recording start time: {error}") from error
-    utc = (_EPOCH + timedelta(milliseconds=epoch_ms)).replace(tzinfo=None)
-    offset_minutes = round((local - utc).total_seconds() / 900) * 15
-    return StartTime(epoch_ms=epoch_ms, utc_offset_minutes=offset_minutes)
 
 
 def is_session_metadata(metadata: dict[str, Any]) -> bool:

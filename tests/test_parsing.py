@@ -11,9 +11,10 @@ import pytest
 from support import SMALL_SCOPE
 
 from miniscope_core import MiniscopeFormatError, discover
+from miniscope_core.clock import parse_start_time
 from miniscope_core.notes import read_notes
 from miniscope_core.orientation import read_head_orientation
-from miniscope_core.session import list_videos, parse_start_time
+from miniscope_core.session import list_videos
 from miniscope_core.settings import frame_rate_hz, gain_factor, normalised_settings
 from miniscope_core.synthetic import AcquisitionSpec, CameraSpec, write_acquisition, write_session
 from miniscope_core.timestamps import find_gaps, measure_timing, read_timestamps

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
 from ..chunks import ChunkFile
+from ..clock import SessionClock
 from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..recordings import Recording
 
@@ -55,15 +55,6 @@ class LayoutOptions:
     def __post_init__(self) -> None:
         if self.source_script_file_name and not self.source_script:
             raise ValueError("source_script_file_name needs source_script (NWB stores it with it)")
-
-
-@dataclass(frozen=True)
-class SessionClock:
-    """NWB time zero and how acquisitions without a recorded start are placed."""
-
-    start: datetime
-    start_ms: int
-    fallback_ms: int
 
 
 def camel(name: str) -> str:

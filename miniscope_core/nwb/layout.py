@@ -14,8 +14,9 @@ from typing import Any
 from pynwb import NWBFile
 from pynwb.file import Subject
 
+from ..clock import SessionClock
 from ..recordings import Recording
-from .base import Layout, LayoutContext, LayoutOptions, SessionClock
+from .base import Layout, LayoutContext, LayoutOptions
 from .behavior import add_camera
 from .imaging import add_miniscope
 from .intervals import add_acquisition_table, add_device_table, add_dropped_frames, add_notes

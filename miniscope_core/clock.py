@@ -1,0 +1,88 @@
+"""Time in a Miniscope session: when each acquisition started, and the NWB file's time zero.
+
+Every time in the file is integer milliseconds since the Unix epoch until the last moment
+(`msecSinceEpoch` of the acquisition plus the `timeStamps.csv` value), so no rounding ever
+shifts one device against another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import MiniscopeFormatError
+
+if TYPE_CHECKING:
+    from .recordings import Recording
+    from .session import Session
+
+_START_FIELDS = ("year", "month", "day", "hour", "minute", "second", "msec", "msecSinceEpoch")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StartTime:
+    """Recording start: the UTC instant, and the acquisition PC's UTC offset at that moment."""
+
+    epoch_ms: int
+    utc_offset_minutes: int
+
+    def as_datetime(self, epoch_ms: int | None = None) -> datetime:
+        """This start (or another instant, in the same local zone) as an aware datetime."""
+        instant = _EPOCH + timedelta(milliseconds=self.epoch_ms if epoch_ms is None else epoch_ms)
+        return instant.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+
+
+def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
+    """Start time from nested `recordingStartTime` (v1.10+) or flat keys (v1.0x).
+
+    The local wall-clock fields minus the UTC `msecSinceEpoch` give the PC's UTC offset.
+    """
+    fields = metadata.get("recordingStartTime", metadata)
+    if not isinstance(fields, dict) or any(key not in fields for key in _START_FIELDS):
+        missing = [
+            key for key in _START_FIELDS if not isinstance(fields, dict) or key not in fields
+        ]
+        raise MiniscopeFormatError(path, f"has no recording start time (missing {missing})")
+    try:
+        local = datetime(*(int(fields[key]) for key in _START_FIELDS[:6]))
+        local += timedelta(milliseconds=int(fields["msec"]))
+        epoch_ms = int(fields["msecSinceEpoch"])
+    except (TypeError, ValueError) as error:
+        raise MiniscopeFormatError(path, f"has an invalid recording start time: {error}") from error
+    utc = (_EPOCH + timedelta(milliseconds=epoch_ms)).replace(tzinfo=None)
+    offset_minutes = round((local - utc).total_seconds() / 900) * 15
+    return StartTime(epoch_ms=epoch_ms, utc_offset_minutes=offset_minutes)
+
+
+@dataclass(frozen=True)
+class SessionClock:
+    """NWB time zero and how acquisitions without a recorded start are placed."""
+
+    start: datetime
+    start_ms: int
+    fallback_ms: int
+
+
+def session_clock(
+    session: Session, recordings: list[Recording], metadata: dict[str, Any]
+) -> SessionClock:
+    """Time zero: the earliest frame of the session (or the user's `session_start_time`, which
+    the metadata schema has already checked to be an aware datetime)."""
+    user_start = (metadata.get("NWBFile") or {}).get("session_start_time")
+    if user_start is not None:
+        user_ms = round(user_start.timestamp() * 1000)
+        return SessionClock(start=user_start, start_ms=user_ms, fallback_ms=user_ms)
+    starts = [a.start for a in session.acquisitions if a.start is not None]
+    if len(starts) < len(session.acquisitions):
+        raise MiniscopeFormatError(
+            session.root,
+            "has no session metaData.json with the recording start time; give "
+            "NWBFile.session_start_time in the metadata file (--metadata)",
+        )
+    firsts = [r.start_ms(0) + int(r.table["time_ms"].min()) for r in recordings if len(r.table)]
+    start_ms = min(firsts) if firsts else starts[0].epoch_ms
+    zone = min(starts, key=lambda s: s.epoch_ms)
+    return SessionClock(start=zone.as_datetime(start_ms), start_ms=start_ms, fallback_ms=start_ms)
