@@ -9,6 +9,7 @@ from .convert import ConversionOptions, ConversionResult, convert_session
 from .errors import FrameCountMismatch, MiniscopeFormatError
 from .explicit import session_from_files
 from .report import inspect_session
+from .settings_model import MiniscopeSettings, SettingsError
 
 __all__ = [
     "ConversionOptions",
@@ -16,6 +17,8 @@ __all__ = [
     "FrameCountMismatch",
     "CollectionError",
     "MiniscopeFormatError",
+    "MiniscopeSettings",
+    "SettingsError",
     "convert_session",
     "discover",
     "find_sessions",

@@ -16,6 +16,7 @@ from pynwb import NWBFile
 
 from ..chunks import ChunkFile
 from ..clock import SessionClock
+from ..deflate import DEFAULT_LEVEL
 from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..recordings import Recording
 
@@ -48,7 +49,7 @@ class LayoutOptions:
 
     per_acquisition: bool = False
     embed_cameras: bool = False
-    compression_level: int = 4
+    compression_level: int = DEFAULT_LEVEL
     source_script: str = ""
     source_script_file_name: str = ""
 

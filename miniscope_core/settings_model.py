@@ -1,0 +1,253 @@
+"""Every setting of the automation and every conversion default, each defined once, here.
+
+Values come from, later wins: the defaults below < a settings file named by
+`MINISCOPE_SETTINGS_FILE` (YAML or TOML, keys are the field names) < `MINISCOPE_<FIELD>`
+environment variables < explicit overrides (command line flags, run config). The conversion
+defaults are `ConversionOptions`' own, so the library and the automation cannot drift apart.
+A bad value is refused with one line naming where it came from, e.g.
+`MINISCOPE_SETTLE_SECONDS='soon': expected a number of seconds, 0 or more`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from .convert import ConversionOptions
+from .deflate import ENGINES, Deflater
+from .metadata_schema import did_you_mean
+
+PREFIX = "MINISCOPE_"
+SETTINGS_FILE_VARIABLE = PREFIX + "SETTINGS_FILE"
+_CHECKOUT = Path(__file__).resolve().parents[1]
+DEMO_DATA = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / "demo_data"
+# Names that worked before the model; still read, below the canonical name.
+_LEGACY_VARIABLES = {"sensor_interval_seconds": (PREFIX + "SENSOR_INTERVAL",)}
+_LIBRARY = ConversionOptions()
+CONVERSION_SETTINGS = (
+    "per_acquisition",
+    "strict",
+    "embed_cameras",
+    "deflate_engine",
+    "compression_level",
+)
+_OWN_MESSAGE = "setting"  # error type whose message replaces "expected ..."
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is one line naming its source and value."""
+
+
+def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
+    """A field whose README row says `meaning` and whose error says `expected`."""
+    extra = {"expected": expected}
+    return Field(default, description=meaning, json_schema_extra=extra, **constraints)
+
+
+class MiniscopeSettings(BaseModel):
+    """Where sessions are read and written, how the sensor watches them, how they convert."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raw_root: Path = _setting(
+        DEMO_DATA / "raw", "Session folders (read only); one partition per folder.", "a path"
+    )
+    output_root: Path = _setting(
+        DEMO_DATA / "nwb", "Everything written for a session: `<output_root>/<key>/`.", "a path"
+    )
+    metadata_file: Path | None = _setting(
+        None,
+        "Lab-wide NWB metadata (YAML); a session's own `nwb_metadata.yaml` is merged over it.",
+        "a file path, or empty for none",
+    )
+    keep_chunks: bool = _setting(
+        True,
+        "Keep the compressed chunk files, so a session that grows re-decodes only new videos.",
+        "true or false",
+    )
+    settle_seconds: float = _setting(
+        60.0,
+        "A folder is handed over only once no file in it is newer than this.",
+        "a number of seconds, 0 or more",
+        ge=0,
+    )
+    stale_seconds: float = _setting(
+        3600.0,
+        "An incomplete folder unchanged this long is converted anyway (crashes never complete).",
+        "a number of seconds, 0 or more",
+        ge=0,
+    )
+    max_new_per_tick: int = _setting(
+        50,
+        "At most this many sessions handed over per sensor tick.",
+        "a whole number, 1 or more",
+        ge=1,
+    )
+    dropped_fraction_warn: float = _setting(
+        0.05,
+        "The dropped-frame check warns when a device lost more than this fraction of frames.",
+        "a fraction between 0 and 1",
+        ge=0,
+        le=1,
+    )
+    sensor_interval_seconds: int = _setting(
+        30, "Seconds between two sensor ticks.", "a whole number of seconds, 1 or more", ge=1
+    )
+    per_acquisition: bool = _setting(
+        _LIBRARY.per_acquisition,
+        "One image series per acquisition instead of one per device for the whole session.",
+        "true or false",
+    )
+    strict: bool = _setting(
+        _LIBRARY.strict,
+        "Fail a session whose video frames and timestamps disagree (else keep the shorter).",
+        "true or false",
+    )
+    embed_cameras: bool = _setting(
+        _LIBRARY.embed_cameras,
+        "Store behaviour-camera frames in the NWB file instead of linking the AVI files.",
+        "true or false",
+    )
+    deflate_engine: str = _setting(
+        _LIBRARY.deflate_engine,
+        "Deflate encoder: isal (fast) or zlib (the same bytes as h5py's filter).",
+        "one of " + ", ".join(sorted(ENGINES)),
+    )
+    compression_level: int = _setting(
+        _LIBRARY.compression_level,
+        "Deflate level of the stored frames (isal 0-3, zlib 0-9).",
+        "a whole number (isal 0-3, zlib 0-9)",
+    )
+
+    @field_validator("metadata_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """An empty variable means no lab-wide file, as it always has."""
+        return None if value == "" else value
+
+    @field_validator("deflate_engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        if engine not in ENGINES:
+            raise ValueError("unknown engine")
+        return engine
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level_of_engine(cls, level: int, info: ValidationInfo) -> int:
+        """The level's range depends on the engine (declared before it, so already checked)."""
+        engine = info.data.get("deflate_engine")
+        if engine is not None:
+            try:
+                Deflater(engine, level)
+            except ValueError as error:
+                raise PydanticCustomError(_OWN_MESSAGE, str(error)) from None
+        return level
+
+    @classmethod
+    def variables(cls, name: str) -> tuple[str, ...]:
+        """The environment variables of field `name`: `MINISCOPE_<NAME>`, then older names."""
+        return (PREFIX + name.upper(), *_LEGACY_VARIABLES.get(name, ()))
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> MiniscopeSettings:
+        """Defaults < settings file < environment < `overrides` that are not None."""
+        environ = os.environ if environ is None else environ
+        given = _file_values(environ.get(SETTINGS_FILE_VARIABLE))
+        given.update(_environment_values(environ))
+        given.update({k: (k, v) for k, v in overrides.items() if v is not None})
+        return cls._validated(given)
+
+    @classmethod
+    def _validated(cls, given: dict[str, tuple[str, Any]]) -> MiniscopeSettings:
+        """The model from {field: (source, value)}; errors name each value's source."""
+        try:
+            return cls.model_validate({name: value for name, (_, value) in given.items()})
+        except ValidationError as error:
+            problems = [_problem(detail, given) for detail in error.errors()]
+            raise SettingsError("; ".join(problems)) from None
+
+    def updated(self, **overrides: Any) -> MiniscopeSettings:
+        """These settings with `overrides` that are not None, validated like the rest."""
+        unknown = sorted(set(overrides) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"not settings: {', '.join(unknown)}")
+        given = {name: (name, value) for name, value in self.model_dump().items()}
+        given.update({k: (k, v) for k, v in overrides.items() if v is not None})
+        return self._validated(given)
+
+    def conversion_options(self, **overrides: Any) -> ConversionOptions:
+        """The library's options from these defaults, `overrides` (not None) over them."""
+        chosen = self.updated(**overrides)
+        return ConversionOptions(**{name: getattr(chosen, name) for name in CONVERSION_SETTINGS})
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    """{field: (variable, text)} of the variables set; an unknown MINISCOPE_* one is refused,
+    since a misspelt setting would otherwise be silently ignored."""
+    known = {SETTINGS_FILE_VARIABLE}
+    values: dict[str, tuple[str, Any]] = {}
+    for name in MiniscopeSettings.model_fields:
+        variables = MiniscopeSettings.variables(name)
+        known.update(variables)
+        chosen = next((v for v in variables if v in environ), None)
+        if chosen is not None:
+            values[name] = (chosen, environ[chosen])
+    unknown = sorted(v for v in environ if v.startswith(PREFIX) and v not in known)
+    if unknown:
+        hint = did_you_mean(unknown[0], sorted(known))
+        raise SettingsError(f"{unknown[0]}: not a setting{hint}")
+    return values
+
+
+def _file_values(path_text: str | None) -> dict[str, tuple[str, Any]]:
+    """{field: ("<file>: <key>", value)} from the settings file, if one is named."""
+    if not path_text:
+        return {}
+    path = Path(path_text).expanduser()
+    source = f"{SETTINGS_FILE_VARIABLE}={path_text!r}"
+    if path.suffix not in {".toml", ".yaml", ".yml"}:
+        raise SettingsError(f"{source}: expected a .yaml, .yml or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError(f"{source}: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise SettingsError(f"{path}: not valid {path.suffix[1:].upper()}: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of setting names to values")
+    fields = list(MiniscopeSettings.model_fields)
+    for key in data:
+        if key not in fields:
+            raise SettingsError(f"{path}: {key}: not a setting{did_you_mean(str(key), fields)}")
+    return {key: (f"{path}: {key}", value) for key, value in data.items()}
+
+
+def _problem(detail: ErrorDetails, given: dict[str, tuple[str, Any]]) -> str:
+    """`source=value: expected ...` for one field's error."""
+    name = str(detail["loc"][0])
+    source, value = given.get(name, (name, detail["input"]))
+    if detail["type"] == _OWN_MESSAGE:
+        return f"{source}={value!r}: {detail['msg']}"
+    extra = MiniscopeSettings.model_fields[name].json_schema_extra
+    expected = extra["expected"] if isinstance(extra, dict) else detail["msg"]
+    return f"{source}={value!r}: expected {expected}"
