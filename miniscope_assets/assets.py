@@ -6,6 +6,10 @@ Every asset writes its own files under `<output_root>/<partition key>/` (atomica
 only metadata: no IO manager, no values passed through Dagster, so re-materialising a partition
 just rewrites the same files. The two heavy steps share a concurrency pool so that a backfill of
 hundreds of sessions decodes only as many at once as the instance allows.
+
+The assets that depend on the run's conversion choices read one `ConversionConfig`; a run
+launched with choices gives every one of them the same (`conversion_run_config`). `nwb_file`
+re-encodes any chunk file not made with its own choices, so its config decides the file.
 """
 
 import functools
@@ -13,8 +17,9 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +31,7 @@ from miniscope_core.convert import assemble, encode_videos
 from miniscope_core.errors import MiniscopeFormatError, MiniscopeWarning
 from miniscope_core.preview import chunk_file_preview
 from miniscope_core.session import Session
+from miniscope_core.settings_model import SettingsError
 from miniscope_core.validate import check_file
 
 from .checks import (
@@ -38,7 +44,7 @@ from .checks import (
 )
 from .partitions import GROUP, raw_session, sessions
 from .quality import frame_counts
-from .resources import MiniscopeStorage
+from .resources import ConversionConfig, MiniscopeStorage
 from .summaries import (
     describe_session,
     device_rows,
@@ -54,14 +60,14 @@ R = TypeVar("R")
 
 
 def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
-    """A problem in the recording or its metadata fails the step with the library's one-line
-    message as the headline, not a traceback from inside the library."""
+    """A problem in the recording, its metadata or the run's choices fails the step with the
+    library's one-line message as the headline, not a traceback from inside the library."""
 
     @functools.wraps(asset_fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return asset_fn(*args, **kwargs)
-        except MiniscopeFormatError as error:
+        except (MiniscopeFormatError, SettingsError) as error:
             raise dg.Failure(description=str(error)) from error
 
     return run
@@ -75,12 +81,13 @@ def _session(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> tu
 @dg.asset(partitions_def=sessions, deps=[raw_session], group_name=GROUP, kinds={"json"})
 @_plain_failures
 def acquisition_metadata(
-    context: dg.AssetExecutionContext, storage: MiniscopeStorage
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage, config: ConversionConfig
 ) -> dg.MaterializeResult:
     """Every acquisition and device of the session, and the NWB metadata it will get."""
     key, session = _session(context, storage)
     rel_path = storage.rel_path(session.root)
-    description = describe_session(session, rel_path, storage.nwb_metadata(session))
+    metadata = storage.nwb_metadata(session, config.metadata)
+    description = describe_session(session, rel_path, metadata)
     path = write_json(storage.session_dir(key) / "acquisitions.json", description)
     starts = [a["start"] for a in description["acquisitions"] if a["start"]]
     return dg.MaterializeResult(
@@ -139,18 +146,19 @@ def timestamp_tables(
 )
 @_plain_failures
 def video_chunks(
-    context: dg.AssetExecutionContext, storage: MiniscopeStorage
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage, config: ConversionConfig
 ) -> dg.MaterializeResult:
     """Every video decoded and compressed into the chunk layout of its NWB dataset.
 
     A chunk file whose source video is unchanged is reused, so an acquisition added to a session
-    later decodes only its own videos (when chunk files are kept).
+    later decodes only its own videos (when chunk files are kept). Camera frames are decoded
+    only when the run embeds cameras.
     """
     key, session = _session(context, storage)
     work = storage.chunks_dir(key)
     before = {path: path.stat().st_mtime_ns for path in work.rglob("*.h5")}
     began = time.perf_counter()
-    chunks = encode_videos(session, work, storage.options())
+    chunks = encode_videos(session, work, storage.options(config))
     seconds = time.perf_counter() - began
     decoded = [c for c in chunks.values() if before.get(c.path) != c.path.stat().st_mtime_ns]
     errors = {str(c.source): c.decode_error for c in chunks.values() if c.decode_error}
@@ -196,19 +204,23 @@ def _write_previews(
     check_specs=NWB_CHECKS,
 )
 @_plain_failures
-def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg.MaterializeResult:
+def nwb_file(
+    context: dg.AssetExecutionContext, storage: MiniscopeStorage, config: ConversionConfig
+) -> dg.MaterializeResult:
     """The session's NWB file, assembled by copying the compressed chunks (written atomically).
 
-    Chunk files cleaned up earlier are decoded again first; they are removed afterwards unless
-    MINISCOPE_KEEP_CHUNKS is true.
+    Chunk files cleaned up earlier, or made with other choices, are decoded again first; they
+    are removed afterwards unless MINISCOPE_KEEP_CHUNKS is true.
     """
     key, session = _session(context, storage)
     path = storage.nwb_path(key)
+    options = storage.options(config)
+    metadata = storage.nwb_metadata(session, config.metadata)
     began = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        chunks = encode_videos(session, storage.chunks_dir(key), storage.options())
-        done = assemble(session, chunks, path, storage.options(), storage.nwb_metadata(session))
+        chunks = encode_videos(session, storage.chunks_dir(key), options)
+        done = assemble(session, chunks, path, options, metadata)
     seconds = time.perf_counter() - began
     notes = [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]
     for note in notes:
@@ -231,6 +243,7 @@ def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg
             "dropped_frames_all_devices": done.dropped_frames,
             "seconds": round(seconds, 2),
             "warnings": notes,
+            "options": asdict(options),
             "preview": images(previews),
         },
         check_results=[nwb_valid(check_file(path)), frame_counts_agree(counts)],
@@ -238,3 +251,13 @@ def nwb_file(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> dg
 
 
 CONVERSION_ASSETS = [acquisition_metadata, timestamp_tables, video_chunks, nwb_file]
+CONFIGURED_ASSETS = [acquisition_metadata, video_chunks, nwb_file]
+
+
+def conversion_run_config(config: ConversionConfig) -> dict[str, Any]:
+    """Run config giving every asset that reads ConversionConfig the same choices; empty when
+    nothing is chosen, so the run takes the code location's settings."""
+    values = config.model_dump(exclude_defaults=True)
+    if not values:
+        return {}
+    return {"ops": {asset.op.name: {"config": values} for asset in CONFIGURED_ASSETS}}

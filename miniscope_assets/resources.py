@@ -1,64 +1,67 @@
-"""Where sessions are read and outputs written, and the knobs of the automation.
+"""Where sessions are read and outputs written, the knobs of the automation, and run config.
 
-Every value comes from an environment variable with a default that works out of the box: the
-demo data under `demo_data/` (gitignored) of the project checkout, or of the current folder when
-the package is installed elsewhere. Values are read when the code location loads, so the UI shows
-the paths in use.
+Every value and its default is defined once, in `miniscope_core.settings_model`: the resource is
+built from the settings (environment variables, settings file) when the code location loads, so
+the UI shows the values in use and a bad one stops the load with a one-line message. The
+conversion defaults can be changed per run through `ConversionConfig`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
-from miniscope_core.convert import DEFAULT_LEVEL, ConversionOptions
+from miniscope_core.convert import ConversionOptions
 from miniscope_core.session import Session
+from miniscope_core.settings_model import CONVERSION_SETTINGS, MiniscopeSettings
 from miniscope_core.user_metadata import resolve_metadata
 
 from .scan import session_folder
 
-_CHECKOUT = Path(__file__).resolve().parents[1]
-DEMO_DATA = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / "demo_data"
+_DEFAULTS = MiniscopeSettings()
+_PATHS = {"raw_root", "output_root", "metadata_file"}
 
-# field -> (environment variable, default)
-ENVIRONMENT: dict[str, tuple[str, Any]] = {
-    "raw_root": ("MINISCOPE_RAW_ROOT", str(DEMO_DATA / "raw")),
-    "output_root": ("MINISCOPE_OUTPUT_ROOT", str(DEMO_DATA / "nwb")),
-    "metadata_file": ("MINISCOPE_METADATA_FILE", ""),
-    "keep_chunks": ("MINISCOPE_KEEP_CHUNKS", True),
-    "settle_seconds": ("MINISCOPE_SETTLE_SECONDS", 60.0),
-    "stale_seconds": ("MINISCOPE_STALE_SECONDS", 3600.0),
-    "max_new_per_tick": ("MINISCOPE_MAX_NEW_PER_TICK", 50),
-    "dropped_fraction_warn": ("MINISCOPE_DROPPED_FRACTION_WARN", 0.05),
-    "compression_level": ("MINISCOPE_COMPRESSION_LEVEL", DEFAULT_LEVEL),
-}
+
+def _text(path: Path | None) -> str:
+    """Dagster config holds paths as text; no path is the empty text."""
+    return "" if path is None else str(path)
 
 
 class MiniscopeStorage(dg.ConfigurableResource):
     """Raw root (read only), output root, and how sessions are converted and watched."""
 
-    raw_root: str
-    output_root: str
-    metadata_file: str = ""
-    keep_chunks: bool = True
-    settle_seconds: float = 60.0
-    stale_seconds: float = 3600.0
-    max_new_per_tick: int = 50
-    dropped_fraction_warn: float = 0.05
-    compression_level: int = DEFAULT_LEVEL
+    raw_root: str = _text(_DEFAULTS.raw_root)
+    output_root: str = _text(_DEFAULTS.output_root)
+    metadata_file: str = _text(_DEFAULTS.metadata_file)
+    keep_chunks: bool = _DEFAULTS.keep_chunks
+    settle_seconds: float = _DEFAULTS.settle_seconds
+    stale_seconds: float = _DEFAULTS.stale_seconds
+    max_new_per_tick: int = _DEFAULTS.max_new_per_tick
+    dropped_fraction_warn: float = _DEFAULTS.dropped_fraction_warn
+    per_acquisition: bool = _DEFAULTS.per_acquisition
+    strict: bool = _DEFAULTS.strict
+    embed_cameras: bool = _DEFAULTS.embed_cameras
+    deflate_engine: str = _DEFAULTS.deflate_engine
+    compression_level: int = _DEFAULTS.compression_level
+
+    @classmethod
+    def from_settings(cls, settings: MiniscopeSettings) -> MiniscopeStorage:
+        values = settings.model_dump(include=set(cls.model_fields))
+        return cls(**{k: _text(v) if k in _PATHS else v for k, v in values.items()})
 
     @classmethod
     def from_env(cls, **overrides: Any) -> MiniscopeStorage:
-        """Values from MINISCOPE_* environment variables, then `overrides` that are not None."""
-        values: dict[str, Any] = {}
-        for field, (variable, default) in ENVIRONMENT.items():
-            raw = os.environ.get(variable)
-            values[field] = default if raw is None else _parse(raw, type(default))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        """Settings file < MINISCOPE_* variables < `overrides` that are not None.
+
+        Raises SettingsError naming the variable (or file and key) and the bad value."""
+        return cls.from_settings(MiniscopeSettings.load(**overrides))
+
+    def _checked(self) -> MiniscopeSettings:
+        """These values as the settings model, checked (a resource may be built by hand)."""
+        return _DEFAULTS.updated(**self.model_dump(include=set(type(self).model_fields)))
 
     @property
     def raw_path(self) -> Path:
@@ -83,17 +86,42 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def previews_dir(self, key: str) -> Path:
         return self.session_dir(key) / "previews"
 
-    def options(self) -> ConversionOptions:
-        return ConversionOptions(compression_level=self.compression_level)
+    def options(self, config: ConversionConfig | None = None) -> ConversionOptions:
+        """The settings' conversion defaults with the run's choices over them."""
+        return self._checked().conversion_options(**(config.choices() if config else {}))
 
-    def nwb_metadata(self, session: Session) -> dict[str, Any]:
+    def nwb_metadata(
+        self, session: Session, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The library's one policy: what the recording says < the lab-wide file < the
-        session's own nwb_metadata.yaml; validated, so a bad file fails the first asset."""
+        session's own nwb_metadata.yaml < `overrides` (run config); validated, so a bad file
+        fails the first asset."""
         lab = Path(self.metadata_file).expanduser() if self.metadata_file else None
-        return resolve_metadata(session, lab_file=lab)
+        return resolve_metadata(session, lab_file=lab, overrides=overrides or None)
 
 
-def _parse(raw: str, kind: type) -> Any:
-    if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return kind(raw)
+def _unset_means(name: str) -> Any:
+    """A run config field that, left unset, takes the code location's setting `name`."""
+    variable = MiniscopeSettings.variables(name)[0]
+    meaning = MiniscopeSettings.model_fields[name].description
+    return Field(None, description=f"{meaning} Unset: ${variable} of the code location.")
+
+
+class ConversionConfig(dg.Config):
+    """The run's conversion choices, the same for every asset that reads them (see
+    `conversion_run_config`); a field left unset takes the code location's setting."""
+
+    per_acquisition: bool | None = _unset_means("per_acquisition")
+    strict: bool | None = _unset_means("strict")
+    embed_cameras: bool | None = _unset_means("embed_cameras")
+    deflate_engine: str | None = _unset_means("deflate_engine")
+    compression_level: int | None = _unset_means("compression_level")
+    metadata: dict[str, Any] = Field(
+        default={},
+        description="NWB metadata merged over every file (NWBFile, Subject, Ophys sections).",
+    )
+
+    def choices(self) -> dict[str, Any]:
+        """The conversion settings this run sets (not the unset ones)."""
+        chosen = {name: getattr(self, name) for name in CONVERSION_SETTINGS}
+        return {name: value for name, value in chosen.items() if value is not None}

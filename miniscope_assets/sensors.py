@@ -9,13 +9,13 @@ is read back from the instance (see `registry`).
 """
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
+from miniscope_core.settings_model import MiniscopeSettings
 from miniscope_core.status import Signature, folder_status, signature
 
 from .assets import CONVERSION_ASSETS
@@ -24,7 +24,7 @@ from .registry import raw_event, requested_signatures, signature_text
 from .resources import MiniscopeStorage
 from .scan import find_sessions
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("MINISCOPE_SENSOR_INTERVAL", "30"))
+SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
 
 convert_session_job = dg.define_asset_job(
     "convert_session",

@@ -16,9 +16,9 @@ import numpy as np
 import pynwb
 import pytest
 
-from miniscope_assets.assets import CONVERSION_ASSETS
+from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
 from miniscope_assets.partitions import raw_session
-from miniscope_assets.resources import MiniscopeStorage
+from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
 from miniscope_core.synthetic import (
     AcquisitionSpec,
     CameraSpec,
@@ -33,6 +33,7 @@ SCOPE = ScopeSpec(n_frames=90, height=40, width=48, frames_per_file=40, dropped_
 CAMERA = CameraSpec(n_frames=60, height=24, width=32, frames_per_file=40)
 LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: F\n  age: P60D\n"
 SERIES = "acquisition/OnePhotonSeriesMiniscope/data"
+CAMERA_SERIES = "acquisition/ImageSeriesBehavCam2/data"
 
 
 @pytest.fixture
@@ -189,3 +190,92 @@ def test_a_metadata_mistake_fails_the_first_asset_with_the_library_message(sessi
     message = failure.step_failure_data.error.message
     assert "nwb_metadata.yaml: Subjct: unknown section; did you mean 'Subject'?" in message
     assert not list((tmp_path / "out").rglob("*.nwb"))
+
+
+def chosen(**choices: object) -> dict:
+    """The run config a launchpad user (or `miniscope-dagster backfill`) gives for `choices`."""
+    return conversion_run_config(ConversionConfig(**choices))
+
+
+def scope_series(path: Path) -> list[str]:
+    with h5py.File(path, "r") as nwb:
+        return sorted(name for name in nwb["acquisition"] if name.startswith("OnePhoton"))
+
+
+def test_the_settings_are_the_runs_defaults_and_run_config_overrides_them(session, tmp_path):
+    folder, truths = session
+    storage = storage_for(tmp_path, per_acquisition=True)
+    labels = [t.folder.name for t in truths]
+    with dg.instance_for_test() as instance:
+        by_setting = materialise(storage, instance)
+        assert scope_series(storage.nwb_path(KEY)) == [
+            f"OnePhotonSeriesMiniscope_{label}" for label in labels
+        ]
+        assert metadata(by_setting, "nwb_file")["options"]["per_acquisition"] is True
+
+        config = chosen(per_acquisition=False, metadata={"Subject": {"sex": "U"}})
+        by_config = materialise(storage, instance, run_config=config)
+    assert scope_series(storage.nwb_path(KEY)) == ["OnePhotonSeriesMiniscope"]
+    assert metadata(by_config, "nwb_file")["series_frames"]["OnePhotonSeriesMiniscope"] == 180
+    described = json.loads((storage.session_dir(KEY) / "acquisitions.json").read_text())
+    assert described["nwb_metadata"]["Subject"]["sex"] == "U"
+    with pynwb.NWBHDF5IO(storage.nwb_path(KEY), "r") as io:
+        assert io.read().subject.sex == "U"
+
+
+def chunk_pixels(folder: Path) -> np.ndarray:
+    """The frames of a device's chunk files of every acquisition, in recording order."""
+    files = sorted(
+        folder.glob("*/BehavCam_2/*.h5"), key=lambda f: (f.parent.parent.name, int(f.stem))
+    )
+    parts = []
+    for path in files:
+        with h5py.File(path, "r") as chunk:
+            parts.append(chunk["frames"][()])
+    return np.concatenate(parts)
+
+
+def test_embedded_cameras_hold_exactly_the_chunk_files_pixels_at_the_chosen_level(
+    session, tmp_path
+):
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(
+            storage, instance, run_config=chosen(embed_cameras=True, compression_level=1)
+        )
+    assert result.success
+    assert metadata(result, "video_chunks")["files_decoded_now"] == 10
+    with h5py.File(storage.nwb_path(KEY), "r") as nwb:
+        camera = nwb[CAMERA_SERIES]
+        assert camera.shape == (120, 32, 24, 3)  # 2 x 60 frames, (frame, width, height, RGB)
+        assert np.array_equal(camera[()], chunk_pixels(storage.chunks_dir(KEY)))
+        assert camera.compression_opts == nwb[SERIES].compression_opts == 1
+
+
+def test_strict_fails_a_mismatching_session_with_the_library_message(session, tmp_path):
+    folder, _ = session
+    table = folder / "11_34_45" / "Miniscope" / "timeStamps.csv"
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-5]))
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(
+            storage, instance, run_config=chosen(strict=True), raise_on_error=False
+        )
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "nwb_file"
+    message = failure.step_failure_data.error.message
+    assert re.search(r"2\.avi: 10 decodable frames but timeStamps\.csv lists 5", message)
+    assert not storage.nwb_path(KEY).exists()
+
+
+def test_a_bad_run_choice_fails_the_first_step_that_uses_it(session, tmp_path):
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(
+            storage, instance, run_config=chosen(compression_level=9), raise_on_error=False
+        )
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "video_chunks"
+    assert (
+        "compression_level=9: isal levels are 0-3, not 9" in failure.step_failure_data.error.message
+    )
