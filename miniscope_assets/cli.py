@@ -3,10 +3,13 @@
     miniscope-dagster demo [--write-only]
     miniscope-dagster sessions
     miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
+        [--per-acquisition] [--strict] [--embed-cameras] [--compression-level N]
 
-Paths come from the MINISCOPE_* environment variables (see `resources`) unless given here.
-In-process conversions record their runs in $DAGSTER_HOME if it is set, else in a throwaway
-instance (the files are written either way).
+Settings come from the MINISCOPE_* environment variables and settings file (see
+`miniscope_core.settings_model`) unless given here. A backfill's conversion flags become the run
+config of every run it launches, in process or on the server. In-process conversions record
+their runs in $DAGSTER_HOME if it is set, else in a throwaway instance (the files are written
+either way).
 """
 
 from __future__ import annotations
@@ -23,17 +26,17 @@ import dagster as dg
 import requests
 
 from miniscope_core.keys import partition_key
+from miniscope_core.settings_model import SettingsError
 from miniscope_core.status import folder_status, signature
 from miniscope_core.synthetic import write_demo_session
 from miniscope_core.user_metadata import SESSION_METADATA_FILE
 
-from .assets import CONVERSION_ASSETS
+from .assets import CONVERSION_ASSETS, conversion_run_config
 from .partitions import raw_session
 from .registry import raw_metadata, register
 from .remote import Server, ServerError
-from .resources import MiniscopeStorage
+from .resources import ConversionConfig, MiniscopeStorage
 from .scan import find_sessions
-from .sensors import convert_session_job
 
 DEMO_FOLDER = "demo_session"
 # nwbinspector calls a file without the subject's sex and age CRITICAL.
@@ -92,8 +95,15 @@ def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: Miniscop
     return ok
 
 
-def convert_in_process(storage: MiniscopeStorage, folders: dict[str, Path], note: str) -> int:
-    """Register `folders` (key -> folder) and materialise them one after another; exit code."""
+def convert_in_process(
+    storage: MiniscopeStorage,
+    folders: dict[str, Path],
+    note: str,
+    config: ConversionConfig | None = None,
+) -> int:
+    """Register `folders` (key -> folder) and materialise them one after another, with the
+    conversion choices of `config` (default: the settings'); exit code."""
+    run_config = {**_QUIET, **conversion_run_config(config or ConversionConfig())}
     failed = 0
     with _instance() as instance:
         register(instance, storage, folders, note)
@@ -104,7 +114,7 @@ def convert_in_process(storage: MiniscopeStorage, folders: dict[str, Path], note
                 partition_key=key,
                 instance=instance,
                 resources={"storage": storage},
-                run_config=_QUIET,
+                run_config=run_config,
                 raise_on_error=False,
             )
             failed += not _print_result(key, result, storage)
@@ -141,14 +151,36 @@ def _chosen(names: list[str], found: dict[str, Path], raw_root: Path) -> dict[st
     return chosen
 
 
+def _choices(args: argparse.Namespace) -> ConversionConfig:
+    """The backfill's conversion flags; those not given stay unset (the settings decide)."""
+    return ConversionConfig(
+        per_acquisition=args.per_acquisition,
+        strict=args.strict,
+        embed_cameras=args.embed_cameras,
+        compression_level=args.compression_level,
+    )
+
+
+def _title(n_sessions: int, config: ConversionConfig) -> str:
+    """The backfill's name in the UI, with its choices (the UI does not show its run config)."""
+    choices = ", ".join(f"{name}={value}" for name, value in config.choices().items())
+    return f"{n_sessions} sessions" + (f" ({choices})" if choices else "")
+
+
 def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    config = _choices(args)
+    storage.options(config)  # a bad choice fails here, before anything is registered
     found = find_sessions(storage.raw_path)
     folders = found if args.all else _chosen(args.sessions, found, storage.raw_path)
     if not folders:
         print(f"no session folders under {storage.raw_path}", file=sys.stderr)
         return 1
     if args.in_process:
-        return convert_in_process(storage, folders, "backfill")
+        return convert_in_process(storage, folders, "backfill", config)
+    # Imported here, not above: defining the sensor reads the settings, and a bad one is to be
+    # reported by `main` in one line rather than as a traceback while this module loads.
+    from .sensors import convert_session_job
+
     try:
         server = Server(args.url, convert_session_job.name)
         for key, folder in folders.items():
@@ -156,7 +188,10 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
             metadata = raw_metadata(storage.rel_path(folder), folder, signature(folder))
             server.report_raw(key, metadata, "backfill")
         assets = [asset.key.to_user_string() for asset in CONVERSION_ASSETS]
-        backfill = server.launch_backfill(list(folders), assets, f"{len(folders)} sessions")
+        title = _title(len(folders), config)
+        backfill = server.launch_backfill(
+            list(folders), assets, title, conversion_run_config(config)
+        )
     except (ServerError, requests.RequestException) as error:
         print(f"{args.url}: {error}", file=sys.stderr)
         return 2
@@ -188,14 +223,33 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--in-process", action="store_true", help="convert here, one after another, no server"
     )
+    _conversion_flags(backfill)
     backfill.set_defaults(command=_backfill)
     return parser
 
 
+def _conversion_flags(command: argparse.ArgumentParser) -> None:
+    """Run config of the runs launched; a flag not given leaves the setting in force."""
+    choices = command.add_argument_group("conversion (default: the MINISCOPE_* settings)")
+    for flag, what in [
+        ("--per-acquisition", "one image series per acquisition"),
+        ("--strict", "fail a session whose frame and timestamp counts disagree"),
+        ("--embed-cameras", "store behaviour-camera frames in the NWB file"),
+    ]:
+        choices.add_argument(flag, action="store_true", default=None, help=what)
+    choices.add_argument(
+        "--compression-level", type=int, metavar="N", help="deflate level (isal 0-3, zlib 0-9)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    storage = MiniscopeStorage.from_env(raw_root=args.raw_root, output_root=args.output_root)
-    return args.command(args, storage)
+    try:
+        storage = MiniscopeStorage.from_env(raw_root=args.raw_root, output_root=args.output_root)
+        return args.command(args, storage)
+    except SettingsError as error:
+        print(f"miniscope-dagster: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,16 +7,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import h5py
 import pytest
 
+from miniscope_assets import remote
 from miniscope_assets.cli import main
 from miniscope_assets.partitions import RAW_SESSION
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.sensors import session_sensor
-from miniscope_core.synthetic import ScopeSpec, write_session
+from miniscope_core.synthetic import CameraSpec, ScopeSpec, write_session
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)
@@ -104,3 +106,122 @@ def test_backfill_names_sessions_by_key_or_folder(roots, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["m1", "m2"]
     with pytest.raises(SystemExit, match="not a session folder"):
         main(["backfill", "m3", "--in-process"])
+
+
+def test_a_bad_setting_stops_the_code_location_with_one_line(tmp_path):
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")]
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["MINISCOPE_SETTLE_SECONDS"] = "soon"
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode != 0
+    expected = "SettingsError: MINISCOPE_SETTLE_SECONDS='soon': expected a number of seconds"
+    assert expected in done.stdout + done.stderr
+
+
+def test_the_command_line_refuses_a_bad_setting_or_flag_in_one_line(roots, monkeypatch, capsys):
+    raw, out = roots
+    write_session(raw / "m1", n_acquisitions=1, scope=SCOPE, cameras=[])
+    assert main(["backfill", "--all", "--in-process", "--compression-level", "9"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "miniscope-dagster: compression_level=9: isal levels are 0-3, not 9"
+    ]
+    monkeypatch.setenv("MINISCOPE_KEEP_CHUNKS", "maybe")
+    assert main(["sessions"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "miniscope-dagster: MINISCOPE_KEEP_CHUNKS='maybe': expected true or false"
+    ]
+    assert not out.exists()
+
+
+def test_backfill_flags_become_the_run_config_of_in_process_runs(
+    roots, tmp_path, monkeypatch, capsys
+):
+    raw, out = roots
+    camera = CameraSpec(n_frames=30, height=16, width=24, frames_per_file=20)
+    write_session(raw / "m1", n_acquisitions=2, scope=SCOPE, cameras=[camera])
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    flags = ["--per-acquisition", "--strict", "--embed-cameras", "--compression-level", "1"]
+    assert main(["backfill", "--all", "--in-process", *flags]) == 0
+
+    choices = {
+        "per_acquisition": True,
+        "strict": True,
+        "embed_cameras": True,
+        "compression_level": 1,
+    }
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+    assert {name: op["config"] for name, op in run.run_config["ops"].items()} == {
+        "acquisition_metadata": choices,
+        "video_chunks": choices,
+        "nwb_file": choices,
+    }
+    with h5py.File(out / "m1" / "m1.nwb", "r") as h5:
+        series = sorted(h5["acquisition"])
+        assert [name for name in series if name.startswith("OnePhoton")] == [
+            "OnePhotonSeriesMiniscope_11_34_45",
+            "OnePhotonSeriesMiniscope_11_37_45",
+        ]
+        camera_data = h5["acquisition/ImageSeriesBehavCam2_11_34_45/data"]
+        assert camera_data.shape == (30, 24, 16, 3) and camera_data.compression_opts == 1
+
+
+class FakeServer:
+    """Answers the webserver requests `remote.Server` makes; keeps what was posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[dict] = []
+
+    def post(self, url: str, json: dict, timeout: float) -> SimpleNamespace:
+        self.posted.append(json)
+        answer = {"data": self.answer(json.get("query", ""))}
+        return SimpleNamespace(status_code=200, text="", json=lambda: answer)
+
+    @staticmethod
+    def answer(query: str) -> dict:
+        if "repositoriesOrError" in query:
+            job = {"name": "convert_session"}
+            return {
+                "repositoriesOrError": {
+                    "nodes": [{"name": "r", "location": {"name": "l"}, "jobs": [job]}]
+                }
+            }
+        if "addDynamicPartition" in query:
+            return {"addDynamicPartition": {"__typename": "AddDynamicPartitionSuccess"}}
+        if "launchPartitionBackfill" in query:
+            success = {"__typename": "LaunchBackfillSuccess", "backfillId": "b1"}
+            return {"launchPartitionBackfill": success}
+        return {}  # /report_asset_materialization/ answers are not read
+
+    def backfill_params(self) -> dict:
+        (params,) = [
+            body["variables"]["params"]
+            for body in self.posted
+            if "launchPartitionBackfill" in body.get("query", "")
+        ]
+        return params
+
+
+def test_backfill_flags_travel_as_the_backfills_run_config(roots, monkeypatch, capsys):
+    raw, _ = roots
+    write_session(raw / "m1", n_acquisitions=1, scope=SCOPE, cameras=[])
+    fake = FakeServer()
+    monkeypatch.setattr(remote.requests, "post", fake.post)
+    flags = ["--per-acquisition", "--compression-level", "3"]
+    assert main(["backfill", "m1", "--url", "http://dagster.test", *flags]) == 0
+    params = fake.backfill_params()
+    choices = {"per_acquisition": True, "compression_level": 3}
+    assert params["runConfigData"] == {
+        "ops": {
+            name: {"config": choices}
+            for name in ["acquisition_metadata", "video_chunks", "nwb_file"]
+        }
+    }
+    assert params["partitionNames"] == ["m1"]
+    assert params["title"] == "1 sessions (per_acquisition=True, compression_level=3)"
+    assert "backfill b1 of 1 sessions" in capsys.readouterr().out
+
+    fake.posted.clear()
+    assert main(["backfill", "m1", "--url", "http://dagster.test"]) == 0
+    assert "runConfigData" not in fake.backfill_params()  # the settings decide
