@@ -9,7 +9,11 @@ is two sessions, whichever tool looks at it.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,6 +29,8 @@ from .session import (
     parse_start_time,
     read_json,
 )
+
+_METADATA = "metaData.json"
 
 
 class CollectionError(MiniscopeFormatError):
@@ -47,43 +53,21 @@ def find_acquisition_folders(root: Path, skip_unreadable: bool = False) -> list[
     symbolic links followed. With `skip_unreadable`, a metaData.json that does not parse yet
     (still being written) is passed over instead of raising.
     """
-    found = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if "metaData.json" not in files:
-            continue
-        try:
-            meta = read_json(Path(current) / "metaData.json")
-        except MiniscopeFormatError:
-            if not skip_unreadable:
-                raise
-            dirs[:] = []
-            continue
-        if is_session_metadata(meta):
-            found.append(Path(current))
-            dirs[:] = []
-        elif is_device_metadata(meta):
-            dirs[:] = []
-    return found
+    return [Path(folder) for folder in _walk_acquisitions(str(root), skip_unreadable)]
 
 
-def _is_device_folder(folder: Path) -> bool:
-    meta_path = folder / "metaData.json"
-    if not meta_path.is_file():
-        return False
-    meta = read_json(meta_path)
-    return is_device_metadata(meta) and not is_session_metadata(meta)
+@dataclass(frozen=True)
+class ListedSession:
+    """A session as a listing found it: its folder and its own acquisition folders (none for a
+    lone device folder), so that a watcher can stat its folders without listing its files."""
+
+    folder: Path
+    acquisitions: tuple[Path, ...]
 
 
 def find_sessions(root: Path | str, skip_unreadable: bool = False) -> list[Path]:
     """Session folders at or below `root`, sorted; one pass over the tree."""
-    root = Path(root)
-    if not root.is_dir():
-        raise MiniscopeFormatError(root, "is not a folder")
-    if _is_device_folder(root):
-        return [root]
-    acquisitions = find_acquisition_folders(root, skip_unreadable)
-    return sorted({folder if folder == root else folder.parent for folder in acquisitions})
+    return [Path(folder) for folder, _ in _listing(Path(root), skip_unreadable)]
 
 
 def session_name(root: Path, session: Path) -> str:
@@ -94,8 +78,137 @@ def session_name(root: Path, session: Path) -> str:
 
 def session_names(root: Path | str, skip_unreadable: bool = False) -> dict[str, Path]:
     """Every session below `root` by name (see `session_name`)."""
+    return {name: listed.folder for name, listed in list_sessions(root, skip_unreadable).items()}
+
+
+def list_sessions(root: Path | str, skip_unreadable: bool = False) -> dict[str, ListedSession]:
+    """`session_names` with each session's own acquisition folders, from the same single walk."""
     root = Path(root)
-    return {session_name(root, s): s for s in find_sessions(root, skip_unreadable)}
+    top = str(root)
+    named = {}
+    for folder, acquisitions in _listing(root, skip_unreadable):
+        rel = folder[len(top) :].lstrip(os.sep)  # session_name without pathlib's parsing
+        rel_path = PurePosixPath(rel) if rel else PurePosixPath(root.name)
+        named[partition_key(rel_path)] = ListedSession(
+            Path(folder), tuple(Path(a) for a in acquisitions)
+        )
+    return named
+
+
+def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
+    """Every session at or below `root` in path order, with its acquisitions (plain strings).
+
+    Cost is linear in the folders above the acquisitions: each is opened for a metaData.json
+    and listed only if it is no acquisition, and an acquisition's own folder (its devices, its
+    videos) is never listed at all. Each acquisition's metaData.json is read and parsed once.
+    """
+    if not root.is_dir():
+        raise MiniscopeFormatError(root, "is not a folder")
+    top = str(root)
+    if _kind(top, skip_unreadable) is _Kind.DEVICE:
+        return [(top, [])]
+    by_session: dict[str, list[str]] = {}
+    for acquisition in _walk_acquisitions(top, skip_unreadable):
+        session = top if acquisition == top else os.path.dirname(acquisition)
+        by_session.setdefault(session, []).append(acquisition)
+    # path order, part by part, which plain string order is not ("a/b" < "a-c")
+    return sorted(by_session.items(), key=lambda item: item[0].split(os.sep))
+
+
+class _Kind(Enum):
+    """What a folder's own metaData.json says it is."""
+
+    NONE = "no metaData.json"
+    SESSION = "acquisition"
+    DEVICE = "device"
+    OTHER = "neither"
+    UNREADABLE = "unreadable"
+
+
+def _walk_acquisitions(root: str, skip_unreadable: bool) -> Iterator[str]:
+    """Acquisition folders at or under `root` in path order (depth first, names sorted).
+
+    Each folder is first asked for its metaData.json (one open); only a folder that is neither an
+    acquisition nor a device is listed, for its visible, real (not linked) subfolders.
+    """
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        kind = _kind(folder, skip_unreadable)
+        if kind is _Kind.SESSION:
+            yield folder
+        elif kind in (_Kind.NONE, _Kind.OTHER):
+            stack.extend(reversed(_subfolders(folder)))
+
+
+def _subfolders(folder: str) -> list[str]:
+    """Visible subfolders, sorted, symbolic links left out; an unreadable folder has none."""
+    try:
+        with os.scandir(folder) as entries:
+            names = [
+                entry.name
+                for entry in entries
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            ]
+    except OSError:
+        return []
+    names.sort()
+    return [os.path.join(folder, name) for name in names]
+
+
+def _kind(folder: str, skip_unreadable: bool) -> _Kind:
+    """Classify `folder` by its metaData.json, read as bytes and parsed once.
+
+    A file that does not parse (yet) raises the library's one-line error, or with
+    `skip_unreadable` is reported as UNREADABLE so that the walk passes it over.
+    """
+    path = os.path.join(folder, _METADATA)
+    data = _read_bytes(path)
+    if data is None:
+        return _Kind.NONE
+    try:
+        meta = json.loads(data.decode("utf-8-sig"))
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        meta = None
+    if not isinstance(meta, dict):
+        if not skip_unreadable:
+            read_json(Path(path))  # raises the error that names the file and the problem
+        return _Kind.UNREADABLE
+    if is_session_metadata(meta):
+        return _Kind.SESSION
+    return _Kind.DEVICE if is_device_metadata(meta) else _Kind.OTHER
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """A file's bytes; None if there is no such file, b"" if it cannot be read.
+
+    os.open/os.read: a third of the cost of open() for the many small files of a listing.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return b""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except IsADirectoryError:
+        return None
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _is_device_folder(folder: Path) -> bool:
+    meta_path = folder / "metaData.json"
+    if not meta_path.is_file():
+        return False
+    meta = read_json(meta_path)
+    return is_device_metadata(meta) and not is_session_metadata(meta)
 
 
 def discover(path: Path | str) -> Session:
