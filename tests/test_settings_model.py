@@ -8,7 +8,9 @@ import pytest
 
 from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError
 from miniscope_core.nwb.base import LayoutOptions
-from miniscope_core.settings_model import CONVERSION_SETTINGS
+from miniscope_core.settings_model import CONVERSION_SETTINGS, DEMO_DATA
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_conversion_defaults_are_the_libraries():
@@ -121,3 +123,23 @@ def test_conversion_overrides_are_checked_like_settings():
     assert (zlib.deflate_engine, zlib.compression_level) == ("zlib", 9)
     with pytest.raises(SettingsError, match="compression_level=9: isal levels are 0-3, not 9"):
         defaults.conversion_options(compression_level=9)
+
+
+def _readme_row(name: str) -> str:
+    """The README's row for one field, built from the model."""
+    field = MiniscopeSettings.model_fields[name]
+    default = field.default
+    if isinstance(default, Path):
+        shown = f"`{default.relative_to(DEMO_DATA.parent).as_posix()}`"
+    elif default is None:
+        shown = "none"
+    else:
+        shown = f"`{str(default).lower() if isinstance(default, bool) else default}`"
+    variables = " or ".join(f"`{v}`" for v in MiniscopeSettings.variables(name))
+    return f"| {variables} | {shown} | {field.description} |"
+
+
+def test_the_readme_table_lists_every_setting_as_the_model_defines_it():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    missing = [row for row in map(_readme_row, MiniscopeSettings.model_fields) if row not in lines]
+    assert not missing, "README settings table is out of date:\n" + "\n".join(missing)
