@@ -3,16 +3,29 @@
 Nothing here decodes video: a tick of a sensor must stay fast however many sessions exist.
 A recording still being written shows as an AVI whose RIFF header was never finalised, as fewer
 video files than its timestamps need, or as a size/mtime signature that is still changing.
+
+Two signatures, of very different cost:
+- `signature`: every file below the folder (count, bytes, newest mtime). It sees a file growing
+  in place (the DAQ appends to `timeStamps.csv` and grows the current `N.avi` while recording),
+  so a folder is watched with it until it has been handed over. One stat per file.
+- `folders_signature`: the mtimes of the session folder, its acquisition folders and their
+  subfolders (devices). A folder's mtime changes when an entry is added, removed or renamed in
+  it (a new acquisition, the next `N.avi`, a file the lab adds, an editor's save-by-rename), not
+  when a file grows or is rewritten in place. For a session already handed over - complete and
+  settled, so the DAQ no longer writes in it - that is what changes, and it costs one stat per
+  folder with no file looked at.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .collection import discover
+from .collection import discover, find_acquisition_folders
 from .errors import MiniscopeFormatError
 from .session import Session
 from .video import avi_finalised
@@ -20,11 +33,13 @@ from .video import avi_finalised
 
 @dataclass(frozen=True)
 class Signature:
-    """Changes whenever any file below a folder is added, removed, grows or is touched."""
+    """Changes whenever any file below a folder is added, removed, grows or is touched; `folders`
+    is the session's `folders_signature`, taken just before the files were looked at."""
 
     n_files: int
     n_bytes: int
     newest_mtime_ns: int
+    folders: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,15 +52,80 @@ class FolderStatus:
     acquisitions: tuple[str, ...]
 
 
-def signature(folder: Path) -> Signature:
+def signature(folder: Path, acquisitions: Sequence[Path] | None = None) -> Signature:
+    """Every file below `folder` (count, bytes, newest mtime), after its folders' signature.
+
+    The folders are read first, so an entry added while the files are counted shows as a change
+    on a later look instead of being taken for part of a state already seen. `acquisitions` are
+    the session's own acquisition folders as a listing found them (looked up if not given). A
+    file that vanishes while it is counted is left out: the next look sees the new state.
+    """
+    if acquisitions is None:
+        acquisitions = own_acquisitions(folder)
+    folders = folders_signature(folder, acquisitions)
     n_files = n_bytes = newest = 0
-    for current, _, files in os.walk(folder):
-        for name in files:
-            stat = os.stat(os.path.join(current, name))
-            n_files += 1
-            n_bytes += stat.st_size
-            newest = max(newest, stat.st_mtime_ns)
-    return Signature(n_files, n_bytes, newest)
+    stack = [str(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                    if entry.is_dir():  # a link to a folder, not followed (as os.walk does)
+                        continue
+                    stat = entry.stat()
+                    n_files += 1
+                    n_bytes += stat.st_size
+                    newest = max(newest, stat.st_mtime_ns)
+        except OSError:
+            continue
+    return Signature(n_files, n_bytes, newest, folders)
+
+
+def own_acquisitions(folder: Path) -> list[Path]:
+    """The acquisition folders of the session at `folder` (itself, or those directly in it)."""
+    found = find_acquisition_folders(folder, skip_unreadable=True)
+    return [a for a in found if a == folder or a.parent == folder]
+
+
+def folders_signature(folder: Path, acquisitions: Sequence[Path]) -> str:
+    """`<folders>:<digest>` of the mtimes of `folder`, its `acquisitions` and their subfolders.
+
+    Names are relative to `folder`, so moving the raw root keeps every signature.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    count = 0
+    for name, mtime_ns in _folder_mtimes(folder, acquisitions):
+        digest.update(f"{name}\0{mtime_ns}\n".encode())
+        count += 1
+    return f"{count}:{digest.hexdigest()}"
+
+
+def _folder_mtimes(folder: Path, acquisitions: Sequence[Path]) -> Iterator[tuple[str, int]]:
+    yield ".", _mtime_ns(str(folder))
+    top = len(str(folder)) + 1
+    for acquisition in acquisitions:
+        path = str(acquisition)
+        if acquisition != folder:
+            yield path[top:], _mtime_ns(path)
+        try:
+            with os.scandir(path) as entries:
+                subfolders = sorted(
+                    (entry.path[top:], entry.stat(follow_symlinks=False).st_mtime_ns)
+                    for entry in entries
+                    if entry.is_dir(follow_symlinks=False)
+                )
+        except OSError:  # gone since it was listed: the folder above it says so
+            continue
+        yield from subfolders
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _incomplete_reason(session: Session) -> str:
