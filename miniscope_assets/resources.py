@@ -49,8 +49,11 @@ class MiniscopeStorage(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: MiniscopeSettings) -> MiniscopeStorage:
-        values = settings.model_dump(include=set(cls.model_fields))
-        return cls(**{k: _text(v) if k in _PATHS else v for k, v in values.items()})
+        """The resource's share of `settings` (paths as text); the sensor interval is not part
+        of it, since it is fixed when the sensor is defined."""
+        values: dict[str, Any] = settings.model_dump(include=set(cls.model_fields))
+        values.update({name: _text(values[name]) for name in _PATHS})
+        return cls(**values)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> MiniscopeStorage:

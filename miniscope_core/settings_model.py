@@ -25,6 +25,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from .convert import ConversionOptions
@@ -54,7 +55,7 @@ class SettingsError(ValueError):
 
 def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
     """A field whose README row says `meaning` and whose error says `expected`."""
-    extra = {"expected": expected}
+    extra: JsonDict = {"expected": expected}
     return Field(default, description=meaning, json_schema_extra=extra, **constraints)
 
 
