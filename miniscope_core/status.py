@@ -33,13 +33,15 @@ from .video import avi_finalised
 
 @dataclass(frozen=True)
 class Signature:
-    """Changes whenever any file below a folder is added, removed, grows or is touched; `folders`
-    is the session's `folders_signature`, taken just before the files were looked at."""
+    """Changes whenever any file below a folder is added, removed, renamed, grows or is touched;
+    `files` is the digest of every file's name, size and mtime, `folders` the session's
+    `folders_signature`, taken just before the files were looked at."""
 
     n_files: int
     n_bytes: int
     newest_mtime_ns: int
     folders: str = ""
+    files: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class FolderStatus:
 
 
 def signature(folder: Path, acquisitions: Sequence[Path] | None = None) -> Signature:
-    """Every file below `folder` (count, bytes, newest mtime), after its folders' signature.
+    """Every file below `folder` (count, bytes, newest mtime, and a digest of each file's name,
+    size and mtime, so that a renamed file counts as a change), after its folders' signature.
 
     The folders are read first, so an entry added while the files are counted shows as a change
     on a later look instead of being taken for part of a state already seen. `acquisitions` are
@@ -63,24 +66,39 @@ def signature(folder: Path, acquisitions: Sequence[Path] | None = None) -> Signa
     if acquisitions is None:
         acquisitions = own_acquisitions(folder)
     folders = folders_signature(folder, acquisitions)
-    n_files = n_bytes = newest = 0
-    stack = [str(folder)]
+    files = sorted(_file_stats(str(folder)))
+    digest = hashlib.blake2b(digest_size=8)
+    for name, size, mtime_ns in files:
+        digest.update(f"{name}\0{size}\0{mtime_ns}\n".encode())
+    return Signature(
+        n_files=len(files),
+        n_bytes=sum(size for _, size, _ in files),
+        newest_mtime_ns=max((mtime_ns for _, _, mtime_ns in files), default=0),
+        folders=folders,
+        files=digest.hexdigest(),
+    )
+
+
+def _file_stats(top: str) -> Iterator[tuple[str, int, int]]:
+    """(name relative to `top`, size, mtime) of every file below `top`; links to folders are
+    not followed, as os.walk does not, and a file gone since it was listed is left out."""
+    stack = [top]
     while stack:
         try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                        continue
-                    if entry.is_dir():  # a link to a folder, not followed (as os.walk does)
-                        continue
-                    stat = entry.stat()
-                    n_files += 1
-                    n_bytes += stat.st_size
-                    newest = max(newest, stat.st_mtime_ns)
+            entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
-    return Signature(n_files, n_bytes, newest, folders)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+                continue
+            try:
+                if entry.is_dir():
+                    continue
+                stat = entry.stat()
+            except OSError:
+                continue
+            yield entry.path[len(top) + 1 :], stat.st_size, stat.st_mtime_ns
 
 
 def own_acquisitions(folder: Path) -> list[Path]:
