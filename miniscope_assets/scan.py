@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miniscope_core import session_names
+from miniscope_core import MiniscopeFormatError
+from miniscope_core import find_sessions as core_sessions
+from miniscope_core.collection import ListedSession
+from miniscope_core.collection import list_sessions as core_listing
 from miniscope_core.keys import parsed_rel_path
 
 
@@ -21,10 +24,27 @@ def is_inside(root: Path, folder: Path) -> bool:
 def find_sessions(raw_root: Path) -> dict[str, Path]:
     """Session folders below `raw_root` by partition key (a metaData.json still being written
     is looked at again on a later tick)."""
+    return {key: listed.folder for key, listed in list_sessions(raw_root).items()}
+
+
+def list_sessions(raw_root: Path) -> dict[str, ListedSession]:
+    """`find_sessions` with each session's own acquisition folders, for watching it cheaply."""
     root = raw_root.resolve()
     if not root.is_dir():
         return {}
-    return session_names(root, skip_unreadable=True)
+    return core_listing(root, skip_unreadable=True)
+
+
+def is_gone(raw_root: Path, rel_path: str) -> bool:
+    """Whether the session folder at `rel_path` is no more (removed, moved, or no longer holding
+    an acquisition). One whose metaData.json cannot be read right now is not gone."""
+    folder = raw_root.resolve() / rel_path
+    if not folder.is_dir():
+        return True
+    try:
+        return folder not in core_sessions(folder)
+    except MiniscopeFormatError:
+        return False
 
 
 def session_folder(raw_root: Path, key: str) -> Path:

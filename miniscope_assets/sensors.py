@@ -1,30 +1,74 @@
 """The sensor that turns finished session folders into partitions and conversion runs.
 
-A folder is handed over once it has (1) the same signature (files, bytes, newest mtime) on two
-ticks in a row, (2) no file newer than `settle_seconds`, and (3) is structurally complete per
+A folder is handed over once it has (1) the same file signature (files, bytes, newest mtime) on
+two ticks in a row, (2) no file newer than `settle_seconds`, and (3) is structurally complete per
 `miniscope_core.status` - or, since a crashed recording never completes, once it has not changed
 for `stale_seconds`. A session whose folder changes after conversion (a new acquisition) is
-handed over again. The cursor holds only folders still settling; what was already handed over
-is read back from the instance (see `registry`).
+handed over again.
+
+A tick costs one listing of the raw root (each acquisition's metaData.json read once), one
+`folders_signature` per session already handed over - a stat per session, acquisition and device
+folder, no file looked at - and the file signature of a bounded number of folders:
+
+- Until a folder is handed over, the DAQ may still be writing in it: videos grow in place, then
+  the next `N.avi` appears, and timeStamps.csv is appended to. Growth in place changes no folder
+  mtime, so such a folder is read file by file on every tick (it is in the cursor, "pending").
+- Once handed over (complete and settled) the DAQ no longer writes in it; what happens next is a
+  new acquisition, a video or a file added, removed or renamed - all of which change the mtime of
+  the folder holding them. So its folders signature, kept in the instance with the handover, is
+  compared, and only a folder whose signature changed is read file by file (a folder touched with
+  the same files, e.g. a temporary file come and gone, is observed once with its new signature).
+- What changes no folder mtime (a file rewritten in place, such as an edited metaData.json) is
+  found by an audit: a pass through the handed-over folders, AUDITED_PER_TICK of them read file
+  by file per tick, starting once a day; and a pass through those whose last conversion failed
+  every ten minutes, since those are the ones a lab fixes. The cursor keeps each pass's place.
+- At most EXAMINED_PER_TICK folders are read file by file per tick (pending ones always, then
+  changed, audited and new ones, the newest first), so that a first tick over years of history
+  stays within Dagster's sensor timeout; the others wait for later ticks.
+
+A session whose last conversion run failed is requested again once its folder changes (the run
+is tagged with the failed run's id and the tick logs it); unchanged, it is left alone. A session
+folder that is gone is observed once as deleted (data version `deleted`), its partition and its
+outputs kept. The cursor holds only folders still settling and the audit's place; what was handed
+over is read back from the instance (see `registry`).
 """
 
+import bisect
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
+from miniscope_core.collection import ListedSession
 from miniscope_core.settings_model import MiniscopeSettings
-from miniscope_core.status import Signature, folder_status, signature
+from miniscope_core.status import Signature, folder_status, folders_signature, signature
 
 from .assets import CONVERSION_ASSETS
 from .partitions import sessions
-from .registry import raw_event, requested_signatures, signature_text
+from .registry import (
+    Handover,
+    gone_event,
+    handovers,
+    raw_event,
+    rel_paths,
+    same_files,
+    seen_event,
+    signature_text,
+)
 from .resources import MiniscopeStorage
-from .scan import find_sessions
+from .scan import is_gone, list_sessions
 
 SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
+# To move into the settings model: folders read file by file in one tick (about 0.2 ms each for
+# a session of three acquisitions); handed-over folders audited per tick, and how often an audit
+# pass through them starts (seconds), for those whose conversion failed and for the others.
+EXAMINED_PER_TICK = 500
+AUDITED_PER_TICK = 50
+FAILED, HANDED = "failed", "handed"
+AUDIT_PERIOD_SECONDS = {FAILED: 600.0, HANDED: 86400.0}
 
 convert_session_job = dg.define_asset_job(
     "convert_session",
@@ -41,55 +85,230 @@ class Ready:
     folder: Path
     signature: Signature
     note: str
+    failed_run: str = ""  # the failed conversion run this one follows, if any
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A handed-over folder whose files are as handed over, but whose folders changed or that
+    came back after being gone: observed once, so that it is not read in full again."""
+
+    key: str
+    folder: Path
+    signature: Signature
+    note: str
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Where an audit pass is: the last key it read (None before the first), when it started."""
+
+    after: str | None
+    since: float
+
+
+@dataclass
+class Cursor:
+    """What a tick passes to the next: folders still settling, and the audit passes' places."""
+
+    pending: dict[str, str] = field(default_factory=dict)  # key -> file signature text
+    audit: dict[str, Pass] = field(default_factory=dict)  # FAILED or HANDED -> its pass
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor":
+        state = json.loads(text) if text else {}
+        audit = {name: Pass(**place) for name, place in state.get("audit", {}).items()}
+        return cls(state.get("pending", {}), audit)
+
+    def text(self) -> str:
+        audit = {name: vars(place) for name, place in self.audit.items()}
+        return json.dumps({"pending": self.pending, "audit": audit}, sort_keys=True)
 
 
 @dataclass
 class Review:
     """One tick's verdict on the folders found."""
 
+    cursor: Cursor
     ready: list[Ready] = field(default_factory=list)
-    pending: dict[str, str] = field(default_factory=dict)  # key -> signature text
+    seen: list[Seen] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # key -> why it is not ready
+    vanished: list[str] = field(default_factory=list)  # handed over, no longer found
+    examined: int = 0  # folders read file by file
+    deferred: int = 0  # new or changed folders left for a later tick
 
 
 def review(
-    found: dict[str, Path],
-    requested: dict[str, str],
-    pending: dict[str, str],
+    found: dict[str, ListedSession],
+    handed: dict[str, Handover],
+    cursor: Cursor,
     storage: MiniscopeStorage,
     now: float,
 ) -> Review:
-    """Sort the folders found into ready and still settling; skip those already handed over."""
-    result = Review()
-    for key, folder in found.items():
-        sig = signature(folder)
-        text = signature_text(sig)
-        if requested.get(key) == text:
-            continue
-        quiet = now - sig.newest_mtime_ns / 1e9
-        settled = pending.get(key) == text and quiet >= storage.settle_seconds
-        if not settled or len(result.ready) >= storage.max_new_per_tick:
-            result.pending[key] = text
-            continue
-        status = folder_status(folder)
-        if status.complete and status.signature == sig:
-            note = "complete"
-        elif status.signature == sig and quiet >= storage.stale_seconds:
-            note = f"incomplete but unchanged for {quiet:.0f} s: {status.reason}"
-        else:
-            result.pending[key] = signature_text(status.signature)
-            result.waiting[key] = status.reason or "changed while being checked"
-            continue
-        result.ready.append(Ready(key, folder, sig, note))
+    """Sort the folders found into ready, still settling and unchanged, reading as few files as
+    the module docstring says; report handed-over folders no longer found."""
+    result = Review(Cursor())
+    settling = _newest_first((key for key in cursor.pending if key in found), found)
+    changed, new = _changes(found, handed, cursor.pending)
+    audits = _audit_windows(found, handed, {*changed, *cursor.pending}, cursor, now)
+    room = max(EXAMINED_PER_TICK - len(settling), 0)
+    chosen = [*changed, *audits[FAILED].keys, *audits[HANDED].keys][:room]
+    if len(chosen) < room:
+        chosen += _newest_first(new, found)[: room - len(chosen)]
+    for key in [*settling, *chosen]:
+        _examine(key, found[key], handed.get(key), cursor.pending.get(key), storage, now, result)
+    result.cursor.audit = {name: window.after(set(chosen)) for name, window in audits.items()}
+    result.examined = len(settling) + len(chosen)
+    result.deferred = len(changed) + len(new) - len({*chosen} & {*changed, *new})
+    if found:  # an empty listing is more likely an unmounted share than every folder gone
+        gone = (key for key, record in handed.items() if not record.deleted and key not in found)
+        result.vanished = sorted(gone)[:EXAMINED_PER_TICK]
     return result
 
 
+def _changes(
+    found: dict[str, ListedSession], handed: dict[str, Handover], pending: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """Handed-over folders whose folders signature changed (or that came back), and new ones."""
+    changed, new = [], []
+    for key, listed in found.items():
+        if key in pending:
+            continue
+        record = handed.get(key)
+        if record is None:
+            new.append(key)
+        elif record.deleted or record.folders != folders_signature(
+            listed.folder, listed.acquisitions
+        ):
+            changed.append(key)
+    return changed, new
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The keys one audit pass reads this tick."""
+
+    keys: list[str]
+    place: Pass  # where the pass was
+    since: float  # when the pass these keys belong to started
+
+    def after(self, examined: set[str]) -> Pass:
+        """The pass's place once `examined` were read (the tick's budget may cut the window)."""
+        done = [key for key in self.keys if key in examined]
+        return Pass(done[-1], self.since) if done else self.place
+
+
+def _audit_windows(
+    found: dict[str, ListedSession],
+    handed: dict[str, Handover],
+    skip: set[str],
+    cursor: Cursor,
+    now: float,
+) -> dict[str, _Window]:
+    """This tick's window of each audit pass over the handed-over folders found (sorted), those
+    whose last conversion failed apart; `skip` are read anyway."""
+    keys: dict[str, list[str]] = {FAILED: [], HANDED: []}
+    for key in sorted(found.keys() & handed.keys() - skip):
+        keys[FAILED if handed[key].failed_run else HANDED].append(key)
+    windows = {}
+    for name, period in AUDIT_PERIOD_SECONDS.items():
+        place = cursor.audit.get(name, Pass(None, now))  # the first pass one period from now
+        windows[name] = _window(keys[name], place, now, period)
+    return windows
+
+
+def _window(keys: list[str], place: Pass, now: float, period: float) -> _Window:
+    """A pass reads the sorted `keys` AUDITED_PER_TICK at a time; the next pass starts `period`
+    seconds after the last one did."""
+    if place.after is not None:
+        start = bisect.bisect_right(keys, place.after)
+        if start < len(keys):
+            return _Window(keys[start : start + AUDITED_PER_TICK], place, place.since)
+    if now - place.since < period:
+        return _Window([], place, place.since)
+    return _Window(keys[:AUDITED_PER_TICK], place, now)
+
+
+def _newest_first(keys: Iterable[str], found: dict[str, ListedSession]) -> list[str]:
+    """A recording just finished goes before years of history waiting to be converted."""
+    mtimes = {key: _mtime(found[key].folder) for key in keys}
+    return sorted(mtimes, key=lambda key: (-mtimes[key], key))
+
+
+def _mtime(folder: Path) -> float:
+    try:
+        return folder.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _examine(
+    key: str,
+    listed: ListedSession,
+    record: Handover | None,
+    pending: str | None,
+    storage: MiniscopeStorage,
+    now: float,
+    result: Review,
+) -> None:
+    """Read one folder file by file and file it as unchanged, seen, settling, waiting or ready."""
+    sig = signature(listed.folder, listed.acquisitions)
+    text = signature_text(sig)
+    if record is not None and same_files(record.signature, sig):
+        if record.deleted or record.folders != sig.folders:
+            note = "folder back, files unchanged" if record.deleted else "files unchanged"
+            result.seen.append(Seen(key, listed.folder, sig, note))
+        return
+    quiet = now - sig.newest_mtime_ns / 1e9
+    settled = pending == text and quiet >= storage.settle_seconds
+    if not settled or len(result.ready) >= storage.max_new_per_tick:
+        result.cursor.pending[key] = text
+        return
+    status = folder_status(listed.folder)
+    if status.complete and status.signature == sig:
+        note = "complete"
+    elif status.signature == sig and quiet >= storage.stale_seconds:
+        note = f"incomplete but unchanged for {quiet:.0f} s: {status.reason}"
+    else:
+        result.cursor.pending[key] = signature_text(status.signature)
+        result.waiting[key] = status.reason or "changed while being checked"
+        return
+    failed_run = record.failed_run if record else ""
+    if failed_run:
+        note += f"; changed since conversion run {failed_run} failed"
+    result.ready.append(Ready(key, listed.folder, sig, note, failed_run))
+
+
 def _skip_reason(n_found: int, result: Review) -> str:
-    if not result.pending:
-        return f"{n_found} session folders, none new or changed"
-    text = f"{n_found} session folders; {len(result.pending)} new or changed, not ready yet"
+    later = f"; {result.deferred} more new or changed for later ticks" if result.deferred else ""
+    if not result.cursor.pending:
+        return f"{n_found} session folders, none new or changed{later}"
+    n_pending = len(result.cursor.pending)
+    text = f"{n_found} session folders; {n_pending} new or changed, not ready yet{later}"
     waiting = [f"{key}: {reason}" for key, reason in sorted(result.waiting.items())[:5]]
     return "; ".join([text, *waiting])
+
+
+def _gone(
+    instance: dg.DagsterInstance, storage: MiniscopeStorage, keys: list[str]
+) -> dict[str, str]:
+    """Key -> relative folder of the vanished `keys` whose folder is really gone."""
+    return {
+        key: rel_path
+        for key, rel_path in rel_paths(instance, keys).items()
+        if is_gone(storage.raw_path, rel_path)
+    }
+
+
+def _run_request(ready: Ready) -> dg.RunRequest:
+    tags = {"miniscope/ready": ready.note[:200]}
+    if ready.failed_run:
+        tags["miniscope/after_failed_run"] = ready.failed_run
+    return dg.RunRequest(
+        partition_key=ready.key,
+        run_key=f"{ready.key}@{signature_text(ready.signature)}",
+        tags=tags,
+    )
 
 
 @dg.sensor(
@@ -98,7 +317,8 @@ def _skip_reason(n_found: int, result: Review) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Converts a session folder under the raw root once it is complete and has stopped "
-        "changing (or has not changed for MINISCOPE_STALE_SECONDS), and again when it changes."
+        "changing (or has not changed for MINISCOPE_STALE_SECONDS), and again when it changes "
+        "(also after a failed conversion); marks sessions whose folder is gone."
     ),
 )
 def session_sensor(
@@ -107,29 +327,31 @@ def session_sensor(
     """Register finished (or long-unchanged) session folders and request their conversion."""
     if not storage.raw_path.is_dir():
         return dg.SensorResult(skip_reason=f"the raw root {storage.raw_path} is not a folder")
-    found = find_sessions(storage.raw_path)
-    pending = json.loads(context.cursor)["pending"] if context.cursor else {}
-    result = review(found, requested_signatures(context.instance), pending, storage, time.time())
-    cursor = json.dumps({"pending": result.pending}, sort_keys=True)
-    if not result.ready:
-        return dg.SensorResult(skip_reason=_skip_reason(len(found), result), cursor=cursor)
-    known = set(context.instance.get_dynamic_partitions(sessions.name))
-    new_keys = [r.key for r in result.ready if r.key not in known]
+    listed = list_sessions(storage.raw_path)
+    known = handovers(context.instance)
+    found = {key: session for key, session in listed.items() if key not in known.unread}
+    result = review(found, known.handed, Cursor.parse(context.cursor), storage, time.time())
+    gone = _gone(context.instance, storage, result.vanished)
+    events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+    for key, rel_path in gone.items():
+        context.log.warning(f"{key}: its folder {rel_path} is gone; partition and outputs kept")
+        events.append(gone_event(key, rel_path, known.handed[key]))
+    for seen in result.seen:
+        rel_path = storage.rel_path(seen.folder)
+        events.append(seen_event(seen.key, rel_path, seen.folder, seen.signature, seen.note))
     for ready in result.ready:
         context.log.info(f"{ready.key}: {ready.note}")
+        rel_path = storage.rel_path(ready.folder)
+        events.append(raw_event(ready.key, rel_path, ready.folder, ready.signature, ready.note))
+    cursor = result.cursor.text()
+    if not result.ready:
+        reason = _skip_reason(len(listed), result)
+        return dg.SensorResult(skip_reason=reason, asset_events=events, cursor=cursor)
+    known_keys = set(context.instance.get_dynamic_partitions(sessions.name))
+    new_keys = [r.key for r in result.ready if r.key not in known_keys]
     return dg.SensorResult(
         dynamic_partitions_requests=[sessions.build_add_request(new_keys)] if new_keys else [],
-        asset_events=[
-            raw_event(r.key, storage.rel_path(r.folder), r.folder, r.signature, r.note)
-            for r in result.ready
-        ],
-        run_requests=[
-            dg.RunRequest(
-                partition_key=r.key,
-                run_key=f"{r.key}@{signature_text(r.signature)}",
-                tags={"miniscope/ready": r.note[:200]},
-            )
-            for r in result.ready
-        ],
+        asset_events=events,
+        run_requests=[_run_request(ready) for ready in result.ready],
         cursor=cursor,
     )
