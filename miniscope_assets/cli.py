@@ -162,7 +162,7 @@ def _choices(args: argparse.Namespace) -> ConversionConfig:
 
 
 def _title(n_sessions: int, config: ConversionConfig) -> str:
-    """The backfill's name in the UI, with its choices (the UI does not show its run config)."""
+    """The backfill's name in the UI, with its choices: the backfill page shows no run config."""
     choices = ", ".join(f"{name}={value}" for name, value in config.choices().items())
     return f"{n_sessions} sessions" + (f" ({choices})" if choices else "")
 
