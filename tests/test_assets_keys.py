@@ -7,7 +7,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from miniscope_assets.scan import find_sessions, session_folder
+from miniscope_assets.scan import find_sessions, is_gone, list_sessions, session_folder
+from miniscope_core import find_sessions as core_sessions
+from miniscope_core import session_names
 from miniscope_core.keys import KEY_PATTERN, parsed_rel_path, partition_key
 
 SESSION_METADATA = {"miniscopes": ["Miniscope"], "cameras": [], "recordingStartTime": {}}
@@ -83,3 +85,27 @@ def test_folders_outside_the_raw_root_are_never_used(tmp_path):
         session_folder(raw, "linked")
     with pytest.raises(LookupError):
         session_folder(raw, "..__elsewhere")
+
+
+def test_the_sensors_listing_is_the_librarys(tmp_path):
+    raw = tmp_path / "raw"
+    acquisition(raw / "alice" / "2024_01_15" / "10_00_00")
+    acquisition(raw / "alice" / "2024_01_15" / "11_00_00")
+    acquisition(raw / "bob" / "2024_01_16" / "09_00_00")
+    acquisition(raw / "alice" / "2024_01_15" / "extra" / "12_00_00")
+    listed = list_sessions(raw)
+    assert [s.folder for s in listed.values()] == core_sessions(raw.resolve())
+    assert {k: s.folder for k, s in listed.items()} == session_names(raw.resolve())
+    assert listed["alice__2024_01_15"].acquisitions == tuple(
+        raw.resolve() / "alice" / "2024_01_15" / name for name in ["10_00_00", "11_00_00"]
+    )
+
+
+def test_a_session_is_gone_once_its_folder_no_longer_holds_one(tmp_path):
+    raw = tmp_path / "raw"
+    acquisition(raw / "s" / "10_00_00")
+    assert not is_gone(raw, "s")
+    (raw / "s" / "10_00_00" / "metaData.json").write_text("")  # being rewritten: not gone
+    assert not is_gone(raw, "s")
+    (raw / "s" / "10_00_00" / "metaData.json").unlink()
+    assert is_gone(raw, "s") and is_gone(raw, "never_there")
