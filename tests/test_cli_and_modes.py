@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import struct
@@ -144,3 +146,14 @@ def test_frame_counts_of_finished_and_unfinished_videos(tmp_path):
     unfinished.write_bytes(bytes(data[: index - 10]))  # interrupted: no index, last packet cut
     assert not avi_finalised(unfinished)
     assert count_frames(unfinished) == 49  # decoded: the cut packet does not count
+
+
+def test_miniscope_dagster_without_dagster_says_how_to_install_it(monkeypatch, capsys):
+    entry = importlib.import_module("miniscope_assets")  # the console script's target
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dagster" else real(name, *a)
+    )
+    assert entry.main(["sessions"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: miniscope-dagster needs Dagster: pip install 'miniscope-nwb[dagster]'\n"
