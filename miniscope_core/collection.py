@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import MiniscopeFormatError
 from .keys import partition_key
@@ -31,6 +33,11 @@ from .session import (
 )
 
 _METADATA = "metaData.json"
+# Listing: threads reading metaData.json files at once (the disk's waits overlap; parsing holds
+# the GIL and does not), and folders per task.
+_READERS = 8
+_CHUNK = 256
+T = TypeVar("T")
 
 
 class CollectionError(MiniscopeFormatError):
@@ -111,8 +118,7 @@ def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
     for acquisition in _walk_acquisitions(top, skip_unreadable):
         session = top if acquisition == top else os.path.dirname(acquisition)
         by_session.setdefault(session, []).append(acquisition)
-    # path order, part by part, which plain string order is not ("a/b" < "a-c")
-    return sorted(by_session.items(), key=lambda item: item[0].split(os.sep))
+    return sorted(by_session.items(), key=lambda item: _path_order(item[0]))
 
 
 class _Kind(Enum):
@@ -125,35 +131,65 @@ class _Kind(Enum):
     UNREADABLE = "unreadable"
 
 
-def _walk_acquisitions(root: str, skip_unreadable: bool) -> Iterator[str]:
-    """Acquisition folders at or under `root` in path order (depth first, names sorted).
+_LISTED = (_Kind.NONE, _Kind.OTHER)  # folders whose subfolders are looked at
 
-    Each folder is first asked for its metaData.json (one open); only a folder that is neither an
-    acquisition nor a device is listed, for its visible, real (not linked) subfolders.
+
+def _walk_acquisitions(root: str, skip_unreadable: bool) -> list[str]:
+    """Acquisition folders at or under `root`, in path order.
+
+    Level by level: each folder of a level is asked for its metaData.json (one open), and only a
+    folder that is neither an acquisition nor a device is listed, for its visible, real (not
+    linked) subfolders, which make the next level. A large level is read by a few threads, so
+    that on a cold cache the reads wait on the disk together instead of one after another.
     """
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        kind = _kind(folder, skip_unreadable)
-        if kind is _Kind.SESSION:
-            yield folder
-        elif kind in (_Kind.NONE, _Kind.OTHER):
-            stack.extend(reversed(_subfolders(folder)))
+    found = []
+    level = [root]
+    with ThreadPoolExecutor(_READERS) as pool:
+        while level:
+            kinds = _in_chunks(pool, partial(_kinds, skip_unreadable=skip_unreadable), level)
+            pairs = list(zip(level, kinds, strict=True))
+            found += [folder for folder, kind in pairs if kind is _Kind.SESSION]
+            listed = [folder for folder, kind in pairs if kind in _LISTED]
+            level = _in_chunks(pool, _subfolders, listed)
+    return sorted(found, key=_path_order)
 
 
-def _subfolders(folder: str) -> list[str]:
-    """Visible subfolders, sorted, symbolic links left out; an unreadable folder has none."""
-    try:
-        with os.scandir(folder) as entries:
-            names = [
-                entry.name
-                for entry in entries
-                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
-            ]
-    except OSError:
-        return []
-    names.sort()
-    return [os.path.join(folder, name) for name in names]
+def _in_chunks(
+    pool: ThreadPoolExecutor, work: Callable[[list[str]], list[T]], items: list[str]
+) -> list[T]:
+    """`work(items)`, split among the pool's threads when there are many items."""
+    if len(items) <= _CHUNK:
+        return work(items)
+    chunks = [items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK)]
+    return [result for results in pool.map(work, chunks) for result in results]
+
+
+def _path_order(folder: str) -> list[str]:
+    """Path order, part by part, which plain string order is not ("a/b" < "a-c")."""
+    return folder.split(os.sep)
+
+
+def _kinds(folders: list[str], skip_unreadable: bool) -> list[_Kind]:
+    return [_kind(folder, skip_unreadable) for folder in folders]
+
+
+def _subfolders(folders: list[str]) -> list[str]:
+    """The visible subfolders of `folders`, sorted by name, symbolic links left out; an
+    unreadable folder has none."""
+    found = []
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                names = [
+                    entry.name
+                    for entry in entries
+                    if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+                ]
+        except OSError:
+            continue
+        names.sort()
+        found += [os.path.join(folder, name) for name in names]
+    return found
 
 
 def _kind(folder: str, skip_unreadable: bool) -> _Kind:
