@@ -11,12 +11,12 @@ in its own process, so decoding and compression overlap on all cores.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import h5py
@@ -25,36 +25,26 @@ import numpy as np
 from .atomic import atomic_output
 from .deflate import Deflater
 from .errors import MiniscopeFormatError
-from .video import avi_frame_size, count_frames, open_video
+from .video import VideoInfo, VideoStream, count_frames, frame_size, open_video
 
 DATASET = "frames"
 _GROW = 512  # frames added to the dataset extent at a time
+_SPARE_FRAMES = 2  # frames read ahead of the deflate threads, beyond one per thread
 DEFAULT_DEFLATER = Deflater()
 
 
 @dataclass(frozen=True)
-class ChunkFile:
-    """What a chunk file holds and where it came from (to decide whether it is still current)."""
+class ChunkFile(VideoInfo):
+    """A video whose frames were deflated into the chunk file at `path`."""
 
-    path: Path | None  # None: counted and sized only (written straight into the NWB file)
-    source: Path
-    source_size: int
-    source_mtime_ns: int
-    n_frames: int
-    frame_shape: tuple[int, ...]
+    path: Path
     deflater: Deflater
-    decode_error: str
 
     def is_current_for(self, source: Path, deflater: Deflater) -> bool:
         """True when `source` is unchanged and was deflated the same way."""
         stat = source.stat()
         now = (stat.st_size, stat.st_mtime_ns, deflater)
-        return now == (self.source_size, self.source_mtime_ns, self.deflater)
-
-
-def nwb_order(frame: np.ndarray) -> np.ndarray:
-    """(height, width[, 3]) as decoded -> (width, height[, 3]) as NWB stores images."""
-    return np.ascontiguousarray(frame.swapaxes(0, 1))
+        return now == (self.size, self.mtime_ns, self.deflater)
 
 
 def encode_video(
@@ -105,44 +95,45 @@ def _write_frames(
     on_frame: Callable[[int], None] | None,
 ) -> tuple[int, str]:
     """(frames written, decoding error); frames decoded before an error are kept."""
-    stream = open_video(source, color=color)
-    shape = (stream.width, stream.height, 3) if color else (stream.width, stream.height)
-    dataset = h5.create_dataset(
-        DATASET,
-        shape=(0, *shape),
-        maxshape=(None, *shape),
-        dtype=np.uint8,
-        chunks=(1, *shape),
-        compression="gzip",
-        compression_opts=deflate.level,
-    )
-    written, error = write_chunks(stream.frames, dataset, 0, deflate, workers, on_frame, grow=True)
+    with open_video(source, color=color, nwb_order=True) as stream:
+        dataset = h5.create_dataset(
+            DATASET,
+            shape=(0, *stream.frame_shape),
+            maxshape=(None, *stream.frame_shape),
+            dtype=np.uint8,
+            chunks=(1, *stream.frame_shape),
+            compression="gzip",
+            compression_opts=deflate.level,
+        )
+        written, error = write_chunks(stream, dataset, 0, None, deflate, workers, on_frame, True)
     dataset.resize(written, axis=0)
     return written, error
 
 
 def write_chunks(
-    frames: Iterator[np.ndarray],
+    stream: VideoStream,
     dataset: h5py.Dataset,
     offset: int,
+    limit: int | None,
     deflate: Deflater,
     workers: int | None,
     on_frame: Callable[[int], None] | None,
     grow: bool = False,
 ) -> tuple[int, str]:
-    """Deflate `frames` into `dataset` from row `offset`, one chunk per frame.
+    """Deflate the first `limit` frames of `stream` (all if None) into `dataset` from row `offset`.
 
-    Returns (frames written, decoding error); frames decoded before an error are kept.
+    One chunk per frame. Returns (frames written, decoding error); frames decoded before an error
+    are kept.
     """
     zeros = (0,) * (dataset.ndim - 1)
     written, error = 0, ""
     try:
-        for index, chunk in _compressed(frames, deflate, workers):
-            row = offset + index
+        for chunk in _compressed(stream, limit, deflate, workers or os.cpu_count() or 1):
+            row = offset + written
             if grow and row >= dataset.shape[0]:
                 dataset.resize(row + _GROW, axis=0)
             dataset.id.write_direct_chunk((row, *zeros), chunk)
-            written = index + 1
+            written += 1
             if on_frame:
                 on_frame(1)
     except MiniscopeFormatError as failure:
@@ -150,8 +141,38 @@ def write_chunks(
     return written, error
 
 
+def _compressed(
+    stream: VideoStream, limit: int | None, deflate: Deflater, workers: int
+) -> Iterator[bytes]:
+    """Deflated frames of `stream` in order, at most `limit`.
+
+    This thread reads each frame from ffmpeg's pipe into one of a ring of buffers and hands it
+    to a deflate thread; a buffer is refilled only once its frame has been deflated and taken,
+    so memory stays a few frames whatever the video's length. A decoding error is raised only
+    after every frame decoded before it has been yielded.
+    """
+    ring = [np.empty(stream.frame_shape, np.uint8) for _ in range(workers + _SPARE_FRAMES)]
+    pending: deque[Future[bytes]] = deque()
+    failure: MiniscopeFormatError | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for index in range(limit) if limit is not None else itertools.count():
+                if len(pending) == len(ring):
+                    yield pending.popleft().result()
+                frame = ring[index % len(ring)]
+                if not stream.read_into(frame):
+                    break
+                pending.append(pool.submit(deflate, frame))
+        except MiniscopeFormatError as error:
+            failure = error
+        while pending:
+            yield pending.popleft().result()
+    if failure is not None:
+        raise failure
+
+
 def encode_into(
-    source: ChunkFile,
+    video: VideoInfo,
     dataset: h5py.Dataset,
     offset: int,
     n_frames: int,
@@ -159,64 +180,32 @@ def encode_into(
     workers: int | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> int:
-    """Decode the first `n_frames` of `source` straight into `dataset[offset:]`; frames written."""
+    """Decode the first `n_frames` of `video` straight into `dataset[offset:]`; frames written.
+
+    Fewer than `n_frames` when the video decodes to fewer frames than it promised.
+    """
     if n_frames == 0:
         return 0
-    stream = open_video(source.source, color=len(source.frame_shape) == 3)
-    try:
-        frames = islice(stream.frames, n_frames)
-        written, _ = write_chunks(frames, dataset, offset, deflate, workers, on_frame)
-    finally:
-        stream.frames.close()
+    with open_video(video.source, color=len(video.frame_shape) == 3, nwb_order=True) as stream:
+        written, _ = write_chunks(stream, dataset, offset, n_frames, deflate, workers, on_frame)
     return written
 
 
-def probe_video(source: Path, color: bool, pixels: bool, deflater: Deflater) -> ChunkFile:
+def probe_video(source: Path, color: bool, pixels: bool) -> VideoInfo:
     """Frame count (packets of a finalised AVI) and frame size, without decoding the frames."""
     stat = source.stat()
-    n_frames, shape, error = 0, (), ""
+    n_frames, error = 0, ""
+    shape: tuple[int, ...] = ()
     try:
         n_frames = count_frames(source)
         if pixels and n_frames:
-            size = avi_frame_size(source) or _decoded_size(source, color)
+            size = frame_size(source)
             shape = (*size, 3) if color else size
     except MiniscopeFormatError as failure:
         error = failure.problem
     if stat.st_size == 0:
         error = "the file is empty (0 bytes)"
-    return ChunkFile(None, source, stat.st_size, stat.st_mtime_ns, n_frames, shape, deflater, error)
-
-
-def _decoded_size(source: Path, color: bool) -> tuple[int, int]:
-    stream = open_video(source, color=color)
-    stream.frames.close()
-    return stream.width, stream.height
-
-
-def _compressed(
-    frames: Iterator[np.ndarray], deflate: Deflater, workers: int | None
-) -> Iterator[tuple[int, bytes]]:
-    """(index, deflated NWB-ordered frame) in order, with a bounded number in flight.
-
-    A decoding error is raised only after every frame decoded before it has been yielded.
-    """
-    workers = workers or os.cpu_count() or 1
-    pending: deque[Future[bytes]] = deque()
-    failure: MiniscopeFormatError | None = None
-    index = 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        try:
-            for frame in frames:
-                pending.append(pool.submit(lambda f=frame: deflate(nwb_order(f))))
-                if len(pending) > 2 * workers:
-                    yield index, pending.popleft().result()
-                    index += 1
-        except MiniscopeFormatError as error:
-            failure = error
-        for position, future in enumerate(pending, start=index):
-            yield position, future.result()
-    if failure is not None:
-        raise failure
+    return VideoInfo(source, stat.st_size, stat.st_mtime_ns, n_frames, shape, error)
 
 
 def read_chunk_file(path: Path) -> ChunkFile:
@@ -229,21 +218,23 @@ def read_chunk_file(path: Path) -> ChunkFile:
     except OSError as error:
         raise MiniscopeFormatError(path, f"is not a readable chunk file ({error})") from error
     return ChunkFile(
-        path=path,
         source=Path(str(attrs["source"])),
-        source_size=int(attrs["source_size"]),
-        source_mtime_ns=int(attrs["source_mtime_ns"]),
+        size=int(attrs["source_size"]),
+        mtime_ns=int(attrs["source_mtime_ns"]),
         n_frames=int(attrs["n_frames"]),
         frame_shape=tuple(int(n) for n in frame_shape),
-        deflater=Deflater(str(attrs["engine"]), int(attrs["level"])),
         decode_error=str(attrs.get("decode_error", "")),
+        path=path,
+        deflater=Deflater(str(attrs["engine"]), int(attrs["level"])),
     )
 
 
-def copy_chunks(source: ChunkFile, target: h5py.Dataset, offset: int, n_frames: int) -> None:
-    """Copy the first `n_frames` compressed frames of `source` to `target[offset:]` as bytes."""
-    if n_frames == 0 or source.path is None:
+def copy_chunks(source: VideoInfo, target: h5py.Dataset, offset: int, n_frames: int) -> None:
+    """Copy the first `n_frames` compressed frames of `source`'s chunk file to `target[offset:]`."""
+    if n_frames == 0:
         return
+    if not isinstance(source, ChunkFile):
+        raise TypeError(f"{source.source} has no chunk file to copy frames from")
     zeros = (0,) * len(source.frame_shape)
     with h5py.File(source.path, "r") as h5:
         dataset_id = h5[DATASET].id

@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from .recordings import Recording, session_recordings
 from .session import Device, Session
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import Verification, VerificationError, verify_nwb
+from .video import VideoInfo
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,10 @@ class _Shortfall(Exception):
     """A video decoded to fewer frames than its packets promised: take the staged path."""
 
 
-def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, ChunkFile]:
+def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, VideoInfo]:
     """Frame counts and sizes of every video, from packets and headers (no decoding)."""
     return {
-        video: probe_video(
-            video, device.kind == "camera", _needs_pixels(device, options), options.deflater
-        )
+        video: probe_video(video, device.kind == "camera", _needs_pixels(device, options))
         for acquisition in session.acquisitions
         for device in acquisition.devices
         for video in device.videos
@@ -172,11 +171,11 @@ def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, Chu
 def _direct_fill(options: ConversionOptions, on_frame: Progress | None) -> Filler:
     def fill(dataset: h5py.Dataset, part: Fill) -> None:
         written = encode_into(
-            part.chunk_file, dataset, part.offset, part.n_frames, options.deflater,
+            part.video, dataset, part.offset, part.n_frames, options.deflater,
             options.workers, on_frame,
         )  # fmt: skip
         if written < part.n_frames:
-            raise _Shortfall(part.chunk_file.source)
+            raise _Shortfall(part.video.source)
 
     return fill
 
@@ -192,7 +191,7 @@ def _copy_fill(on_frames: Progress | None) -> Filler:
 
 def assemble(
     session: Session,
-    videos: dict[Path, ChunkFile],
+    videos: Mapping[Path, VideoInfo],
     output: Path,
     options: ConversionOptions = ConversionOptions(),
     metadata: dict[str, Any] | None = None,
@@ -277,7 +276,7 @@ def _staged(
 
 def _direct(
     session: Session,
-    videos: dict[Path, ChunkFile],
+    videos: dict[Path, VideoInfo],
     target: Path,
     output: Path,
     options: ConversionOptions,
@@ -294,7 +293,7 @@ def _direct(
     )  # fmt: skip
 
 
-def estimated_bytes(videos: dict[Path, ChunkFile]) -> int:
+def estimated_bytes(videos: Mapping[Path, VideoInfo]) -> int:
     """About what the stored pixels take once deflated (one-photon frames keep ~70 %)."""
     raw = sum(v.n_frames * math.prod(v.frame_shape) for v in videos.values() if v.frame_shape)
     return int(raw * _DEFLATED_FRACTION)

@@ -23,7 +23,7 @@ Filler = Callable[[h5py.Dataset, Fill], None]
 
 def copy_fill(dataset: h5py.Dataset, fill: Fill) -> None:
     """Fill from the fill's chunk file, byte for byte (the staged path)."""
-    copy_chunks(fill.chunk_file, dataset, fill.offset, fill.n_frames)
+    copy_chunks(fill.video, dataset, fill.offset, fill.n_frames)
 
 
 def write_nwb(layout: Layout, path: Path, fill: Filler = copy_fill) -> list[WrittenSeries]:
@@ -60,7 +60,7 @@ def _written(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> list[W
         path = part.dataset_path.removesuffix("/data")
         known = series.get(path)
         shapes = (known.frame_shapes if known else ()) + (
-            (part.chunk_file.frame_shape,) if part.n_frames else ()
+            (part.video.frame_shape,) if part.n_frames else ()
         )
         frames = (known.n_frames if known else 0) + part.n_frames
         chunks = boundary.get(part.dataset_path, {})

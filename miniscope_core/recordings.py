@@ -7,6 +7,7 @@ against another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .alignment import Segment, align_frames, daq_layout, selected_rows, sequential_layout
-from .chunks import ChunkFile
 from .errors import MiniscopeFormatError
 from .session import Acquisition, Device, Session
 from .settings import frame_rate_hz
 from .timestamps import Timing, measure_timing, regular_timestamps_ms
+from .video import VideoInfo
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Recording:
 
     acquisition: Acquisition
     device: Device
-    videos: tuple[ChunkFile, ...]
+    videos: tuple[VideoInfo, ...]
     segments: tuple[Segment, ...]
     time_ms: np.ndarray  # per kept frame, ms since the acquisition start (may be negative)
     timing: Timing
@@ -52,7 +53,7 @@ class Recording:
 def build_recording(
     acquisition: Acquisition,
     device: Device,
-    videos: dict[Path, ChunkFile],
+    videos: Mapping[Path, VideoInfo],
     strict: bool = False,
 ) -> Recording:
     """Match the decoded frames of `device` to its timestamp rows, file by file."""
@@ -82,7 +83,7 @@ def build_recording(
 
 
 def _untimed_recording(
-    acquisition: Acquisition, device: Device, videos: tuple[ChunkFile, ...], counts: list[int]
+    acquisition: Acquisition, device: Device, videos: tuple[VideoInfo, ...], counts: list[int]
 ) -> Recording:
     """A device without timeStamps.csv: regular times from the requested frame rate."""
     rate = frame_rate_hz(device.settings.get("frameRate"))
@@ -103,7 +104,7 @@ def _untimed_recording(
     )
 
 
-def _check_shapes(videos: tuple[ChunkFile, ...]) -> None:
+def _check_shapes(videos: tuple[VideoInfo, ...]) -> None:
     shapes = {video.frame_shape for video in videos if video.frame_shape}
     if len(shapes) > 1:
         first = next(v for v in videos if v.frame_shape)
@@ -115,7 +116,7 @@ def _check_shapes(videos: tuple[ChunkFile, ...]) -> None:
 
 def session_recordings(
     session: Session,
-    videos: dict[Path, ChunkFile],
+    videos: Mapping[Path, VideoInfo],
     strict: bool = False,
     concatenated: bool = True,
 ) -> list[Recording]:

@@ -2,18 +2,25 @@
 
 Frame counts come from decoding the stream itself: the AVI header of an unfinished file says 0,
 and its last packet may be truncated, so only frames that decode are counted.
+
+On two cores every millisecond of CPU that Python spends on a frame is taken from the decoder,
+so frames go from ffmpeg's pipe straight into buffers the caller owns (`VideoStream.read_into`),
+already in NWB's (width, height) order when asked: numpy neither allocates nor reorders them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import re
 import struct
 import subprocess
-import threading
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Full, Queue
+from typing import IO, cast
 
 import imageio_ffmpeg
 import numpy as np
@@ -21,95 +28,121 @@ import numpy as np
 from .errors import MiniscopeFormatError
 
 _UNFINISHED_SIZES = {0, 0xFFFFFFFF}  # RIFF sizes an interrupted AVI writer leaves
-_END = object()  # end of a read-ahead stream
-READ_AHEAD = 8  # decoded frames buffered ahead of the consumer
 _HEADER_BYTES = 65536  # the AVI header list, with its stream format, sits at the start
+_PIPE_BYTES = 1 << 20  # Linux's default limit: ffmpeg can run ~3 frames ahead of its reader
+_STOP_SECONDS = 5.0  # for ffmpeg to exit once its pipe is closed
 
 
 @dataclass(frozen=True)
-class VideoStream:
-    """A decoding video: its frame size and a frame iterator of (height, width[, 3]) uint8."""
+class VideoInfo:
+    """One source video: its decodable frames and their size, without its pixels.
 
-    path: Path
-    width: int
-    height: int
-    codec: str
-    frames: Iterator[np.ndarray]
-
-
-def open_video(path: Path, color: bool = False) -> VideoStream:
-    """Start decoding `path` as 8-bit gray (Miniscopes) or RGB (behaviour cameras)."""
-    pix_fmt, channels = ("rgb24", 3) if color else ("gray", 1)
-    reader = imageio_ffmpeg.read_frames(
-        str(path), pix_fmt=pix_fmt, bits_per_pixel=8 * channels, input_params=["-nostdin"]
-    )
-    try:
-        info = next(reader)
-    except (OSError, RuntimeError, StopIteration) as error:
-        reader.close()
-        raise MiniscopeFormatError(path, f"cannot be decoded: {_last_line(error)}") from error
-    width, height = info["size"]
-    shape = (height, width, channels) if color else (height, width)
-    return VideoStream(
-        path=path,
-        width=width,
-        height=height,
-        codec=str(info.get("codec", "unknown")),
-        frames=_read_ahead(_frames(reader, shape, path)),
-    )
-
-
-def _frames(reader: Iterator[bytes], shape: tuple[int, ...], path: Path) -> Iterator[np.ndarray]:
-    try:
-        for buffer in reader:
-            yield np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
-    except RuntimeError as error:
-        raise MiniscopeFormatError(path, f"decoding failed: {_last_line(error)}") from error
-    finally:
-        reader.close()
-
-
-def _read_ahead(frames: Iterator[np.ndarray], depth: int = READ_AHEAD) -> Iterator[np.ndarray]:
-    """`frames`, pulled from ffmpeg's pipe by a thread while the consumer works.
-
-    The pipe holds less than one frame, so without this ffmpeg stops decoding whenever the
-    consumer is busy (compressing, writing chunks); `depth` frames bound the memory it takes.
+    The file's size and mtime say later whether anything made from it is still current.
     """
-    queue: Queue[object] = Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def pump() -> None:
+    source: Path
+    size: int
+    mtime_ns: int
+    n_frames: int
+    frame_shape: tuple[int, ...]  # as NWB stores a frame, (width, height[, 3]); () if not needed
+    decode_error: str
+
+
+class VideoStream:
+    """One video being decoded by ffmpeg into raw 8-bit gray (Miniscopes) or RGB (cameras).
+
+    Frames are (height, width[, 3]) as decoded, or (width, height[, 3]) with `nwb_order`, in
+    which case ffmpeg transposes them. Use as a context manager, or `close()` it: ffmpeg is
+    stopped if the frames are not all read.
+    """
+
+    def __init__(self, path: Path, color: bool = False, nwb_order: bool = False) -> None:
+        width, height = frame_size(path)
+        channels = (3,) if color else ()
+        self.path = path
+        self.frame_shape = (width, height, *channels) if nwb_order else (height, width, *channels)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close): never blocks ffmpeg
+        self._process = subprocess.Popen(
+            _decode_command(path, color, nwb_order),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            bufsize=0,
+            process_group=0,  # Ctrl-C reaches Python, which stops ffmpeg itself
+        )
+        self._pipe = cast(io.FileIO, self._process.stdout)  # unbuffered (bufsize=0): readinto
+        _widen(self._pipe)
+
+    def read_into(self, frame: np.ndarray) -> bool:
+        """Fill `frame` (C-contiguous uint8 of `frame_shape`) with the next frame.
+
+        False at the end of the video; MiniscopeFormatError if ffmpeg failed, after the frames
+        it decoded before failing have been read.
+        """
+        view = frame.data.cast("B")
+        filled = 0
+        while filled < len(view):
+            got = self._pipe.readinto(view[filled:])
+            if not got:
+                self._end(filled)
+                return False
+            filled += got
+        return True
+
+    @property
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame in an array of its own (for callers that keep them); closes the stream."""
         try:
-            for frame in frames:
-                if not _offer(queue, frame, stop):
-                    return
-            _offer(queue, _END, stop)
-        except MiniscopeFormatError as error:
-            _offer(queue, error, stop)
+            while self.read_into(frame := np.empty(self.frame_shape, np.uint8)):
+                yield frame
         finally:
-            frames.close()
+            self.close()
 
-    thread = threading.Thread(target=pump, name="ffmpeg-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not _END:
-            if isinstance(item, MiniscopeFormatError):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()
+    def _end(self, stray_bytes: int) -> None:
+        """At the end of the pipe: raise if ffmpeg failed or stopped inside a frame."""
+        if self._process.wait() != 0 or stray_bytes:
+            raise MiniscopeFormatError(self.path, f"decoding failed: {self._last_log_line()}")
+
+    def _last_log_line(self) -> str:
+        self._log.seek(0)
+        return _last_line(self._log.read().decode(errors="replace"))
+
+    def close(self) -> None:
+        """Stop ffmpeg if it is still decoding, and release its pipe and log."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait(_STOP_SECONDS)
+        self._pipe.close()
+        self._log.close()
+
+    def __enter__(self) -> VideoStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _offer(queue: Queue[object], item: object, stop: threading.Event) -> bool:
-    """Put `item` unless the consumer has stopped; False when it has."""
-    while not stop.is_set():
-        try:
-            queue.put(item, timeout=0.1)
-            return True
-        except Full:
-            continue
-    return False
+def open_video(path: Path, color: bool = False, nwb_order: bool = False) -> VideoStream:
+    """Start decoding `path` (see `VideoStream`)."""
+    return VideoStream(path, color, nwb_order)
+
+
+def _decode_command(path: Path, color: bool, nwb_order: bool) -> list[str]:
+    """ffmpeg writing every decoded frame, and nothing else, as raw pixels to its stdout.
+
+    `-fps_mode passthrough` keeps one output frame per decoded frame (no duplicate ever fills a
+    timestamp gap); `transpose=cclock_flip` is the plain transpose (x, y) -> (y, x).
+    """
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
+    command += ["-map", "0:v:0", "-fps_mode", "passthrough"]
+    command += ["-vf", "transpose=cclock_flip"] if nwb_order else []
+    return command + ["-pix_fmt", "rgb24" if color else "gray", "-f", "rawvideo", "pipe:1"]
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """Let ffmpeg write ahead of its reader (a pipe holds 64 kB, a sixth of a frame, by default)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or a lower limit: only slower
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 def _last_line(error: BaseException | str) -> str:
@@ -136,6 +169,19 @@ def avi_frame_size(path: Path) -> tuple[int, int] | None:
         return None
     width, height = struct.unpack("<ii", header[at + 12 : at + 20])
     return (width, abs(height)) if width > 0 and height else None
+
+
+def frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the decoded frames: the AVI header's, else what ffmpeg reports."""
+    size = avi_frame_size(path)
+    if size is not None:
+        return size
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)]
+    log = subprocess.run(command, capture_output=True, text=True, check=False).stderr
+    found = re.search(r"Stream #\S+.*?: Video: .*?, (\d+)x(\d+)", log)
+    if found is None:
+        raise MiniscopeFormatError(path, f"cannot be decoded: {_last_line(log)}")
+    return int(found[1]), int(found[2])
 
 
 def count_frames(path: Path) -> int:

@@ -14,11 +14,11 @@ import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
-from ..chunks import ChunkFile
 from ..clock import SessionClock
 from ..deflate import DEFAULT_LEVEL
 from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..recordings import Recording
+from ..video import VideoInfo
 
 MANUFACTURER = "UCLA Miniscope project (open-source hardware)"
 DEVICE_TABLE = "acquisition_devices"  # intervals/<this>: settings per acquisition and device
@@ -27,10 +27,10 @@ NOT_SETTINGS = {"deviceName", "deviceDirectory", "deviceID"}
 
 @dataclass(frozen=True)
 class Fill:
-    """Copy `n_frames` chunks of `chunk_file` into dataset `dataset_path` at `offset`."""
+    """Fill dataset `dataset_path` from `offset` with the first `n_frames` frames of `video`."""
 
     dataset_path: str
-    chunk_file: ChunkFile
+    video: VideoInfo
     offset: int
     n_frames: int
 

@@ -1,0 +1,81 @@
+"""The decode -> deflate -> write pipeline: frames straight from ffmpeg in NWB order, ffmpeg
+stopped when the reader stops, and what a probe knows of a video."""
+
+from __future__ import annotations
+
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+from miniscope_core.chunks import ChunkFile, copy_chunks, encode_video, probe_video, write_chunks
+from miniscope_core.deflate import Deflater
+from miniscope_core.synthetic import write_video
+from miniscope_core.video import VideoInfo, open_video
+
+SIZE = (64, 48)  # width, height
+
+
+def _frames(n: int, color: bool = False, seed: int = 0) -> list[np.ndarray]:
+    shape = (SIZE[1], SIZE[0], 3) if color else (SIZE[1], SIZE[0])
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize(("codec", "color"), [("FFV1", False), ("GREY", False)])
+def test_frames_come_out_of_ffmpeg_in_nwb_order_unchanged(tmp_path, codec, color):
+    video = tmp_path / "v.avi"
+    truth = _frames(7, color)
+    write_video(video, truth, codec, SIZE)
+    with open_video(video, nwb_order=True) as stream:
+        assert stream.frame_shape == SIZE
+        frame = np.empty(stream.frame_shape, np.uint8)
+        for expected in truth:
+            assert stream.read_into(frame)
+            np.testing.assert_array_equal(frame, expected.T)
+        assert not stream.read_into(frame)
+    np.testing.assert_array_equal(np.stack(list(open_video(video).frames)), np.stack(truth))
+
+
+def test_a_reader_that_stops_early_stops_ffmpeg(tmp_path):
+    video = tmp_path / "v.avi"
+    write_video(video, _frames(50), "FFV1", SIZE)
+    stream = open_video(video, nwb_order=True)
+    process = stream._process
+    assert stream.read_into(np.empty(stream.frame_shape, np.uint8))
+    stream.close()
+    assert process.poll() is not None
+
+
+def test_write_chunks_stops_at_its_limit_and_inflates_to_the_frames(tmp_path):
+    video = tmp_path / "v.avi"
+    truth = _frames(30)
+    write_video(video, truth, "FFV1", SIZE)
+    with h5py.File(tmp_path / "o.h5", "w") as h5:
+        data = h5.create_dataset("d", (12, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
+        with open_video(video, nwb_order=True) as stream:
+            written, error = write_chunks(stream, data, 2, 10, Deflater(), 2, None)
+        assert (written, error) == (10, "")
+        stored = [data.id.read_direct_chunk((row, 0, 0))[1] for row in range(2, 12)]
+    for chunk, expected in zip(stored, truth, strict=False):
+        frame = np.frombuffer(zlib.decompress(chunk), np.uint8).reshape(SIZE)
+        np.testing.assert_array_equal(frame, expected.T)
+
+
+def test_a_probe_knows_the_video_and_a_chunk_file_adds_where_its_frames_are(tmp_path):
+    video = tmp_path / "v.avi"
+    write_video(video, _frames(9), "GREY", SIZE)
+    probed = probe_video(video, color=False, pixels=True)
+    assert type(probed) is VideoInfo
+    assert (probed.n_frames, probed.frame_shape, probed.decode_error) == (9, SIZE, "")
+    chunks = encode_video(video, tmp_path / "v.h5")
+    assert isinstance(chunks, ChunkFile) and chunks.path == tmp_path / "v.h5"
+    assert (chunks.n_frames, chunks.frame_shape, chunks.size) == (9, SIZE, probed.size)
+    assert chunks.is_current_for(video, Deflater())
+    with h5py.File(tmp_path / "o.h5", "w") as h5:
+        data = h5.create_dataset("d", (9, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
+        with pytest.raises(TypeError, match="no chunk file"):
+            copy_chunks(probed, data, 0, 9)
+        copy_chunks(chunks, data, 0, 9)
+        assert data.id.get_num_chunks() == 9
