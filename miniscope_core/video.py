@@ -31,6 +31,7 @@ _UNFINISHED_SIZES = {0, 0xFFFFFFFF}  # RIFF sizes an interrupted AVI writer leav
 _HEADER_BYTES = 65536  # the AVI header list, with its stream format, sits at the start
 _PIPE_BYTES = 1 << 20  # Linux's default limit: ffmpeg can run ~3 frames ahead of its reader
 _STOP_SECONDS = 5.0  # for ffmpeg to exit once its pipe is closed
+_IDX1_ENTRY = np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
 
 
 @dataclass(frozen=True)
@@ -187,16 +188,72 @@ def frame_size(path: Path) -> tuple[int, int]:
 def count_frames(path: Path) -> int:
     """Frames in a video (0 for an empty file), without piping pixels into Python.
 
-    A finalised AVI holds one packet per frame, so its packets are counted without decoding
-    (fast); an unfinished one may end in a truncated packet, so it is decoded to count.
+    A finalised AVI holds one packet per frame, so its packets are counted without decoding:
+    read from its idx1 index when it has a plain one (microseconds), else by ffmpeg. An
+    unfinished AVI may end in a truncated packet, so it is decoded to count.
     """
     if path.stat().st_size == 0:
         return 0
+    finalised = avi_finalised(path)
+    indexed = _indexed_frames(path) if finalised else None
+    if indexed is not None:
+        return indexed
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
-    command += ["-map", "0:v:0"] + (["-c", "copy"] if avi_finalised(path) else [])
+    command += ["-map", "0:v:0"] + (["-c", "copy"] if finalised else [])
     command += ["-f", "null", "-", "-progress", "pipe:1", "-nostats"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     counts = re.findall(r"^frame=(\d+)$", result.stdout, flags=re.MULTILINE)
     if not counts:
         raise MiniscopeFormatError(path, f"cannot be decoded: {_last_line(result.stderr)}")
     return int(counts[-1])
+
+
+def _indexed_frames(path: Path) -> int | None:
+    """Video packets listed in a finalised AVI's idx1 index, as ffmpeg would count them.
+
+    None when the file is not that simple (an OpenDML index or second RIFF, which ffmpeg reads
+    instead of idx1; no idx1; a zero-size entry): ffmpeg counts those.
+    """
+    with path.open("rb") as handle:
+        stream, at, end = None, 12, path.stat().st_size
+        while at + 8 <= end:
+            handle.seek(at)
+            kind, size = struct.unpack("<4sI", handle.read(8))
+            if kind == b"LIST" and handle.read(4) == b"hdrl":
+                stream = _video_stream(handle.read(size - 4))
+            elif kind == b"idx1" and stream is not None:
+                return _count_entries(handle.read(size), stream)
+            elif kind == b"RIFF":
+                return None
+            at += 8 + size + (size & 1)
+    return None
+
+
+def _video_stream(header: bytes) -> bytes | None:
+    """The two-digit number of the first video stream, from the AVI header list (`hdrl`)."""
+    number = 0
+    for kind, body in _chunks(header, 0):
+        if kind != b"LIST" or body[:4] != b"strl":
+            continue
+        parts = dict(_chunks(body, 4))
+        if parts.get(b"strh", b"")[:4] == b"vids":
+            return None if b"indx" in parts else b"%02d" % number
+        number += 1
+    return None
+
+
+def _chunks(data: bytes, at: int) -> Iterator[tuple[bytes, bytes]]:
+    """(id, body) of the RIFF chunks in `data` from `at` on."""
+    while at + 8 <= len(data):
+        kind, size = struct.unpack_from("<4sI", data, at)
+        yield kind, data[at + 8 : at + 8 + size]
+        at += 8 + size + (size & 1)
+
+
+def _count_entries(index: bytes, stream: bytes) -> int | None:
+    """Entries of `stream`'s video packets (`NNdc`/`NNdb`) in an idx1 index."""
+    entries = np.frombuffer(index, dtype=_IDX1_ENTRY, count=len(index) // _IDX1_ENTRY.itemsize)
+    video = (entries["id"] == stream + b"dc") | (entries["id"] == stream + b"db")
+    if np.any(entries["size"][video] == 0):
+        return None
+    return int(np.count_nonzero(video))

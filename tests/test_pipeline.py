@@ -1,18 +1,22 @@
-"""The decode -> deflate -> write pipeline: frames straight from ffmpeg in NWB order, ffmpeg
-stopped when the reader stops, and what a probe knows of a video."""
+"""The decode -> deflate -> write pipeline: frame counts from the AVI index, frames straight from
+ffmpeg in NWB order, ffmpeg stopped when the reader stops, and what a probe knows of a video."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import zlib
+from pathlib import Path
 
 import h5py
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from miniscope_core.chunks import ChunkFile, copy_chunks, encode_video, probe_video, write_chunks
 from miniscope_core.deflate import Deflater
 from miniscope_core.synthetic import write_video
-from miniscope_core.video import VideoInfo, open_video
+from miniscope_core.video import VideoInfo, count_frames, open_video
 
 SIZE = (64, 48)  # width, height
 
@@ -21,6 +25,31 @@ def _frames(n: int, color: bool = False, seed: int = 0) -> list[np.ndarray]:
     shape = (SIZE[1], SIZE[0], 3) if color else (SIZE[1], SIZE[0])
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+def _ffmpeg_packets(path: Path) -> int:
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
+    command += ["-map", "0:v:0", "-c", "copy", "-f", "null", "-", "-progress", "pipe:1"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return int(re.findall(r"^frame=(\d+)$", out, flags=re.MULTILINE)[-1])
+
+
+@pytest.mark.parametrize(("codec", "color"), [("FFV1", False), ("GREY", False), ("MJPG", True)])
+@pytest.mark.parametrize("n", [1, 37])
+def test_frames_counted_from_the_index_as_ffmpeg_counts_packets(tmp_path, codec, color, n):
+    video = tmp_path / "v.avi"
+    write_video(video, _frames(n, color), codec, SIZE)
+    assert count_frames(video) == _ffmpeg_packets(video) == n
+
+
+def test_a_file_without_a_plain_index_is_counted_by_ffmpeg(tmp_path):
+    """No idx1 (its id overwritten): ffmpeg finds the packets by scanning; the count agrees."""
+    video = tmp_path / "v.avi"
+    write_video(video, _frames(20), "FFV1", SIZE)
+    data = video.read_bytes()
+    assert data.count(b"idx1") == 1
+    video.write_bytes(data.replace(b"idx1", b"JUNK"))
+    assert count_frames(video) == 20
 
 
 @pytest.mark.parametrize(("codec", "color"), [("FFV1", False), ("GREY", False)])
