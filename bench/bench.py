@@ -124,7 +124,7 @@ def _ours_worker(spec: Record) -> Record:
 
     options = ConversionOptions(deflate_engine=spec["engine"], compression_level=spec["level"])
     output = Path(spec["output"])
-    measured = _measure(lambda: convert_session(spec["session"], output, options, overwrite=True))
+    measured = _measure(lambda: convert_session(spec["session"], output, options))
     began = time.perf_counter()
     if not verify_nwb(output).passed:
         raise RuntimeError(f"{output} does not read back as written")
@@ -191,6 +191,9 @@ def neuroconv_config(session: Path, target: Path) -> Path:
 
 
 def run_worker(python: str, spec: Record) -> Record:
+    """One conversion in a fresh interpreter, into a new file as a user converts (replacing a
+    700 MB file would add the file system's cost of freeing the old one)."""
+    Path(spec["output"]).unlink(missing_ok=True)
     command = [python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -294,9 +297,15 @@ def decode_seconds(videos: list[Path], threads: int) -> tuple[float, float]:
     return wall, cpu
 
 
+def nwb_order(frame: Any) -> Any:
+    """(height, width) as decoded -> (width, height) as NWB stores images, in numpy."""
+    import numpy as np
+
+    return np.ascontiguousarray(frame.swapaxes(0, 1))
+
+
 def compress_seconds(videos: list[Path], configs: dict[str, tuple[str, int]]) -> Record:
     """CPU seconds to reorder and deflate every decoded frame on one core, per configuration."""
-    from miniscope_core.chunks import nwb_order
     from miniscope_core.deflate import Deflater
     from miniscope_core.video import open_video
 
