@@ -174,7 +174,9 @@ def miniscope_totals(timings: list[DeviceTiming]) -> Totals:
     return Totals(
         frames=frames,
         duration_s=sum(t.duration_s for t in scopes),
-        rate_hz=sum(t.rate_hz * t.n_frames for t in rated) / weight if weight else math.nan,
+        rate_hz=sum((t.rate_hz or 0.0) * t.n_frames for t in rated) / weight
+        if weight
+        else math.nan,
         jitter_ms=max((t.jitter_ms or 0.0 for t in scopes), default=0.0),
         dropped_frames=sum(t.dropped_frames for t in scopes),
     )

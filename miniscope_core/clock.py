@@ -47,7 +47,8 @@ def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
         ]
         raise MiniscopeFormatError(path, f"has no recording start time (missing {missing})")
     try:
-        local = datetime(*(int(fields[key]) for key in _START_FIELDS[:6]))
+        year, month, day, hour, minute, second = (int(fields[key]) for key in _START_FIELDS[:6])
+        local = datetime(year, month, day, hour, minute, second)
         local += timedelta(milliseconds=int(fields["msec"]))
         epoch_ms = int(fields["msecSinceEpoch"])
     except (TypeError, ValueError) as error:

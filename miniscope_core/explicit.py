@@ -46,7 +46,11 @@ def session_from_files(
     if meta_path is None and (config.parent.parent / "metaData.json").is_file():
         meta_path = config.parent.parent / "metaData.json"
     metadata = read_json(meta_path) if meta_path else {}
-    start = parse_start_time(metadata, meta_path) if is_session_metadata(metadata) else None
+    start = (
+        parse_start_time(metadata, meta_path)
+        if meta_path and is_session_metadata(metadata)
+        else None
+    )
     acquisition = Acquisition(
         folder=config.parent,
         label=config.parent.name,

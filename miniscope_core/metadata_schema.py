@@ -26,10 +26,10 @@ import difflib
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -167,20 +167,17 @@ def _weight(value: Any) -> str:
     return value
 
 
-def _checked(kind: Any, check: Callable[[Any], Any]) -> Any:
-    """`kind` or null (= not given), after `check` has given the user a precise expectation."""
-    return Annotated[kind, BeforeValidator(check)] | None
-
-
-Text = _checked(str, _text)
-TextList = _checked(list[str], _text_list)
-AwareDatetime = _checked(datetime, _aware_datetime)
-Wavelength = _checked(float, _wavelength)
-Species = _checked(str, _species)
-Sex = _checked(str, _sex)
-Age = _checked(str, _age)
-AgeReference = _checked(str, _age_reference)
-Weight = _checked(str, _weight)
+# Each type: its value or null (= not given), after a check that gives the user a precise
+# expectation instead of pydantic's generic one.
+Text: TypeAlias = Annotated[str, BeforeValidator(_text)] | None
+TextList: TypeAlias = Annotated[list[str], BeforeValidator(_text_list)] | None
+AwareDatetime: TypeAlias = Annotated[datetime, BeforeValidator(_aware_datetime)] | None
+Wavelength: TypeAlias = Annotated[float, BeforeValidator(_wavelength)] | None
+Species: TypeAlias = Annotated[str, BeforeValidator(_species)] | None
+Sex: TypeAlias = Annotated[str, BeforeValidator(_sex)] | None
+Age: TypeAlias = Annotated[str, BeforeValidator(_age)] | None
+AgeReference: TypeAlias = Annotated[str, BeforeValidator(_age_reference)] | None
+Weight: TypeAlias = Annotated[str, BeforeValidator(_weight)] | None
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
@@ -311,7 +308,9 @@ def _one_channel(value: Any) -> Any:
     return value
 
 
-OpticalChannels = _checked(list[NeuroConvOpticalChannel], _one_channel)
+OpticalChannels: TypeAlias = (
+    Annotated[list[NeuroConvOpticalChannel], BeforeValidator(_one_channel)] | None
+)
 
 
 class NeuroConvImagingPlane(_NeuroConvEntry):

@@ -157,7 +157,8 @@ def load_device(folder: Path, kind: DeviceKind | None = None, name: str | None =
 
 def _listed_devices(metadata: dict[str, Any]) -> dict[str, DeviceKind]:
     listed: dict[str, DeviceKind] = {}
-    for key, kind in (("miniscopes", "miniscope"), ("cameras", "camera")):
+    kinds: tuple[tuple[str, DeviceKind], ...] = (("miniscopes", "miniscope"), ("cameras", "camera"))
+    for key, kind in kinds:
         for name in metadata.get(key) or []:
             listed[str(name)] = kind
     return listed

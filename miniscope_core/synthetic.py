@@ -354,7 +354,8 @@ class AcquisitionSpec:
             raise ValueError("AcquisitionSpec.start must be timezone-aware (the PC's local time)")
         if self.layout not in ("nested", "flat"):
             raise ValueError(f"layout must be 'nested' or 'flat', not {self.layout!r}")
-        folders = [device_folder(d.name) for d in (*self.scopes, *self.cameras)]
+        devices: list[ScopeSpec | CameraSpec] = [*self.scopes, *self.cameras]
+        folders = [device_folder(d.name) for d in devices]
         if len(set(folders)) != len(folders):
             raise ValueError(f"device folder names collide: {folders}")
 
@@ -583,7 +584,8 @@ def write_acquisition(folder: Path | str, spec: AcquisitionSpec) -> AcquisitionT
     _write_text(folder / "metaData.json", _qt_json(_session_metadata(spec, start, epoch_ms, base)))
     _write_text(folder / "notes.csv", _notes_csv(spec.notes))
     devices: dict[str, DeviceTruth] = {}
-    for device_id, device in enumerate([*spec.scopes, *spec.cameras]):
+    specs: list[ScopeSpec | CameraSpec] = [*spec.scopes, *spec.cameras]
+    for device_id, device in enumerate(specs):
         device_dir = folder / device_folder(device.name)
         device_dir.mkdir(exist_ok=True)
         if isinstance(device, ScopeSpec):
