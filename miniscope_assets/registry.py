@@ -12,7 +12,9 @@ so that it is not seen again on every tick: a folder touched with the same files
 folders signature), a folder that is gone (data version `deleted ...`) and one that came back.
 A gone folder's partition is kept, never deleted: its history and outputs stay in the UI (outputs
 are never deleted either), and Dagster's partition status cache is unreliable when a key is
-deleted and added again.
+deleted and added again. Dagster compares `raw_session`'s data version with the one each
+conversion asset was built from, so after such an observation the UI shows that partition's
+outputs as unsynced until it is converted again; nothing acts on that.
 
 A partition's last conversion failed when its NWB asset's latest planned materialization belongs
 to a failed run: Dagster 1.13 records no failure event per asset, a failed step only leaves its

@@ -1,10 +1,10 @@
 """The sensor that turns finished session folders into partitions and conversion runs.
 
-A folder is handed over once it has (1) the same file signature (files, bytes, newest mtime) on
-two ticks in a row, (2) no file newer than `settle_seconds`, and (3) is structurally complete per
-`miniscope_core.status` - or, since a crashed recording never completes, once it has not changed
-for `stale_seconds`. A session whose folder changes after conversion (a new acquisition) is
-handed over again.
+A folder is handed over once it has (1) the same file signature (count, bytes, newest mtime, and
+each file's name, size and mtime) on two ticks in a row, (2) no file newer than `settle_seconds`,
+and (3) is structurally complete per `miniscope_core.status` - or, since a crashed recording
+never completes, once it has not changed for `stale_seconds`. A session whose folder changes
+after conversion (a new acquisition) is handed over again.
 
 A tick costs one listing of the raw root (each acquisition's metaData.json read once), one
 `folders_signature` per session already handed over - a stat per session, acquisition and device
@@ -28,9 +28,11 @@ folder, no file looked at - and the file signature of a bounded number of folder
 
 A session whose last conversion run failed is requested again once its folder changes (the run
 is tagged with the failed run's id and the tick logs it); unchanged, it is left alone. A session
-folder that is gone is observed once as deleted (data version `deleted`), its partition and its
-outputs kept. The cursor holds only folders still settling and the audit's place; what was handed
-over is read back from the instance (see `registry`).
+folder that is gone (the folder no longer holds a session; one whose metaData.json cannot be read
+for the moment is not gone) is observed once as deleted, its partition and outputs kept, and
+observed once more if it comes back; a listing that finds nothing at all marks nothing, since
+an unmounted share looks like an empty raw root. The cursor holds only folders still settling
+and the audit passes' places; what was handed over is read back from the instance (`registry`).
 """
 
 import bisect
@@ -62,9 +64,9 @@ from .resources import MiniscopeStorage
 from .scan import is_gone, list_sessions
 
 SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
-# To move into the settings model: folders read file by file in one tick (about 0.2 ms each for
-# a session of three acquisitions); handed-over folders audited per tick, and how often an audit
-# pass through them starts (seconds), for those whose conversion failed and for the others.
+# To move into the settings model: folders read file by file in one tick (0.1-1 ms each for a
+# session of tens of files); handed-over folders audited per tick, and how often an audit pass
+# through them starts (seconds), for those whose conversion failed and for the others.
 EXAMINED_PER_TICK = 500
 AUDITED_PER_TICK = 50
 FAILED, HANDED = "failed", "handed"
