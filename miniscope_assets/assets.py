@@ -24,15 +24,27 @@ from typing import Any, ParamSpec, TypeVar
 import dagster as dg
 import pandas as pd
 
-from miniscope_core.atomic import write_bytes, write_csv, write_json
-from miniscope_core.chunks import ChunkFile
-from miniscope_core.collection import discover
-from miniscope_core.convert import assemble, encode_videos
-from miniscope_core.errors import MiniscopeFormatError, MiniscopeWarning
-from miniscope_core.preview import chunk_file_preview
-from miniscope_core.session import Session
-from miniscope_core.settings_model import SettingsError
-from miniscope_core.validate import check_file
+from miniscope_core import (
+    ChunkFile,
+    MiniscopeFormatError,
+    MiniscopeWarning,
+    Session,
+    SettingsError,
+    assemble,
+    check_file,
+    chunk_file_preview,
+    describe_session,
+    device_rows,
+    discover,
+    encode_videos,
+    frame_counts,
+    miniscope_totals,
+    recording_timings,
+    session_timings,
+    write_bytes,
+    write_csv,
+    write_json,
+)
 
 from .checks import (
     NWB_CHECKS,
@@ -43,15 +55,7 @@ from .checks import (
     timestamps_increase,
 )
 from .partitions import GROUP, raw_session, sessions
-from .quality import frame_counts
 from .resources import ConversionConfig, MiniscopeStorage
-from .summaries import (
-    describe_session,
-    device_rows,
-    miniscope_totals,
-    recording_timings,
-    session_timings,
-)
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"

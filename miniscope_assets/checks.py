@@ -11,11 +11,9 @@ import warnings
 
 import dagster as dg
 
-from miniscope_core.validate import FileCheck
+from miniscope_core import DeviceTiming, FileCheck, FrameCount
 
 from .partitions import sessions
-from .quality import FrameCount
-from .summaries import DeviceTiming
 from .ui import table
 
 TIMESTAMPS_INCREASE = "timestamps_increase"

@@ -25,11 +25,14 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from miniscope_core.keys import partition_key
-from miniscope_core.settings_model import SettingsError
-from miniscope_core.status import folder_status, signature
-from miniscope_core.synthetic import write_demo_session
-from miniscope_core.user_metadata import SESSION_METADATA_FILE
+from miniscope_core import (
+    SESSION_METADATA_FILE,
+    SettingsError,
+    folder_status,
+    partition_key,
+    signature,
+    write_demo_session,
+)
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
 from .partitions import raw_session

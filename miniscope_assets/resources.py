@@ -14,10 +14,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from miniscope_core.convert import ConversionOptions
-from miniscope_core.session import Session
-from miniscope_core.settings_model import CONVERSION_SETTINGS, MiniscopeSettings
-from miniscope_core.user_metadata import resolve_metadata
+from miniscope_core import (
+    CONVERSION_SETTINGS,
+    ConversionOptions,
+    MiniscopeSettings,
+    Session,
+    resolve_metadata,
+)
 
 from .scan import session_folder
 

@@ -1,28 +1,114 @@
 """Miniscope DAQ recordings to NWB: a streaming conversion library with no orchestration inside.
 
-from miniscope_core import convert_session
-convert_session("session_folder", "session.nwb", metadata_path="subject.yaml")
+    from miniscope_core import convert_session
+    convert_session("session_folder", "session.nwb", metadata_path="subject.yaml")
+
+Everything an application (the command line, the Dagster layer) needs is imported from here;
+the submodules are the library's own business.
 """
 
-from .collection import CollectionError, discover, find_sessions, session_names
-from .convert import ConversionOptions, ConversionResult, convert_session
-from .errors import FrameCountMismatch, MiniscopeFormatError
+from .atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
+from .chunks import ChunkFile, VideoInfo
+from .collection import (
+    CollectionError,
+    ListedSession,
+    discover,
+    find_sessions,
+    list_sessions,
+    session_names,
+)
+from .convert import (
+    ConversionOptions,
+    ConversionResult,
+    assemble,
+    convert_session,
+    encode_videos,
+)
+from .errors import FrameCountMismatch, MiniscopeFormatError, MiniscopeWarning
 from .explicit import session_from_files
-from .report import inspect_session
-from .settings_model import MiniscopeSettings, SettingsError
+from .keys import parsed_rel_path, partition_key
+from .preview import chunk_file_preview
+from .recordings import Recording
+from .report import SessionReport, inspect_session
+from .session import Device, Session
+from .settings_model import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
+from .status import FolderStatus, Signature, folder_status, folders_signature, signature
+from .summary import (
+    DeviceTiming,
+    FrameCount,
+    Totals,
+    describe_session,
+    device_rows,
+    frame_counts,
+    miniscope_totals,
+    recording_timings,
+    session_timings,
+)
+from .synthetic import write_demo_session
+from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
+from .validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
 
 __all__ = [
-    "ConversionOptions",
-    "ConversionResult",
-    "FrameCountMismatch",
+    # sessions and collections
     "CollectionError",
-    "MiniscopeFormatError",
-    "MiniscopeSettings",
-    "SettingsError",
-    "convert_session",
+    "Device",
+    "ListedSession",
+    "SESSION_METADATA_FILE",
+    "Session",
     "discover",
     "find_sessions",
-    "inspect_session",
+    "list_sessions",
+    "parsed_rel_path",
+    "partition_key",
     "session_from_files",
     "session_names",
+    # folder state, for watching sessions as they are written
+    "FolderStatus",
+    "Signature",
+    "folder_status",
+    "folders_signature",
+    "signature",
+    # inspect before converting
+    "SessionReport",
+    "inspect_session",
+    # converting: in one call, or as staged steps (chunks -> assemble)
+    "ChunkFile",
+    "ConversionOptions",
+    "ConversionResult",
+    "Recording",
+    "VideoInfo",
+    "assemble",
+    "chunk_file_preview",
+    "convert_session",
+    "encode_videos",
+    "resolve_metadata",
+    # checking a written file
+    "FileCheck",
+    "Verification",
+    "VerificationError",
+    "check_file",
+    "verify_nwb",
+    # summaries for reports and UIs
+    "DeviceTiming",
+    "FrameCount",
+    "Totals",
+    "describe_session",
+    "device_rows",
+    "frame_counts",
+    "miniscope_totals",
+    "recording_timings",
+    "session_timings",
+    # settings, outputs, errors, demo
+    "CONVERSION_SETTINGS",
+    "MiniscopeSettings",
+    "SettingsError",
+    "OutputError",
+    "atomic_output",
+    "write_bytes",
+    "write_csv",
+    "write_json",
+    "FrameCountMismatch",
+    "MiniscopeFormatError",
+    "MiniscopeWarning",
+    "write_demo_session",
 ]

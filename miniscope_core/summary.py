@@ -1,22 +1,24 @@
-"""What the library found in a session, as plain values for files and UI metadata.
+"""What a session holds and what a conversion wrote, as plain values for files, reports and UIs.
 
-No Dagster here: these functions turn `miniscope_core` objects into JSON-ready dicts and table
-rows, so they can be tested and reused without an instance.
+These turn the library's objects into JSON-ready dicts, table rows and totals; frame counts are
+read back from the NWB file, not taken from what the writer reported.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 
-from miniscope_core.recordings import Recording
-from miniscope_core.session import Device, Session
-from miniscope_core.timestamps import Timing, measure_timing
+from .nwb.base import camel
+from .recordings import Recording
+from .session import Device, Session
+from .timestamps import Timing, measure_timing
 
 
 def plain(value: Any) -> Any:
@@ -180,3 +182,46 @@ def miniscope_totals(timings: list[DeviceTiming]) -> Totals:
         jitter_ms=max((t.jitter_ms or 0.0 for t in scopes), default=0.0),
         dropped_frames=sum(t.dropped_frames for t in scopes),
     )
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """Frames of one Miniscope across the session, as decoded, as timestamped and in the NWB."""
+
+    device: str
+    decoded: int
+    timestamps: int
+    nwb: int
+
+    @property
+    def agree(self) -> bool:
+        return self.decoded == self.timestamps == self.nwb
+
+    @property
+    def nwb_holds_the_overlap(self) -> bool:
+        """The writer kept the frames that have both pixels and a time: a source problem only."""
+        return self.nwb == min(self.decoded, self.timestamps)
+
+
+def frame_counts(recordings: list[Recording], nwb_path: Path) -> list[FrameCount]:
+    """Per Miniscope: decoded frames, timestamp rows and frames in its NWB series (all of them:
+    a series split where the frame size changed still counts)."""
+    in_file = _series_frames_by_device(nwb_path)
+    counts = []
+    for name in dict.fromkeys(r.device.name for r in recordings if r.device.kind == "miniscope"):
+        mine = [r for r in recordings if r.device.name == name]
+        decoded = sum(video.n_frames for r in mine for video in r.videos)
+        rows = sum(len(r.table) for r in mine)  # untimed devices: one row per frame
+        counts.append(FrameCount(name, decoded, rows, in_file.get(camel(name), 0)))
+    return counts
+
+
+def _series_frames_by_device(nwb_path: Path) -> dict[str, int]:
+    """Frames of every OnePhotonSeries, summed by the name of the device it links to."""
+    frames: dict[str, int] = {}
+    with h5py.File(nwb_path, "r") as nwb:
+        for series in nwb["acquisition"].values():
+            if series.attrs.get("neurodata_type") == "OnePhotonSeries":
+                device = series.get("device", getlink=True).path.rsplit("/", 1)[-1]
+                frames[device] = frames.get(device, 0) + series["data"].shape[0]
+    return frames
