@@ -200,7 +200,7 @@ def failed_runs(instance: dg.DagsterInstance) -> dict[str, str]:
         nwb_file.key
     )
     run_ids = sorted({run_id for run_id, _ in attempts.values()})
-    failed = set()
+    failed: set[str] = set()
     for batch in _batches(run_ids):
         runs_filter = dg.RunsFilter(run_ids=batch, statuses=[dg.DagsterRunStatus.FAILURE])
         failed.update(run.run_id for run in instance.get_runs(runs_filter))
@@ -233,7 +233,8 @@ def register(
     instance: dg.DagsterInstance, storage: MiniscopeStorage, folders: dict[str, Path], note: str
 ) -> None:
     """Add partitions for `folders` (key -> folder) and report their current state."""
-    instance.add_dynamic_partitions(sessions.name, list(folders))
+    request = sessions.build_add_request(list(folders))
+    instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     for key, folder in folders.items():
         event = raw_event(key, storage.rel_path(folder), folder, signature(folder), note)
         instance.report_runless_asset_event(event)

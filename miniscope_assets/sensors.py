@@ -333,11 +333,32 @@ def session_sensor(
     known = handovers(context.instance)
     found = {key: session for key, session in listed.items() if key not in known.unread}
     result = review(found, known.handed, Cursor.parse(context.cursor), storage, time.time())
-    gone = _gone(context.instance, storage, result.vanished)
+    events = _events(context, storage, known.handed, result)
+    cursor = result.cursor.text()
+    if not result.ready:
+        reason = _skip_reason(len(listed), result)
+        return dg.SensorResult(skip_reason=reason, asset_events=events, cursor=cursor)
+    partitions = set(sessions.get_partition_keys(dynamic_partitions_store=context.instance))
+    new_keys = [r.key for r in result.ready if r.key not in partitions]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[sessions.build_add_request(new_keys)] if new_keys else [],
+        asset_events=events,
+        run_requests=[_run_request(ready) for ready in result.ready],
+        cursor=cursor,
+    )
+
+
+def _events(
+    context: dg.SensorEvaluationContext,
+    storage: MiniscopeStorage,
+    handed: dict[str, Handover],
+    result: Review,
+) -> list[dg.AssetMaterialization | dg.AssetObservation]:
+    """The tick's reports on `raw_session`, each logged: folders gone, seen again, handed over."""
     events: list[dg.AssetMaterialization | dg.AssetObservation] = []
-    for key, rel_path in gone.items():
-        context.log.warning(f"{key}: its folder {rel_path} is gone; partition and outputs kept")
-        events.append(gone_event(key, rel_path, known.handed[key]))
+    for key, gone in _gone(context.instance, storage, result.vanished).items():
+        context.log.warning(f"{key}: its folder {gone} is gone; partition and outputs kept")
+        events.append(gone_event(key, gone, handed[key]))
     for seen in result.seen:
         rel_path = storage.rel_path(seen.folder)
         events.append(seen_event(seen.key, rel_path, seen.folder, seen.signature, seen.note))
@@ -345,15 +366,4 @@ def session_sensor(
         context.log.info(f"{ready.key}: {ready.note}")
         rel_path = storage.rel_path(ready.folder)
         events.append(raw_event(ready.key, rel_path, ready.folder, ready.signature, ready.note))
-    cursor = result.cursor.text()
-    if not result.ready:
-        reason = _skip_reason(len(listed), result)
-        return dg.SensorResult(skip_reason=reason, asset_events=events, cursor=cursor)
-    known_keys = set(context.instance.get_dynamic_partitions(sessions.name))
-    new_keys = [r.key for r in result.ready if r.key not in known_keys]
-    return dg.SensorResult(
-        dynamic_partitions_requests=[sessions.build_add_request(new_keys)] if new_keys else [],
-        asset_events=events,
-        run_requests=[_run_request(ready) for ready in result.ready],
-        cursor=cursor,
-    )
+    return events

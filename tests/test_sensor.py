@@ -9,6 +9,7 @@ import shutil
 import struct
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -45,8 +46,11 @@ def reads(monkeypatch) -> list[Path]:
     return folders
 
 
-def storage_for(tmp_path: Path, **changes: object) -> MiniscopeStorage:
-    fields = {"raw_root": str(tmp_path / "raw"), "output_root": str(tmp_path / "out")}
+def storage_for(tmp_path: Path, **changes: Any) -> MiniscopeStorage:
+    fields: dict[str, Any] = {
+        "raw_root": str(tmp_path / "raw"),
+        "output_root": str(tmp_path / "out"),
+    }
     return MiniscopeStorage(**{**fields, "settle_seconds": 0, **changes})
 
 
@@ -65,16 +69,19 @@ class Daemon:
     """Ticks the sensor and applies its result to the instance the way the daemon does."""
 
     def __init__(self, instance: dg.DagsterInstance, storage: MiniscopeStorage) -> None:
-        self.instance, self.storage, self.cursor = instance, storage, None
+        self.instance, self.storage = instance, storage
+        self.cursor: str | None = None
 
     def tick(self) -> dg.SensorResult:
         context = dg.build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={"storage": self.storage}
         )
         result = session_sensor(context)
+        assert isinstance(result, dg.SensorResult)
         for event in result.asset_events:
             self.instance.report_runless_asset_event(event)
-        for request in result.dynamic_partitions_requests:
+        for request in result.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest)
             self.instance.add_dynamic_partitions(
                 request.partitions_def_name, request.partition_keys
             )
@@ -83,14 +90,14 @@ class Daemon:
 
     def requested(self) -> list[str]:
         """Partition keys requested by the next tick."""
-        return [request.partition_key for request in self.tick().run_requests]
+        return [str(request.partition_key) for request in self.tick().run_requests or []]
 
     def handed_over(self, *keys: str) -> None:
         """Tick until `keys` are requested (a folder is ready on its second sighting)."""
         assert self.requested() == [] and sorted(self.requested()) == sorted(keys)
 
     def pending(self) -> dict[str, str]:
-        return json.loads(self.cursor)["pending"]
+        return json.loads(self.cursor or "{}")["pending"]
 
 
 def test_a_new_complete_session_becomes_a_partition_and_a_run(tmp_path, instance):
