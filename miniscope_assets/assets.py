@@ -15,7 +15,6 @@ re-encodes any chunk file not made with its own choices, so its config decides t
 import functools
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +26,6 @@ import pandas as pd
 from miniscope_core import (
     ChunkFile,
     MiniscopeFormatError,
-    MiniscopeWarning,
     Session,
     SettingsError,
     assemble,
@@ -38,7 +36,9 @@ from miniscope_core import (
     discover,
     encode_videos,
     frame_counts,
+    lab_messages,
     miniscope_totals,
+    recorded_warnings,
     recording_timings,
     session_timings,
     write_bytes,
@@ -221,12 +221,11 @@ def nwb_file(
     options = storage.options(config)
     metadata = storage.nwb_metadata(session, config.metadata)
     began = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with recorded_warnings() as caught:
         chunks = encode_videos(session, storage.chunks_dir(key), options)
         done = assemble(session, chunks, path, options, metadata)
     seconds = time.perf_counter() - began
-    notes = [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]
+    notes = lab_messages(caught)
     for note in notes:
         context.log.warning(note)
     counts = frame_counts(done.recordings, path)

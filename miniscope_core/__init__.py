@@ -24,7 +24,13 @@ from .convert import (
     convert_session,
     encode_videos,
 )
-from .errors import FrameCountMismatch, MiniscopeFormatError, MiniscopeWarning
+from .errors import (
+    FrameCountMismatch,
+    MiniscopeFormatError,
+    MiniscopeWarning,
+    lab_messages,
+    recorded_warnings,
+)
 from .explicit import session_from_files
 from .keys import parsed_rel_path, partition_key
 from .preview import chunk_file_preview
@@ -110,5 +116,7 @@ __all__ = [
     "FrameCountMismatch",
     "MiniscopeFormatError",
     "MiniscopeWarning",
+    "lab_messages",
+    "recorded_warnings",
     "write_demo_session",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -24,3 +27,16 @@ class FrameCountMismatch(MiniscopeWarning):
 
 class MissingDeviceWarning(MiniscopeWarning):
     """A device listed in a session's metaData.json has no folder (or no usable files)."""
+
+
+@contextmanager
+def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Every warning raised inside, kept rather than printed, to report with the result."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def lab_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The recorded warnings meant for the lab (about its recording), not library chatter."""
+    return [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]

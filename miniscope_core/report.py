@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .alignment import align_frames, daq_layout
 from .collection import discover
-from .errors import MiniscopeFormatError
+from .errors import MiniscopeFormatError, recorded_warnings
 from .orientation import read_head_orientation
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
@@ -56,8 +55,7 @@ def inspect_session(path: Path | str, decode: bool = True) -> SessionReport:
 
     With `decode`, every video is decoded (not piped) to count frames that really exist.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with recorded_warnings() as caught:
         session = discover(path)
         report = SessionReport(str(session.root), [])
         for acquisition in session.acquisitions:
