@@ -171,17 +171,16 @@ def parsed_version(version: str) -> Handover:
 
 
 def _legacy(instance: dg.DagsterInstance, storage_ids: dict[str, int]) -> dict[str, Handover]:
-    """Handovers recorded without a data version, read from their metadata."""
+    """Handovers recorded without a data version (by an older sensor, or through the webserver's
+    report endpoint), read from their metadata. Their folders signature is left unknown even if
+    recorded, so that the sensor reads such a folder once and observes it with a data version:
+    from then on it is read back with the others, in the one indexed query."""
     found = {}
     for record in _records(instance, list(storage_ids.values())):
         materialization = record.asset_materialization
         metadata = materialization.metadata if materialization else {}
         if record.partition_key and "signature" in metadata:
-            folders = metadata.get("folders")
-            found[record.partition_key] = Handover(
-                signature=str(metadata["signature"].value),
-                folders=str(folders.value) if folders else "",
-            )
+            found[record.partition_key] = Handover(signature=str(metadata["signature"].value))
     return found
 
 

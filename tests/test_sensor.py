@@ -8,7 +8,7 @@ import os
 import shutil
 import struct
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dagster as dg
@@ -17,7 +17,7 @@ import pytest
 from miniscope_assets import sensors
 from miniscope_assets.assets import CONVERSION_ASSETS
 from miniscope_assets.partitions import raw_session
-from miniscope_assets.registry import Handover, handovers, signature_text
+from miniscope_assets.registry import Handover, handovers, raw_metadata, signature_text
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.scan import list_sessions
 from miniscope_assets.sensors import Cursor, review, session_sensor
@@ -367,24 +367,26 @@ def test_a_failed_session_given_a_new_file_is_requested_at_once(tmp_path, instan
     assert request.tags["miniscope/after_failed_run"] == failed_run
 
 
-def test_handovers_recorded_before_data_versions_are_not_converted_again(tmp_path, instance, reads):
+@pytest.mark.parametrize("recorded_by", ["an older sensor", "the webserver's report endpoint"])
+def test_handovers_recorded_without_a_data_version_are_not_converted_again(
+    tmp_path, instance, reads, recorded_by
+):
     folder = session(tmp_path / "raw", "mouse1")
-    storage = storage_for(tmp_path)
     instance.add_dynamic_partitions("sessions", ["mouse1"])
-    sig = signature(folder)  # as recorded then: no file names, no folders signature
-    metadata = {
-        "rel_path": "mouse1",
-        "signature": f"{sig.n_files}:{sig.n_bytes}:{sig.newest_mtime_ns}",
-    }
-    old_style = dg.AssetMaterialization(raw_session.key, partition="mouse1", metadata=metadata)
-    instance.report_runless_asset_event(old_style)
-    daemon = Daemon(instance, storage)
+    sig = signature(folder)
+    if recorded_by == "an older sensor":  # no file names, no folders signature
+        legacy = f"{sig.n_files}:{sig.n_bytes}:{sig.newest_mtime_ns}"
+        metadata: dict[str, Any] = {"rel_path": "mouse1", "signature": legacy}
+    else:  # `miniscope-dagster backfill` through a server: metadata only
+        metadata = raw_metadata(PurePosixPath("mouse1"), folder, sig)
+    event = dg.AssetMaterialization(raw_session.key, partition="mouse1", metadata=metadata)
+    instance.report_runless_asset_event(event)
+    daemon = Daemon(instance, storage_for(tmp_path))
     first = daemon.tick()
-    assert first.run_requests == []
+    assert first.run_requests == [] and len(reads) == 1  # read once, observed with a version
     assert [e.description for e in first.asset_events] == ["files unchanged"]
-    reads.clear()
     daemon.tick()
-    assert reads == []
+    assert len(reads) == 1
 
 
 # The pure decision, without Dagster
