@@ -22,9 +22,10 @@ folder, no file looked at - and the file signature of a bounded number of folder
   found by an audit: a pass through the handed-over folders, AUDITED_PER_TICK of them read file
   by file per tick, starting once a day; and a pass through those whose last conversion failed
   every ten minutes, since those are the ones a lab fixes. The cursor keeps each pass's place.
-- At most EXAMINED_PER_TICK folders are read file by file per tick (pending ones always, then
-  changed, audited and new ones, the newest first), so that a first tick over years of history
-  stays within Dagster's sensor timeout; the others wait for later ticks.
+- At most EXAMINED_PER_TICK folders are read file by file per tick (pending ones always; of the
+  rest of the budget at least half goes to changed and audited folders and half to new ones, the
+  newest first, if there are that many), so that a first tick over years of history stays within
+  Dagster's sensor timeout; the others wait for later ticks.
 
 A session whose last conversion run failed is requested again once its folder changes (the run
 is tagged with the failed run's id and the tick logs it); unchanged, it is left alone. A session
@@ -154,7 +155,9 @@ def review(
     changed, new = _changes(found, handed, cursor.pending)
     audits = _audit_windows(found, handed, {*changed, *cursor.pending}, cursor, now)
     room = max(EXAMINED_PER_TICK - len(settling), 0)
-    chosen = [*changed, *audits[FAILED].keys, *audits[HANDED].keys][:room]
+    known = [*changed, *audits[FAILED].keys, *audits[HANDED].keys]
+    # neither a burst of changes nor years of new history may starve the other of the budget
+    chosen = known[: max(room // 2, room - len(new))]
     if len(chosen) < room:
         chosen += _newest_first(new, found)[: room - len(chosen)]
     for key in [*settling, *chosen]:

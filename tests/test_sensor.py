@@ -449,3 +449,19 @@ def test_the_audit_passes_go_round_at_their_own_pace(tmp_path, reads, monkeypatc
         assert sorted(folder.name for folder in reads) == expected
         now += period[sensors.FAILED]
     assert json.loads(cursor.text())["audit"]["handed"]["after"] == "b"
+
+
+def test_changed_and_new_folders_share_the_budget(tmp_path, reads, monkeypatch):
+    raw = tmp_path / "raw"
+    for name in ["a", "b", "c", "d", "e", "f"]:
+        session(raw, name)
+    found = list_sessions(raw)
+    handed = {}
+    for key in ["a", "b", "c"]:
+        sig = signature(found[key].folder, found[key].acquisitions)
+        handed[key] = Handover(signature_text(sig), sig.folders)
+        later_acquisition(raw / key)
+    monkeypatch.setattr(sensors, "EXAMINED_PER_TICK", 4)
+    result = review(list_sessions(raw), handed, Cursor(), storage_for(tmp_path), now=0.0)
+    assert sorted(folder.name for folder in reads) == ["a", "b", "e", "f"]  # the newest new ones
+    assert result.deferred == 2
