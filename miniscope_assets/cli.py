@@ -36,7 +36,7 @@ from miniscope_core import (
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
 from .partitions import raw_session
-from .registry import raw_metadata, register
+from .registry import raw_metadata, register, state_text
 from .remote import Server, ServerError
 from .resources import ConversionConfig, MiniscopeStorage
 from .scan import find_sessions
@@ -188,8 +188,9 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
         server = Server(args.url, convert_session_job.name)
         for key, folder in folders.items():
             server.add_partition(key)
-            metadata = raw_metadata(storage.rel_path(folder), folder, signature(folder))
-            server.report_raw(key, metadata, "backfill")
+            sig = signature(folder)
+            metadata = raw_metadata(storage.rel_path(folder), folder, sig)
+            server.report_raw(key, metadata, "backfill", state_text(sig))
         assets = [asset.key.to_user_string() for asset in CONVERSION_ASSETS]
         title = _title(len(folders), config)
         backfill = server.launch_backfill(

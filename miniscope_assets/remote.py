@@ -83,9 +83,13 @@ class Server:
             if "DuplicateDynamicPartitionError" not in str(error):
                 raise
 
-    def report_raw(self, key: str, metadata: dict[str, Any], description: str) -> None:
+    def report_raw(
+        self, key: str, metadata: dict[str, Any], description: str, data_version: str
+    ) -> None:
+        """Hand a session over, with the folder state the sensor compares later (data version)."""
         path = f"/report_asset_materialization/{RAW_SESSION.to_user_string()}"
-        self._post(path, {"partition": key, "metadata": metadata, "description": description})
+        body = {"partition": key, "metadata": metadata, "description": description}
+        self._post(path, {**body, "data_version": data_version})
 
     def launch_backfill(
         self,
