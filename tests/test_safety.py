@@ -142,52 +142,39 @@ def test_a_second_writer_of_the_same_output_stops_and_the_first_completes(demo, 
     assert first.returncode == 0 and verify_nwb(out).passed
 
 
-def _in_small_tmpfs(size: str, script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run `script` with a private tmpfs of `size` mounted on ./disk: a real full disk that no
-    other process sees (a mount namespace of its own)."""
+def _convert_onto_small_disk(size: str, cwd: Path) -> tuple[str, str, list[str]]:
+    """`convert s -o disk/o.nwb` with a private tmpfs of `size` mounted on ./disk: a real full
+    disk that no other process sees. Returns (exit code, stderr, what is left on the disk)."""
     if shutil.which("unshare") is None:
         pytest.skip("unshare is not installed")
     (cwd / "disk").mkdir()
-    command = f"mount -t tmpfs -o size={size} tmpfs disk && {script}"
-    return subprocess.run(
-        ["unshare", "--mount", "sh", "-c", command],
+    convert = " ".join([*CLI, "convert", "s", "-o", "disk/o.nwb", "--quiet"])
+    script = f"mount -t tmpfs -o size={size} tmpfs disk && {{ {convert}; echo $?; ls -A disk; }}"
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
         cwd=cwd, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-
-
-def _cli(*args: str) -> str:
-    return " ".join([*CLI, *args])
+    if "mount: " in done.stderr:
+        pytest.skip(f"no mount namespace here: {done.stderr.strip()}")
+    code, *left = done.stdout.split()
+    return code, done.stderr, left
 
 
 def test_not_enough_space_is_said_before_decoding(tmp_path):
     scope = replace(SMALL_SCOPE, height=128, width=128, dropped_frames={})
     write_session(tmp_path / "s", n_acquisitions=1, scope=scope, cameras=[])
-    done = _in_small_tmpfs(
-        "1m",
-        _cli("convert", "s", "-o", "disk/o.nwb", "--quiet") + "; echo rc=$?; ls -a disk",
-        tmp_path,
-    )
-    if "mount: " in done.stderr:
-        pytest.skip(f"no mount namespace here: {done.stderr.strip()}")
-    assert "rc=2" in done.stdout
-    assert "disk/o.nwb: not enough space: needs about 1.4 MB" in done.stderr
-    assert done.stdout.split("rc=2")[1].split() == [".", ".."]  # nothing left on the disk
+    code, err, left = _convert_onto_small_disk("1m", tmp_path)
+    assert code == "2" and left == []
+    assert "disk/o.nwb: not enough space: needs about 1.4 MB" in err
 
 
 def test_a_disk_that_fills_up_while_writing_gives_one_line(tmp_path):
     tiny = ScopeSpec(n_frames=4, height=8, width=8, frames_per_file=4)
     write_session(tmp_path / "s", n_acquisitions=1, scope=tiny, cameras=[])
-    done = _in_small_tmpfs(
-        "64k",
-        _cli("convert", "s", "-o", "disk/o.nwb", "--quiet") + "; echo rc=$?; ls -a disk",
-        tmp_path,
-    )
-    if "mount: " in done.stderr:
-        pytest.skip(f"no mount namespace here: {done.stderr.strip()}")
-    assert "rc=2" in done.stdout, done.stderr
-    assert done.stderr.startswith("error: disk/o.nwb: no space left on ")
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert done.stdout.split("rc=2")[1].split() == [".", ".."]
+    code, err, left = _convert_onto_small_disk("64k", tmp_path)
+    assert code == "2" and left == [], err
+    assert err.startswith("error: disk/o.nwb: no space left on ")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_verification_catches_what_schema_validation_misses(small, tmp_path):
