@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support import SMALL_CAMERA, SMALL_SCOPE
+from support import SMALL_CAMERA, SMALL_SCOPE, acquisition
 
 from miniscope_core.synthetic import AcquisitionTruth, write_session
 
@@ -28,3 +28,13 @@ def two_acquisitions(tmp_path: Path) -> tuple[Path, list[AcquisitionTruth]]:
     root = tmp_path / "session"
     truths = write_session(root, n_acquisitions=2, scope=SMALL_SCOPE, cameras=[SMALL_CAMERA])
     return root, truths
+
+
+@pytest.fixture
+def cohort(tmp_path: Path) -> Path:
+    """Two animals side by side, one session each (the layout that used to be merged)."""
+    root = tmp_path / "cohort"
+    acquisition(root / "mouseA" / "2021_05_14" / "11_34_45", "mouseA", 0, seed=1)
+    acquisition(root / "mouseA" / "2021_05_14" / "11_40_45", "mouseA", 6, seed=2)
+    acquisition(root / "mouseB" / "2021_05_14" / "11_37_45", "mouseB", 3, seed=3)
+    return root

@@ -5,12 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pynwb import NWBHDF5IO, NWBFile
 
-from miniscope_core.synthetic import CameraSpec, ScopeSpec
+from miniscope_core.synthetic import (
+    DEFAULT_START,
+    AcquisitionSpec,
+    CameraSpec,
+    ScopeSpec,
+    write_acquisition,
+)
 
 # Real DAQ recordings from other labs, in the shared/ folder beside the repository.
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-miniscope"
@@ -43,3 +51,17 @@ SMALL_CAMERA = CameraSpec(n_frames=90, height=24, width=32, frames_per_file=40, 
 def read_nwb(path: Path) -> Iterator[NWBFile]:
     with NWBHDF5IO(path, "r") as io:
         yield io.read()
+
+
+TINY = ScopeSpec(n_frames=12, height=16, width=24, frames_per_file=12)
+
+
+def acquisition(folder: Path, animal: str = "m01", minutes: int = 0, seed: int = 0) -> Path:
+    """A tiny scope-only acquisition of `animal`, starting `minutes` after the default start."""
+    spec = AcquisitionSpec(
+        start=DEFAULT_START + timedelta(minutes=minutes),
+        scopes=[replace(TINY, seed=seed)],
+        cameras=[],
+        animal=animal,
+    )
+    return write_acquisition(folder, spec).folder

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import real_data
-from test_sessions import acquisition
+from support import acquisition, real_data
 
 from miniscope_assets.scan import find_sessions as partitions
 from miniscope_core import find_sessions, session_names

@@ -7,21 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
-from test_sessions import acquisition
+from support import acquisition
 
 from miniscope_core import collection, find_sessions, session_names
 from miniscope_core.collection import find_acquisition_folders, list_sessions, load_session
 
 
 @pytest.fixture
-def cohort(tmp_path: Path) -> Path:
-    root = tmp_path / "cohort"
-    acquisition(root / "mouseA" / "2021_05_14" / "11_34_45", "mouseA")
-    acquisition(root / "mouseA" / "2021_05_14" / "11_40_45", "mouseA", 6)
-    acquisition(root / "mouseB" / "2021_05_14" / "11_37_45", "mouseB", 3)
-    acquisition(root / "day" / "extra" / "12_00_00", minutes=30)
-    acquisition(root / "lone_12_30_00", minutes=60)
-    return root
+def cohort(cohort: Path) -> Path:
+    """The shared cohort, plus a nested session and a lone acquisition."""
+    acquisition(cohort / "day" / "extra" / "12_00_00", minutes=30)
+    acquisition(cohort / "lone_12_30_00", minutes=60)
+    return cohort
 
 
 def test_list_sessions_is_find_sessions_with_each_sessions_own_acquisitions(cohort):

@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import read_nwb
+from support import acquisition, read_nwb
 
 from miniscope_core import CollectionError, MiniscopeFormatError, discover, find_sessions
 from miniscope_core.cli import main
-from miniscope_core.synthetic import DEFAULT_START, AcquisitionSpec, ScopeSpec, write_acquisition
-
-TINY = ScopeSpec(n_frames=12, height=16, width=24, frames_per_file=12)
-
-
-def acquisition(folder: Path, animal: str = "m01", minutes: int = 0, seed: int = 0) -> Path:
-    spec = AcquisitionSpec(
-        start=DEFAULT_START + timedelta(minutes=minutes),
-        scopes=[ScopeSpec(**{**TINY.__dict__, "seed": seed})],
-        cameras=[],
-        animal=animal,
-    )
-    return write_acquisition(folder, spec).folder
-
-
-@pytest.fixture
-def cohort(tmp_path: Path) -> Path:
-    """Two animals side by side, one session each (the layout that used to be merged)."""
-    root = tmp_path / "cohort"
-    acquisition(root / "mouseA" / "2021_05_14" / "11_34_45", "mouseA", 0, seed=1)
-    acquisition(root / "mouseA" / "2021_05_14" / "11_40_45", "mouseA", 6, seed=2)
-    acquisition(root / "mouseB" / "2021_05_14" / "11_37_45", "mouseB", 3, seed=3)
-    return root
 
 
 def test_a_collection_lists_its_sessions(cohort):
