@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import dagster as dg
 
-from miniscope_core.status import Signature, signature
+from miniscope_core import Signature, signature
 
 from .assets import nwb_file
 from .partitions import RAW_SESSION, sessions

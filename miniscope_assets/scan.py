@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miniscope_core import MiniscopeFormatError
+from miniscope_core import ListedSession, MiniscopeFormatError, parsed_rel_path
 from miniscope_core import find_sessions as core_sessions
-from miniscope_core.collection import ListedSession
-from miniscope_core.collection import list_sessions as core_listing
-from miniscope_core.keys import parsed_rel_path
+from miniscope_core import list_sessions as core_listing
 
 
 def is_inside(root: Path, folder: Path) -> bool:

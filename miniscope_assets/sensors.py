@@ -45,9 +45,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from miniscope_core.collection import ListedSession
-from miniscope_core.settings_model import MiniscopeSettings
-from miniscope_core.status import Signature, folder_status, folders_signature, signature
+from miniscope_core import (
+    ListedSession,
+    MiniscopeSettings,
+    Signature,
+    folder_status,
+    folders_signature,
+    signature,
+)
 
 from .assets import CONVERSION_ASSETS
 from .partitions import sessions
