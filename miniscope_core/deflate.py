@@ -42,5 +42,6 @@ class Deflater:
             )
 
     def __call__(self, array: np.ndarray) -> bytes:
+        """Deflate a C-contiguous array's bytes (a view, never a copy: `.data`)."""
         compress = ENGINES[self.engine][0]
-        return compress(memoryview(array).cast("B"), self.level)
+        return compress(array.data.cast("B"), self.level)
