@@ -6,15 +6,16 @@ the NWB file is then a byte copy of chunks (`read_direct_chunk`/`write_direct_ch
 second compression, and a session that gains an acquisition re-decodes only the new videos.
 
 Compression runs in worker threads (the deflate libraries release the GIL) while ffmpeg decodes
-in its own process, so decoding and compression overlap on all cores.
+in its own process, so decoding and compression overlap on all cores. A long video going
+straight into the NWB file is decoded as two halves by two ffmpeg processes with a share of the
+cores each, because FFV1's frame threading costs about 8 % more CPU than decoding on one thread.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,22 @@ import numpy as np
 from .atomic import atomic_output
 from .deflate import Deflater
 from .errors import MiniscopeFormatError
-from .video import VideoInfo, VideoStream, count_frames, frame_size, open_video
+from .video import VideoInfo, VideoStream, avi_index, count_frames, frame_size, open_video
 
 DATASET = "frames"
 _GROW = 512  # frames added to the dataset extent at a time
 _SPARE_FRAMES = 2  # frames read ahead of the deflate threads, beyond one per thread
+_SPLIT_FRAMES = 240  # fewer: one decoder (a second ffmpeg start would cost more than it saves)
 DEFAULT_DEFLATER = Deflater()
+
+
+@dataclass(frozen=True)
+class Share:
+    """The frames of one decoder, for consecutive rows of a dataset from `first_row`."""
+
+    stream: VideoStream
+    first_row: int
+    limit: int | None  # frames wanted; None: all
 
 
 @dataclass(frozen=True)
@@ -105,68 +116,77 @@ def _write_frames(
             compression="gzip",
             compression_opts=deflate.level,
         )
-        written, error = write_chunks(stream, dataset, 0, None, deflate, workers, on_frame, True)
+        share = Share(stream, 0, None)
+        written, error = write_chunks([share], dataset, deflate, workers, on_frame, grow=True)
     dataset.resize(written, axis=0)
     return written, error
 
 
 def write_chunks(
-    stream: VideoStream,
+    shares: Sequence[Share],
     dataset: h5py.Dataset,
-    offset: int,
-    limit: int | None,
     deflate: Deflater,
     workers: int | None,
     on_frame: Callable[[int], None] | None,
     grow: bool = False,
 ) -> tuple[int, str]:
-    """Deflate the first `limit` frames of `stream` (all if None) into `dataset` from row `offset`.
+    """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
 
-    One chunk per frame. Returns (frames written, decoding error); frames decoded before an error
-    are kept.
+    Returns (frames written, decoding error); frames decoded before an error are kept.
     """
     zeros = (0,) * (dataset.ndim - 1)
-    written, error = 0, ""
+    written, error = [0] * len(shares), ""
     try:
-        for chunk in _compressed(stream, limit, deflate, workers or os.cpu_count() or 1):
-            row = offset + written
+        for share, chunk in _compressed(shares, deflate, workers or os.cpu_count() or 1):
+            row = shares[share].first_row + written[share]
             if grow and row >= dataset.shape[0]:
                 dataset.resize(row + _GROW, axis=0)
             dataset.id.write_direct_chunk((row, *zeros), chunk)
-            written += 1
+            written[share] += 1
             if on_frame:
                 on_frame(1)
     except MiniscopeFormatError as failure:
         error = failure.problem
-    return written, error
+    return sum(written), error
 
 
 def _compressed(
-    stream: VideoStream, limit: int | None, deflate: Deflater, workers: int
-) -> Iterator[bytes]:
-    """Deflated frames of `stream` in order, at most `limit`.
+    shares: Sequence[Share], deflate: Deflater, workers: int
+) -> Iterator[tuple[int, bytes]]:
+    """(share, deflated frame) for the frames of every share, the shares read in turn.
 
-    This thread reads each frame from ffmpeg's pipe into one of a ring of buffers and hands it
+    This thread reads each frame from an ffmpeg pipe into one of a ring of buffers and hands it
     to a deflate thread; a buffer is refilled only once its frame has been deflated and taken,
-    so memory stays a few frames whatever the video's length. A decoding error is raised only
+    so memory stays a few frames per share whatever the video's length. Reading the shares in
+    turn keeps every decoder busy (each pipe holds a few frames). A decoding error is raised only
     after every frame decoded before it has been yielded.
     """
-    ring = [np.empty(stream.frame_shape, np.uint8) for _ in range(workers + _SPARE_FRAMES)]
-    pending: deque[Future[bytes]] = deque()
+    shape = shares[0].stream.frame_shape
+    ring = [np.empty(shape, np.uint8) for _ in range(len(shares) * (workers + _SPARE_FRAMES))]
+    pending: deque[tuple[int, Future[bytes]]] = deque()
+    wanted = [-1 if share.limit is None else share.limit for share in shares]  # -1: all
+    live, reads = list(range(len(shares))), 0
     failure: MiniscopeFormatError | None = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
-            for index in range(limit) if limit is not None else itertools.count():
-                if len(pending) == len(ring):
-                    yield pending.popleft().result()
-                frame = ring[index % len(ring)]
-                if not stream.read_into(frame):
-                    break
-                pending.append(pool.submit(deflate, frame))
+            while live:
+                for share in list(live):
+                    if len(pending) == len(ring):
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                    frame = ring[reads % len(ring)]
+                    if wanted[share] == 0 or not shares[share].stream.read_into(frame):
+                        live.remove(share)
+                        continue
+                    reads += 1
+                    if wanted[share] > 0:
+                        wanted[share] -= 1
+                    pending.append((share, pool.submit(deflate, frame)))
         except MiniscopeFormatError as error:
             failure = error
         while pending:
-            yield pending.popleft().result()
+            done, future = pending.popleft()
+            yield done, future.result()
     if failure is not None:
         raise failure
 
@@ -182,13 +202,60 @@ def encode_into(
 ) -> int:
     """Decode the first `n_frames` of `video` straight into `dataset[offset:]`; frames written.
 
-    Fewer than `n_frames` when the video decodes to fewer frames than it promised.
+    Fewer than `n_frames` when the video decodes to fewer frames than it promised (or, split in
+    two halves, when the second did not start where the first ends).
     """
     if n_frames == 0:
         return 0
-    with open_video(video.source, color=len(video.frame_shape) == 3, nwb_order=True) as stream:
-        written, _ = write_chunks(stream, dataset, offset, n_frames, deflate, workers, on_frame)
+    color = len(video.frame_shape) == 3
+    middle = _middle(video.source, n_frames)
+    if middle is None:
+        with open_video(video.source, color, nwb_order=True) as stream:
+            share = Share(stream, offset, n_frames)
+            return write_chunks([share], dataset, deflate, workers, on_frame)[0]
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    with (
+        open_video(video.source, color, nwb_order=True, threads=threads) as head,
+        open_video(video.source, color, nwb_order=True, first=middle, threads=threads) as tail,
+    ):
+        shares = [Share(head, offset, middle), Share(tail, offset + middle, n_frames - middle)]
+        written, _ = write_chunks(shares, dataset, deflate, workers, on_frame)
+        if written == n_frames and not _halves_meet(head, dataset, offset + middle, deflate):
+            return middle
     return written
+
+
+def _middle(source: Path, n_frames: int) -> int | None:
+    """Where a video's second half starts: the keyframe nearest its middle; None: do not split.
+
+    Two decoders pay off with two cores or more and enough frames to outweigh a second ffmpeg
+    start; the second starts at a keyframe of the AVI's index, so that it decodes nothing twice.
+    """
+    if n_frames < _SPLIT_FRAMES or (os.cpu_count() or 1) < 2:
+        return None
+    index = avi_index(source)
+    if index is None or index.n_frames < n_frames:
+        return None
+    keyframes = np.flatnonzero(index.keyframes[1:n_frames]) + 1
+    if len(keyframes) == 0:
+        return None
+    return int(keyframes[np.argmin(np.abs(keyframes - n_frames // 2))])
+
+
+def _halves_meet(head: VideoStream, dataset: h5py.Dataset, row: int, deflate: Deflater) -> bool:
+    """Whether the frame after the first half is the one the second half stored at `row`.
+
+    The second decoder found its start through timestamps; this one extra frame from the first
+    proves that no frame was skipped or repeated where the halves meet.
+    """
+    frame = np.empty(head.frame_shape, np.uint8)
+    try:
+        if not head.read_into(frame):
+            return False
+    except MiniscopeFormatError:
+        return False
+    zeros = (0,) * (dataset.ndim - 1)
+    return deflate(frame) == dataset.id.read_direct_chunk((row, *zeros))[1]
 
 
 def probe_video(source: Path, color: bool, pixels: bool) -> VideoInfo:

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, cast
 
@@ -32,6 +33,7 @@ _HEADER_BYTES = 65536  # the AVI header list, with its stream format, sits at th
 _PIPE_BYTES = 1 << 20  # Linux's default limit: ffmpeg can run ~3 frames ahead of its reader
 _STOP_SECONDS = 5.0  # for ffmpeg to exit once its pipe is closed
 _IDX1_ENTRY = np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
+_KEYFRAME = 0x10  # AVIIF_KEYFRAME in an idx1 entry's flags
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,29 @@ class VideoStream:
     """One video being decoded by ffmpeg into raw 8-bit gray (Miniscopes) or RGB (cameras).
 
     Frames are (height, width[, 3]) as decoded, or (width, height[, 3]) with `nwb_order`, in
-    which case ffmpeg transposes them. Use as a context manager, or `close()` it: ffmpeg is
-    stopped if the frames are not all read.
+    which case ffmpeg transposes them. Decoding starts at frame `first`, which must be a keyframe
+    of the AVI's index (`avi_index`), and uses `threads` decoder threads (ffmpeg's choice if
+    None). Use as a context manager, or `close()` it: ffmpeg is stopped if the frames are not
+    all read.
     """
 
-    def __init__(self, path: Path, color: bool = False, nwb_order: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        color: bool = False,
+        nwb_order: bool = False,
+        first: int = 0,
+        threads: int | None = None,
+    ) -> None:
         width, height = frame_size(path)
         channels = (3,) if color else ()
         self.path = path
         self.frame_shape = (width, height, *channels) if nwb_order else (height, width, *channels)
+        start = _seek(path, first) if first else []
+        threading = ["-threads", str(threads), "-filter_threads", str(threads)] if threads else []
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close): never blocks ffmpeg
         self._process = subprocess.Popen(
-            _decode_command(path, color, nwb_order),
+            _decode_command(path, color, nwb_order, threading + start),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -123,21 +136,41 @@ class VideoStream:
         self.close()
 
 
-def open_video(path: Path, color: bool = False, nwb_order: bool = False) -> VideoStream:
+def open_video(
+    path: Path,
+    color: bool = False,
+    nwb_order: bool = False,
+    first: int = 0,
+    threads: int | None = None,
+) -> VideoStream:
     """Start decoding `path` (see `VideoStream`)."""
-    return VideoStream(path, color, nwb_order)
+    return VideoStream(path, color, nwb_order, first, threads)
 
 
-def _decode_command(path: Path, color: bool, nwb_order: bool) -> list[str]:
+def _decode_command(path: Path, color: bool, nwb_order: bool, before: list[str]) -> list[str]:
     """ffmpeg writing every decoded frame, and nothing else, as raw pixels to its stdout.
 
-    `-fps_mode passthrough` keeps one output frame per decoded frame (no duplicate ever fills a
-    timestamp gap); `transpose=cclock_flip` is the plain transpose (x, y) -> (y, x).
+    `before` goes before the input (decoder and seek options). `-fps_mode passthrough` keeps one
+    output frame per decoded frame (no duplicate ever fills a timestamp gap);
+    `transpose=cclock_flip` is the plain transpose (x, y) -> (y, x).
     """
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", *before, "-i", str(path)]
     command += ["-map", "0:v:0", "-fps_mode", "passthrough"]
     command += ["-vf", "transpose=cclock_flip"] if nwb_order else []
     return command + ["-pix_fmt", "rgb24" if color else "gray", "-f", "rawvideo", "pipe:1"]
+
+
+def _seek(path: Path, first: int) -> list[str]:
+    """ffmpeg input options that start decoding exactly at keyframe `first`.
+
+    ffmpeg rounds the time to the nearest frame and the demuxer jumps to the last keyframe of
+    the index at or before it, so the keyframe's own time (to the microsecond) lands on it;
+    `-noaccurate_seek` outputs from there without dropping frames.
+    """
+    index = avi_index(path)
+    if index is None or not 0 < first < index.n_frames or not index.keyframes[first]:
+        raise ValueError(f"{path}: frame {first} is not a keyframe of its AVI index")
+    return ["-noaccurate_seek", "-ss", f"{float(first * index.frame_seconds):.6f}"]
 
 
 def _widen(pipe: IO[bytes]) -> None:
@@ -195,9 +228,9 @@ def count_frames(path: Path) -> int:
     if path.stat().st_size == 0:
         return 0
     finalised = avi_finalised(path)
-    indexed = _indexed_frames(path) if finalised else None
-    if indexed is not None:
-        return indexed
+    index = avi_index(path) if finalised else None
+    if index is not None:
+        return index.n_frames
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path)]
     command += ["-map", "0:v:0"] + (["-c", "copy"] if finalised else [])
     command += ["-f", "null", "-", "-progress", "pipe:1", "-nostats"]
@@ -208,11 +241,24 @@ def count_frames(path: Path) -> int:
     return int(counts[-1])
 
 
-def _indexed_frames(path: Path) -> int | None:
-    """Video packets listed in a finalised AVI's idx1 index, as ffmpeg would count them.
+@dataclass(frozen=True)
+class AviIndex:
+    """The video packets a finalised AVI's idx1 index lists, as ffmpeg reads them: which are
+    keyframes (where decoding may start) and how long a frame lasts."""
 
-    None when the file is not that simple (an OpenDML index or second RIFF, which ffmpeg reads
-    instead of idx1; no idx1; a zero-size entry): ffmpeg counts those.
+    keyframes: np.ndarray  # one bool per packet
+    frame_seconds: Fraction
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.keyframes)
+
+
+def avi_index(path: Path) -> AviIndex | None:
+    """The idx1 index of the first video stream, or None when the file is not that simple.
+
+    Not simple: an OpenDML index or a second RIFF (ffmpeg reads those instead of idx1), no idx1,
+    a zero-size entry, a stream that does not start at time 0. ffmpeg copes with those itself.
     """
     with path.open("rb") as handle:
         stream, at, end = None, 12, path.stat().st_size
@@ -222,22 +268,26 @@ def _indexed_frames(path: Path) -> int | None:
             if kind == b"LIST" and handle.read(4) == b"hdrl":
                 stream = _video_stream(handle.read(size - 4))
             elif kind == b"idx1" and stream is not None:
-                return _count_entries(handle.read(size), stream)
+                return _read_index(handle.read(size), *stream)
             elif kind == b"RIFF":
                 return None
             at += 8 + size + (size & 1)
     return None
 
 
-def _video_stream(header: bytes) -> bytes | None:
-    """The two-digit number of the first video stream, from the AVI header list (`hdrl`)."""
+def _video_stream(header: bytes) -> tuple[bytes, Fraction] | None:
+    """(two-digit number, frame duration) of the first video stream, from the AVI header list."""
     number = 0
     for kind, body in _chunks(header, 0):
         if kind != b"LIST" or body[:4] != b"strl":
             continue
         parts = dict(_chunks(body, 4))
-        if parts.get(b"strh", b"")[:4] == b"vids":
-            return None if b"indx" in parts else b"%02d" % number
+        strh = parts.get(b"strh", b"")
+        if strh[:4] == b"vids" and len(strh) >= 32:
+            scale, rate, start = struct.unpack_from("<III", strh, 20)
+            if b"indx" in parts or start or not scale or not rate:
+                return None
+            return b"%02d" % number, Fraction(scale, rate)
         number += 1
     return None
 
@@ -250,10 +300,10 @@ def _chunks(data: bytes, at: int) -> Iterator[tuple[bytes, bytes]]:
         at += 8 + size + (size & 1)
 
 
-def _count_entries(index: bytes, stream: bytes) -> int | None:
-    """Entries of `stream`'s video packets (`NNdc`/`NNdb`) in an idx1 index."""
+def _read_index(index: bytes, stream: bytes, frame_seconds: Fraction) -> AviIndex | None:
+    """`stream`'s video packets (`NNdc`/`NNdb`) in an idx1 index."""
     entries = np.frombuffer(index, dtype=_IDX1_ENTRY, count=len(index) // _IDX1_ENTRY.itemsize)
-    video = (entries["id"] == stream + b"dc") | (entries["id"] == stream + b"db")
-    if np.any(entries["size"][video] == 0):
+    video = entries[(entries["id"] == stream + b"dc") | (entries["id"] == stream + b"db")]
+    if np.any(video["size"] == 0):
         return None
-    return int(np.count_nonzero(video))
+    return AviIndex((video["flags"] & _KEYFRAME) != 0, frame_seconds)

@@ -13,7 +13,16 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from miniscope_core.chunks import ChunkFile, copy_chunks, encode_video, probe_video, write_chunks
+from miniscope_core import chunks, video
+from miniscope_core.chunks import (
+    ChunkFile,
+    Share,
+    copy_chunks,
+    encode_into,
+    encode_video,
+    probe_video,
+    write_chunks,
+)
 from miniscope_core.deflate import Deflater
 from miniscope_core.synthetic import write_video
 from miniscope_core.video import VideoInfo, count_frames, open_video
@@ -84,7 +93,7 @@ def test_write_chunks_stops_at_its_limit_and_inflates_to_the_frames(tmp_path):
     with h5py.File(tmp_path / "o.h5", "w") as h5:
         data = h5.create_dataset("d", (12, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
         with open_video(video, nwb_order=True) as stream:
-            written, error = write_chunks(stream, data, 2, 10, Deflater(), 2, None)
+            written, error = write_chunks([Share(stream, 2, 10)], data, Deflater(), 2, None)
         assert (written, error) == (10, "")
         stored = [data.id.read_direct_chunk((row, 0, 0))[1] for row in range(2, 12)]
     for chunk, expected in zip(stored, truth, strict=False):
@@ -108,3 +117,48 @@ def test_a_probe_knows_the_video_and_a_chunk_file_adds_where_its_frames_are(tmp_
             copy_chunks(probed, data, 0, 9)
         copy_chunks(chunks, data, 0, 9)
         assert data.id.get_num_chunks() == 9
+
+
+def _stored_frames(data: h5py.Dataset, rows: range) -> np.ndarray:
+    chunks = [data.id.read_direct_chunk((row, 0, 0))[1] for row in rows]
+    frames = [np.frombuffer(zlib.decompress(chunk), np.uint8) for chunk in chunks]
+    return np.stack(frames).reshape(len(rows), *data.shape[1:])
+
+
+def _encoded_into(path: Path, out: Path, n: int) -> tuple[int, np.ndarray]:
+    """`encode_into` of the first `n` frames of `path` from row 3: (written, frames stored)."""
+    probed = probe_video(path, color=False, pixels=True)
+    with h5py.File(out, "w") as h5:
+        shape = (n + 3, *SIZE)
+        data = h5.create_dataset("d", shape, np.uint8, chunks=(1, *SIZE), compression="gzip")
+        written = encode_into(probed, data, 3, n, Deflater(), 2)
+        return written, _stored_frames(data, range(3, 3 + written))
+
+
+@pytest.mark.parametrize("codec", ["FFV1", "GREY"])
+def test_a_long_video_is_decoded_in_two_halves_that_meet_exactly(tmp_path, codec, monkeypatch):
+    """FFV1 has a keyframe every 12 frames: the second half starts at the one nearest the middle
+    (GREY: every frame is one)."""
+    path = tmp_path / "v.avi"
+    truth = _frames(300)
+    write_video(path, truth, codec, SIZE)
+    starts = []
+
+    def open_video_noting_start(*args, **kwargs):
+        starts.append(kwargs.get("first", 0))
+        return open_video(*args, **kwargs)
+
+    monkeypatch.setattr(chunks, "open_video", open_video_noting_start)
+    written, stored = _encoded_into(path, tmp_path / "o.h5", 290)
+    assert written == 290 and starts == [0, 144 if codec == "FFV1" else 145]
+    np.testing.assert_array_equal(stored, np.stack([f.T for f in truth[:290]]))
+
+
+def test_halves_that_do_not_meet_are_reported_as_frames_missing(tmp_path, monkeypatch):
+    """A second half starting one keyframe late would store wrong frames: encode_into says so."""
+    path = tmp_path / "v.avi"
+    write_video(path, _frames(300), "FFV1", SIZE)
+    seek = video._seek
+    monkeypatch.setattr(video, "_seek", lambda p, first: seek(p, first + 12))
+    written, _ = _encoded_into(path, tmp_path / "o.h5", 300)
+    assert written < 300
