@@ -68,8 +68,10 @@ def _children() -> list[str]:
 
 
 class ChildPeak:
-    """Peak RSS (VmHWM) of any one child process (ffmpeg for us), sampled from /proc.
+    """Peak RSS of the child processes (ffmpeg for us) alive at once, sampled from /proc.
 
+    Each sample adds up the high-water marks (VmHWM) of the children alive then: an upper bound,
+    since processes of one binary share its code pages, counted here once per process.
     RUSAGE_CHILDREN is no use here: a child made by (v)fork + exec inherits the parent's
     high-water mark, so it reports the Python process's RSS, not ffmpeg's. For the same reason
     a child is skipped until it has exec'd (while it still has our name it shares our memory).
@@ -91,10 +93,13 @@ class ChildPeak:
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
-            for pid in _children():
-                status = _status(pid)
-                if status.get("Name", self._name) != self._name:
-                    self.peak_kb = max(self.peak_kb, _kb(status, "VmHWM"))
+            children = [_status(pid) for pid in _children()]
+            together = sum(
+                _kb(status, "VmHWM")
+                for status in children
+                if status.get("Name", self._name) != self._name
+            )
+            self.peak_kb = max(self.peak_kb, together)
 
 
 def _measure(convert: Callable[[], None]) -> Record:
@@ -322,7 +327,7 @@ def compress_seconds(videos: list[Path], configs: dict[str, tuple[str, int]]) ->
 
 
 def count_seconds(videos: list[Path]) -> float:
-    """What our converter spends counting behaviour-camera frames (it decodes them)."""
+    """What our converter spends counting behaviour-camera frames (a finalised AVI's index)."""
     from miniscope_core.video import count_frames
 
     began = time.perf_counter()
@@ -532,8 +537,8 @@ def roofline_text(roof: Record) -> str:
             f"{cores} / ({roof['decode_ms']:.2f} + {ms:.2f} ms) = {roof['fps'][name]:.0f} frames/s"
         )
     lines.append(
-        f"not in the roofline: our decoding of behaviour videos to count their frames "
-        f"({roof['camera_count_s']:.1f} s)"
+        f"not in the roofline: our counting of behaviour-camera frames "
+        f"({roof['camera_count_s']:.3f} s)"
     )
     return "\n".join(lines)
 
