@@ -25,10 +25,10 @@ from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chun
 from .clock import session_clock
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
-from .errors import MiniscopeFormatError, MiniscopeWarning
+from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
 from .nwb.base import Fill, Layout, LayoutOptions
 from .nwb.layout import build_layout
-from .nwb_writer import Filler, copy_fill, write_nwb
+from .nwb_writer import Filler, Shortfall, copy_fill, write_nwb
 from .provenance import source_script
 from .recordings import Recording, session_recordings
 from .session import Device, Session
@@ -154,10 +154,6 @@ def _current_chunk_file(
     return None
 
 
-class _Shortfall(Exception):
-    """A video decoded to fewer frames than its packets promised: take the staged path."""
-
-
 def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, VideoInfo]:
     """Frame counts and sizes of every video, from packets and headers (no decoding)."""
     return {
@@ -169,22 +165,21 @@ def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, Vid
 
 
 def _direct_fill(options: ConversionOptions, on_frame: Progress | None) -> Filler:
-    def fill(dataset: h5py.Dataset, part: Fill) -> None:
-        written = encode_into(
+    def fill(dataset: h5py.Dataset, part: Fill) -> int:
+        return encode_into(
             part.video, dataset, part.offset, part.n_frames, options.deflater,
             options.workers, on_frame,
         )  # fmt: skip
-        if written < part.n_frames:
-            raise _Shortfall(part.video.source)
 
     return fill
 
 
 def _copy_fill(on_frames: Progress | None) -> Filler:
-    def fill(dataset: h5py.Dataset, part: Fill) -> None:
-        copy_fill(dataset, part)
+    def fill(dataset: h5py.Dataset, part: Fill) -> int:
+        written = copy_fill(dataset, part)
         if on_frames:
-            on_frames(part.n_frames)
+            on_frames(written)
+        return written
 
     return fill
 
@@ -205,11 +200,30 @@ def assemble(
     """Write the NWB file, read it back, and only then give it its name; returns what went in.
 
     By default the datasets are filled by copying the videos' chunk files; `fill` may instead
-    write them some other way (the one-process path decodes straight into them). The file is
-    written to `write_to` when the caller holds the output (see `atomic_output`), else under a
-    temporary name renamed to `output` (replacing it only with `overwrite`).
+    write them some other way. The file is written to `write_to` when the caller holds the
+    output (see `atomic_output`), else under a temporary name renamed to `output` (replacing it
+    only with `overwrite`). A part left short by `fill` is a `MiniscopeFormatError`.
     """
     metadata = metadata if metadata is not None else resolve_metadata(session)
+    fill = fill or _copy_fill(on_frames)
+    args = (session, videos, output, options, metadata, fill, metadata_files)
+    if write_to is not None:
+        return _complete(_assemble_into(write_to, *args))
+    with atomic_output(output, overwrite=overwrite) as temporary:
+        return _complete(_assemble_into(temporary, *args))
+
+
+def _assemble_into(
+    path: Path,
+    session: Session,
+    videos: Mapping[Path, VideoInfo],
+    output: Path,
+    options: ConversionOptions,
+    metadata: dict[str, Any],
+    fill: Filler,
+    metadata_files: tuple[str, ...],
+) -> Assembly | Shortfall:
+    """The layout of `output` written to `path` (a name the caller holds), or its shortfall."""
     recordings = session_recordings(
         session, videos, options.strict, concatenated=not options.per_acquisition
     )
@@ -217,11 +231,15 @@ def assemble(
     layout = build_layout(
         recordings, metadata, clock, output, _layout_options(options, metadata_files)
     )
-    fill = fill or _copy_fill(on_frames)
-    if write_to is not None:
-        return _write(layout, write_to, output, recordings, options, fill)
-    with atomic_output(output, overwrite=overwrite) as temporary:
-        return _write(layout, temporary, output, recordings, options, fill)
+    return _write(layout, path, output, recordings, options, fill)
+
+
+def _complete(done: Assembly | Shortfall) -> Assembly:
+    if isinstance(done, Shortfall):
+        raise MiniscopeFormatError(
+            done.video, f"gave {done.written} of the {done.promised} frames it promised"
+        )
+    return done
 
 
 def _layout_options(options: ConversionOptions, metadata_files: tuple[str, ...]) -> LayoutOptions:
@@ -242,8 +260,10 @@ def _write(
     recordings: list[Recording],
     options: ConversionOptions,
     fill: Filler,
-) -> Assembly:
+) -> Assembly | Shortfall:
     written = write_nwb(layout, path, fill)
+    if isinstance(written, Shortfall):
+        return written
     verification = verify_nwb(path, written) if options.verify else None
     if verification is not None and not verification.passed:
         raise VerificationError(output, verification.problems)
@@ -274,6 +294,25 @@ def _staged(
     )  # fmt: skip
 
 
+def _staged_in_scratch(
+    session: Session,
+    target: Path,
+    output: Path,
+    options: ConversionOptions,
+    metadata: dict[str, Any],
+    progress: Callable[[int, int], Progress] | None,
+    metadata_files: tuple[str, ...],
+) -> Assembly:
+    """The staged path with chunk files beside the temporary output, removed afterwards."""
+    scratch = target.with_name(target.name + ".chunks")
+    try:
+        return _staged(
+            session, target, output, options, metadata, scratch, progress, metadata_files
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _direct(
     session: Session,
     videos: dict[Path, VideoInfo],
@@ -283,14 +322,16 @@ def _direct(
     metadata: dict[str, Any],
     progress: Callable[[int, int], Progress] | None,
     metadata_files: tuple[str, ...],
-) -> Assembly:
-    """Frames decoded and deflated straight into the NWB datasets: no chunk file is written."""
+) -> Assembly | Shortfall:
+    """Frames decoded and deflated straight into the NWB datasets: no chunk file is written.
+
+    A video that decodes to fewer frames than its packets promised (a damaged file) leaves the
+    layout sized wrong: that comes back as a `Shortfall`, for the staged path to convert.
+    """
     total = sum(video.n_frames for video in videos.values() if video.frame_shape)
     on_frame = progress(total, 0) if progress else None
-    return assemble(
-        session, videos, output, options, metadata, fill=_direct_fill(options, on_frame),
-        write_to=target, metadata_files=metadata_files,
-    )  # fmt: skip
+    fill = _direct_fill(options, on_frame)
+    return _assemble_into(target, session, videos, output, options, metadata, fill, metadata_files)
 
 
 def estimated_bytes(videos: Mapping[Path, VideoInfo]) -> int:
@@ -337,25 +378,21 @@ def convert_session(
         atomic_output(
             output, overwrite=overwrite, expected_bytes=estimated_bytes(videos)
         ) as target,
-        warnings.catch_warnings(record=True) as caught,
+        recorded_warnings() as caught,
     ):
-        warnings.simplefilter("always")
         if work_dir is not None:
             done = _staged(
                 session, target, output, options, merged, Path(work_dir), progress, sources
             )
         else:
-            try:
-                done = _direct(session, videos, target, output, options, merged, progress, sources)
-            except _Shortfall:
-                del caught[:]
-                scratch = target.with_name(target.name + ".chunks")
-                try:
-                    done = _staged(
-                        session, target, output, options, merged, scratch, progress, sources
-                    )
-                finally:
-                    shutil.rmtree(scratch, ignore_errors=True)
+            direct = _direct(session, videos, target, output, options, merged, progress, sources)
+            if isinstance(direct, Shortfall):
+                caught.clear()  # the staged run below warns again about what it finds
+                done = _staged_in_scratch(
+                    session, target, output, options, merged, progress, sources
+                )
+            else:
+                done = direct
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return ConversionResult(
@@ -363,5 +400,5 @@ def convert_session(
         series_frames=done.series_frames,
         dropped_frames=done.dropped_frames,
         seconds=time.perf_counter() - began,
-        warnings=[str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)],
+        warnings=lab_messages(caught),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -18,16 +19,32 @@ from .chunks import copy_chunks
 from .nwb.base import Fill, Layout
 from .validate import WrittenSeries
 
-Filler = Callable[[h5py.Dataset, Fill], None]
+Filler = Callable[[h5py.Dataset, Fill], int]  # frames it wrote into the part
 
 
-def copy_fill(dataset: h5py.Dataset, fill: Fill) -> None:
+@dataclass(frozen=True)
+class Shortfall:
+    """A part got fewer frames than its video promised: the file is incomplete, not to be kept."""
+
+    video: Path
+    promised: int
+    written: int
+
+
+def copy_fill(dataset: h5py.Dataset, fill: Fill) -> int:
     """Fill from the fill's chunk file, byte for byte (the staged path)."""
     copy_chunks(fill.video, dataset, fill.offset, fill.n_frames)
+    return fill.n_frames
 
 
-def write_nwb(layout: Layout, path: Path, fill: Filler = copy_fill) -> list[WrittenSeries]:
-    """Write `layout` to `path`, each empty dataset completed by `fill`; what each series got."""
+def write_nwb(
+    layout: Layout, path: Path, fill: Filler = copy_fill
+) -> list[WrittenSeries] | Shortfall:
+    """Write `layout` to `path`, each empty dataset completed by `fill`; what each series got.
+
+    Stops at the first part that `fill` leaves short (a video that decodes to fewer frames than
+    its packets promised), since the layout was sized for the promise.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The file path provided", module="pynwb")
         with NWBHDF5IO(path, mode="w") as io:
@@ -36,7 +53,9 @@ def write_nwb(layout: Layout, path: Path, fill: Filler = copy_fill) -> list[Writ
     with h5py.File(path, "r+") as h5:
         for part in layout.fills:
             dataset = h5[part.dataset_path]
-            fill(dataset, part)
+            written = fill(dataset, part)
+            if written < part.n_frames:
+                return Shortfall(part.video.source, part.n_frames, written)
             boundary.setdefault(part.dataset_path, {}).update(_boundary_chunks(dataset, part))
     return _written(layout.fills, boundary)
 

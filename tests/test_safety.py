@@ -19,6 +19,7 @@ from support import SMALL_SCOPE, read_nwb
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
 from miniscope_core.convert import assemble, probe_videos
+from miniscope_core.nwb.base import Fill
 from miniscope_core.synthetic import ScopeSpec, write_demo_session, write_session
 from miniscope_core.validate import VerificationError, verify_nwb
 
@@ -199,5 +200,6 @@ def test_verification_catches_what_schema_validation_misses(small, tmp_path):
     assert not missing.exists() and _leftovers(tmp_path) == []
 
 
-def _skip(_dataset: h5py.Dataset, _part: object) -> None:
-    """A writer that forgets its frames: they would read as zeros."""
+def _skip(_dataset: h5py.Dataset, part: Fill) -> int:
+    """A writer that forgets its frames but claims them: they would read as zeros."""
+    return part.n_frames
