@@ -24,13 +24,16 @@ import dagster as dg
 import pandas as pd
 
 from miniscope_core import (
+    Assembly,
     ChunkFile,
+    ConversionResult,
     MiniscopeFormatError,
     Session,
     SettingsError,
     assemble,
     check_file,
     chunk_file_preview,
+    convert_session,
     describe_session,
     device_rows,
     discover,
@@ -41,6 +44,7 @@ from miniscope_core import (
     recorded_warnings,
     recording_timings,
     session_timings,
+    stub_output,
     write_bytes,
     write_csv,
     write_json,
@@ -159,6 +163,8 @@ def video_chunks(
     only when the run embeds cameras.
     """
     key, session = _session(context, storage)
+    if config.stub:
+        return dg.MaterializeResult(metadata={"stub": True, "note": "stub run: nwb_file decodes"})
     work = storage.chunks_dir(key)
     before = {path: path.stat().st_mtime_ns for path in work.rglob("*.h5")}
     began = time.perf_counter()
@@ -217,13 +223,21 @@ def nwb_file(
     are removed afterwards unless MINISCOPE_KEEP_CHUNKS is true.
     """
     key, session = _session(context, storage)
-    path = storage.nwb_path(key)
     options = storage.options(config)
+    path = stub_output(storage.nwb_path(key)) if options.stub else storage.nwb_path(key)
     metadata = storage.nwb_metadata(session, config.metadata)
     began = time.perf_counter()
     with recorded_warnings() as caught:
-        chunks = encode_videos(session, storage.chunks_dir(key), options)
-        done = assemble(session, chunks, path, options, metadata)
+        done: Assembly | ConversionResult
+        if options.stub:  # a few frames: decoded straight into the file, no chunk files
+            lab = storage.lab_metadata
+            overrides = config.metadata or None
+            done = convert_session(
+                session, path, options, overrides, lab_metadata_path=lab, overwrite=True
+            )
+        else:
+            chunks = encode_videos(session, storage.chunks_dir(key), options)
+            done = assemble(session, chunks, path, options, metadata)
     seconds = time.perf_counter() - began
     notes = lab_messages(caught)
     for note in notes:

@@ -8,6 +8,7 @@ conversion defaults can be changed per run through `ConversionConfig`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import Field
 
 from miniscope_core import (
     CONVERSION_SETTINGS,
+    STUB_FRAMES,
     ConversionOptions,
     MiniscopeSettings,
     Session,
@@ -94,7 +96,13 @@ class MiniscopeStorage(dg.ConfigurableResource):
 
     def options(self, config: ConversionConfig | None = None) -> ConversionOptions:
         """The settings' conversion defaults with the run's choices over them."""
-        return self._checked().conversion_options(**(config.choices() if config else {}))
+        options = self._checked().conversion_options(**(config.choices() if config else {}))
+        return replace(options, stub=bool(config and config.stub))
+
+    @property
+    def lab_metadata(self) -> Path | None:
+        """The lab-wide metadata file, if set."""
+        return Path(self.metadata_file).expanduser() if self.metadata_file else None
 
     def nwb_metadata(
         self, session: Session, overrides: dict[str, Any] | None = None
@@ -102,8 +110,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
         """The library's one policy: what the recording says < the lab-wide file < the
         session's own nwb_metadata.yaml < `overrides` (run config); validated, so a bad file
         fails the first asset."""
-        lab = Path(self.metadata_file).expanduser() if self.metadata_file else None
-        return resolve_metadata(session, lab_file=lab, overrides=overrides or None)
+        return resolve_metadata(session, lab_file=self.lab_metadata, overrides=overrides or None)
 
 
 def _unset_means(name: str) -> Any:
@@ -122,6 +129,11 @@ class ConversionConfig(dg.Config):
     embed_cameras: bool | None = _unset_means("embed_cameras")
     deflate_engine: str | None = _unset_means("deflate_engine")
     compression_level: int | None = _unset_means("compression_level")
+    stub: bool = Field(
+        default=False,
+        description=f"Stub run: only the first {STUB_FRAMES} frames of each acquisition, into "
+        "<key>_stub.nwb beside the full file, to check metadata and layout in seconds.",
+    )
     metadata: dict[str, Any] = Field(
         default={},
         description="NWB metadata merged over every file (NWBFile, Subject, Ophys sections).",

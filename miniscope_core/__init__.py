@@ -18,11 +18,14 @@ from .collection import (
     session_names,
 )
 from .convert import (
+    STUB_FRAMES,
+    Assembly,
     ConversionOptions,
     ConversionResult,
     assemble,
     convert_session,
     encode_videos,
+    stub_output,
 )
 from .errors import (
     FrameCountMismatch,
@@ -50,6 +53,7 @@ from .summary import (
     recording_timings,
     session_timings,
 )
+from .sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
 from .synthetic import write_demo_session
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
@@ -78,6 +82,7 @@ __all__ = [
     "SessionReport",
     "inspect_session",
     # converting: in one call, or as staged steps (chunks -> assemble)
+    "Assembly",
     "ChunkFile",
     "ConversionOptions",
     "ConversionResult",
@@ -88,6 +93,13 @@ __all__ = [
     "convert_session",
     "encode_videos",
     "resolve_metadata",
+    "STUB_FRAMES",
+    "stub_output",
+    # times on another clock (NeuroConv's alignment operations)
+    "NewTimestamps",
+    "SYNC_FILE",
+    "TimeAlignment",
+    "read_sync_file",
     # checking a written file
     "FileCheck",
     "Verification",

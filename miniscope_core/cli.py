@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -12,10 +13,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .collection import CollectionError, session_names
-from .convert import ConversionOptions, ConversionResult, convert_session
+from .convert import (
+    STUB_FRAMES,
+    ConversionOptions,
+    ConversionResult,
+    convert_session,
+    stub_output,
+)
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
 from .errors import MiniscopeFormatError
 from .report import SessionReport, inspect_session
+from .sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
 from .validate import check_file
 
 _STAGES = ("decoding + compressing", "assembling NWB")
@@ -73,6 +81,15 @@ def _add_convert(convert: argparse.ArgumentParser) -> None:
     )
     convert.add_argument("--work-dir", type=Path, help="keep chunk files here for re-runs")
     convert.add_argument(
+        "--stub", action="store_true", help=f"only the first {STUB_FRAMES} frames per acquisition"
+    )
+    convert.add_argument(
+        "--sync", type=Path, help=f"CSV of {','.join(SYNC_COLUMNS)} pairs (s); default: {SYNC_FILE}"
+    )
+    convert.add_argument(
+        "--start-offset", type=_seconds, default=0.0, help="seconds added to every time"
+    )
+    convert.add_argument(
         "--no-verify", action="store_true", help="skip reading the file back before naming it"
     )
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,10 +102,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text}")
+    return value
+
+
 def _check_level(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The parser refuses a level the chosen deflate engine does not have."""
+    """The parser refuses a level the chosen deflate engine does not have, and one sync file
+    for many sessions."""
     if args.command != "convert":
         return
+    if args.sync is not None and args.output_dir is not None:
+        parser.error(
+            f"argument --sync: pairs belong to one session (-o); with --output-dir put a "
+            f"{SYNC_FILE} in each session folder"
+        )
     levels = ENGINES[args.deflate_engine][1]
     if args.compression_level not in levels:
         parser.error(
@@ -120,6 +150,9 @@ def _options(args: argparse.Namespace) -> ConversionOptions:
         embed_cameras=args.embed_cameras,
         workers=args.workers,
         verify=not args.no_verify,
+        stub=args.stub,
+        alignment=read_sync_file(args.sync) if args.sync else None,
+        start_offset=args.start_offset,
     )
 
 
@@ -151,6 +184,7 @@ def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
     done, skipped, failed = 0, 0, 0
     for name, folder in sessions.items():
         output = args.output_dir / f"{name}.nwb"
+        output = stub_output(output) if args.stub else output
         print(f"{folder} -> {output}")
         if output.exists() and not args.overwrite:
             print(f"  skipped: {output} exists (--overwrite replaces it)")

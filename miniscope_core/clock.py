@@ -7,12 +7,15 @@ shifts one device against another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import MiniscopeFormatError
+from .sync import NewTimestamps, TimeAlignment
 
 if TYPE_CHECKING:
     from .recordings import Recording
@@ -60,11 +63,44 @@ def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
 
 @dataclass(frozen=True)
 class SessionClock:
-    """NWB time zero and how acquisitions without a recorded start are placed."""
+    """NWB time zero, how acquisitions without a recorded start are placed, and the alignment
+    to another clock (if any) that every time in the file goes through."""
 
     start: datetime
     start_ms: int
     fallback_ms: int
+    alignment: TimeAlignment | None = None
+
+    def local_seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
+        """Seconds since session start, exact to the DAQ's integer milliseconds."""
+        times = recording.time_ms if time_ms is None else time_ms
+        offset_ms = recording.start_ms(self.fallback_ms) - self.start_ms
+        return (offset_ms + np.asarray(times, dtype=np.float64)) / 1000.0
+
+    def seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
+        """The times written to the file: local seconds, aligned when an alignment is set."""
+        local = self.local_seconds(recording, time_ms)
+        return self.alignment.apply(local) if self.alignment else local
+
+
+def aligned_clock(
+    clock: SessionClock,
+    recordings: list[Recording],
+    pairs: TimeAlignment | NewTimestamps | None,
+    start_offset: float = 0.0,
+) -> SessionClock:
+    """`clock` on another clock: sync pairs (new timestamps of a device become pairs with its
+    frames), then `start_offset` seconds added (NeuroConv's aligned starting time)."""
+    if isinstance(pairs, NewTimestamps):
+        own = [r for r in recordings if r.device.name == pairs.device]
+        if not own:
+            names = sorted({r.device.name for r in recordings})
+            raise ValueError(f"new timestamps for {pairs.device!r}: the devices are {names}")
+        pairs = pairs.alignment(np.concatenate([clock.local_seconds(r) for r in own]))
+    if pairs is None and not start_offset:
+        return clock
+    pairs = pairs or TimeAlignment()
+    return replace(clock, alignment=replace(pairs, start_offset=pairs.start_offset + start_offset))
 
 
 def session_clock(

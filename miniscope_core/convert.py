@@ -22,7 +22,7 @@ import h5py
 
 from .atomic import atomic_output
 from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chunk_file
-from .clock import session_clock
+from .clock import aligned_clock, session_clock
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
@@ -32,6 +32,7 @@ from .nwb_writer import Filler, Shortfall, copy_fill, write_nwb
 from .provenance import source_script
 from .recordings import Recording, session_recordings
 from .session import Device, Session
+from .sync import NewTimestamps, TimeAlignment, session_alignment
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import Verification, VerificationError, verify_nwb
 from .video import VideoInfo
@@ -48,6 +49,10 @@ class ConversionOptions:
     embed_cameras: bool = False
     workers: int | None = None
     verify: bool = True  # read the file back before it takes its final name
+    stub: bool = False  # only the first STUB_FRAMES frames of each device and acquisition
+    # sync pairs to another clock; None: the session's own sync.csv if it has one (sync.py)
+    alignment: TimeAlignment | NewTimestamps | None = None
+    start_offset: float = 0.0  # seconds added to every time, after the pairs
 
     def __post_init__(self) -> None:
         Deflater(self.deflate_engine, self.compression_level)  # a clear ValueError, early
@@ -66,6 +71,7 @@ class ConversionResult:
     dropped_frames: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    recordings: list[Recording] = field(default_factory=list)  # what went in, device by device
 
     @property
     def n_frames(self) -> int:
@@ -86,7 +92,17 @@ class Assembly:
 
 
 Progress = Callable[[int], None]
+STUB_FRAMES = 100  # per device and acquisition: enough to check metadata and layout in seconds
 _DEFLATED_FRACTION = 0.7  # deflated size of one-photon frames, measured 0.63 on the bench session
+
+
+def stub_output(output: Path) -> Path:
+    """Where a stub run writes when the output is named for the session (`x.nwb` ->
+    `x_stub.nwb`), so that a stub never takes the name, and so the place, of the full file."""
+    for suffix in (".nwb.zarr", ".nwb"):
+        if output.name.endswith(suffix):
+            return output.with_name(output.name.removesuffix(suffix) + "_stub" + suffix)
+    return output.with_name(output.name + "_stub")
 
 
 def _needs_pixels(device: Device, options: ConversionOptions) -> bool:
@@ -225,9 +241,15 @@ def _assemble_into(
 ) -> Assembly | Shortfall:
     """The layout of `output` written to `path` (a name the caller holds), or its shortfall."""
     recordings = session_recordings(
-        session, videos, options.strict, concatenated=not options.per_acquisition
+        session,
+        videos,
+        options.strict,
+        concatenated=not options.per_acquisition,
+        max_frames=STUB_FRAMES if options.stub else None,
     )
     clock = session_clock(session, recordings, metadata)
+    pairs = options.alignment or session_alignment(session.root)
+    clock = aligned_clock(clock, recordings, pairs, options.start_offset)
     layout = build_layout(
         recordings, metadata, clock, output, _layout_options(options, metadata_files)
     )
@@ -248,6 +270,7 @@ def _layout_options(options: ConversionOptions, metadata_files: tuple[str, ...])
         per_acquisition=options.per_acquisition,
         embed_cameras=options.embed_cameras,
         compression_level=options.compression_level,
+        stub_frames=STUB_FRAMES if options.stub else None,
         source_script=script,
         source_script_file_name=script_name,
     )
@@ -334,9 +357,13 @@ def _direct(
     return _assemble_into(target, session, videos, output, options, metadata, fill, metadata_files)
 
 
-def estimated_bytes(videos: Mapping[Path, VideoInfo]) -> int:
+def estimated_bytes(videos: Mapping[Path, VideoInfo], max_frames: int | None = None) -> int:
     """About what the stored pixels take once deflated (one-photon frames keep ~70 %)."""
-    raw = sum(v.n_frames * math.prod(v.frame_shape) for v in videos.values() if v.frame_shape)
+    frames = {
+        v: v.n_frames if max_frames is None else min(v.n_frames, max_frames)
+        for v in videos.values()
+    }
+    raw = sum(n * math.prod(v.frame_shape) for v, n in frames.items() if v.frame_shape)
     return int(raw * _DEFLATED_FRACTION)
 
 
@@ -363,9 +390,10 @@ def convert_session(
     Metadata (lab file < the session's nwb_metadata.yaml < `metadata_path` < `metadata`) is
     validated, the output checked (never replaced unless `overwrite`; one writer at a time;
     enough free space) before any frame is decoded. Frames stream through in bounded memory
-    whatever the session length. Without `work_dir` they are decoded straight into the NWB file;
-    with it, chunk files are kept there so that a re-run after a new acquisition decodes only
-    the new videos. `progress(total_frames, stage)` may return a per-frame callback.
+    whatever the session length. Without `work_dir` (or for a stub) they are decoded straight
+    into the NWB file; with it, chunk files are kept there so that a re-run after a new
+    acquisition decodes only the new videos. `progress(total_frames, stage)` may return a
+    per-frame callback.
     """
     began = time.perf_counter()
     output = Path(output)
@@ -376,11 +404,13 @@ def convert_session(
     videos = probe_videos(session, options)
     with (
         atomic_output(
-            output, overwrite=overwrite, expected_bytes=estimated_bytes(videos)
+            output,
+            overwrite=overwrite,
+            expected_bytes=estimated_bytes(videos, STUB_FRAMES if options.stub else None),
         ) as target,
         recorded_warnings() as caught,
     ):
-        if work_dir is not None:
+        if work_dir is not None and not options.stub:
             done = _staged(
                 session, target, output, options, merged, Path(work_dir), progress, sources
             )
@@ -401,4 +431,5 @@ def convert_session(
         dropped_frames=done.dropped_frames,
         seconds=time.perf_counter() - began,
         warnings=lab_messages(caught),
+        recordings=done.recordings,
     )

@@ -8,7 +8,7 @@ against another.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,14 @@ class Recording:
     def start_ms(self, fallback_ms: int) -> int:
         """The acquisition's start (ms since the Unix epoch); `fallback_ms` if never recorded."""
         return self.acquisition.start.epoch_ms if self.acquisition.start else fallback_ms
+
+    def head(self, n_frames: int) -> Recording:
+        """Only the first `n_frames` kept frames (a stub run); timing stays the whole device's."""
+        segments, left = [], n_frames
+        for segment in self.segments:
+            segments.append(replace(segment, n_frames=min(segment.n_frames, left)))
+            left -= segments[-1].n_frames
+        return replace(self, segments=tuple(segments), time_ms=self.time_ms[:n_frames])
 
 
 def build_recording(
@@ -119,8 +127,10 @@ def session_recordings(
     videos: Mapping[Path, VideoInfo],
     strict: bool = False,
     concatenated: bool = True,
+    max_frames: int | None = None,
 ) -> list[Recording]:
-    """Every device of every acquisition, in acquisition time order.
+    """Every device of every acquisition, in acquisition time order (each cut to its first
+    `max_frames` frames if given).
 
     When a device's acquisitions go into one series (`concatenated`), they must not overlap in
     time, or its timestamps would run backwards.
@@ -132,6 +142,8 @@ def session_recordings(
     ]
     if concatenated:
         _check_no_overlap(recordings)
+    if max_frames is not None:
+        recordings = [recording.head(max_frames) for recording in recordings]
     return recordings
 
 

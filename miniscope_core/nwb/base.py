@@ -50,6 +50,7 @@ class LayoutOptions:
     per_acquisition: bool = False
     embed_cameras: bool = False
     compression_level: int = DEFAULT_LEVEL
+    stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
     source_script: str = ""
     source_script_file_name: str = ""
 
@@ -81,10 +82,8 @@ class LayoutContext:
     fills: list[Fill] = field(default_factory=list)
 
     def seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
-        """Seconds since session start, exact to the DAQ's integer milliseconds."""
-        times = recording.time_ms if time_ms is None else time_ms
-        offset_ms = recording.start_ms(self.clock.fallback_ms) - self.clock.start_ms
-        return (offset_ms + np.asarray(times, dtype=np.float64)) / 1000.0
+        """The times of `recording`'s frames (or of `time_ms`) in the file (see SessionClock)."""
+        return self.clock.seconds(recording, time_ms)
 
     def empty_dataset(self, series: str, recordings: list[Recording]) -> H5DataIO:
         """A chunked deflate dataset for `series`, filled chunk by chunk from the recordings'

@@ -7,14 +7,17 @@ dataset, and `Fill` records say which chunk files are copied into it once the fi
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pynwb import NWBFile
 from pynwb.file import Subject
 
 from ..clock import SessionClock
+from ..errors import MiniscopeWarning
 from ..recordings import Recording
 from .base import Layout, LayoutContext, LayoutOptions
 from .behavior import add_camera
@@ -30,7 +33,9 @@ def build_layout(
     options: LayoutOptions,
 ) -> Layout:
     """The whole NWBFile for a session's recordings (frames still to be copied)."""
-    nwbfile = _nwbfile(metadata, clock.start, options)
+    nwbfile = _nwbfile(
+        metadata, clock.start, options, _conversion_notes(recordings, clock, options)
+    )
     ctx = LayoutContext(nwbfile, metadata, clock, nwb_path, options)
     for name in _names(recordings, "miniscope"):
         add_miniscope(ctx, [r for r in recordings if r.device.name == name])
@@ -48,9 +53,38 @@ def _names(recordings: list[Recording], kind: str) -> list[str]:
     return list(dict.fromkeys(r.device.name for r in recordings if r.device.kind == kind))
 
 
-def _nwbfile(metadata: dict[str, Any], start: datetime, options: LayoutOptions) -> NWBFile:
-    """The file with the user's NWBFile fields, subject and the converter's provenance."""
+def _conversion_notes(
+    recordings: list[Recording], clock: SessionClock, options: LayoutOptions
+) -> list[str]:
+    """What a reader of the file must know about how it was made: a stub, aligned times."""
+    notes = []
+    if options.stub_frames is not None:
+        notes.append(
+            f"Stub conversion: only the first {options.stub_frames} frames of each device in each "
+            "acquisition; for checking metadata and layout, not for analysis."
+        )
+    if clock.alignment is not None:
+        local = [clock.local_seconds(r) for r in recordings if r.n_frames]
+        times = np.concatenate(local) if local else np.zeros(0)
+        outside = clock.alignment.extrapolated(times)
+        if outside:
+            warnings.warn(
+                f"{clock.alignment.source}: {outside} of {len(times)} frame times lie outside "
+                "the sync pairs; their aligned times are extrapolated",
+                MiniscopeWarning,
+                stacklevel=2,
+            )
+        notes.append(clock.alignment.describe(outside))
+    return notes
+
+
+def _nwbfile(
+    metadata: dict[str, Any], start: datetime, options: LayoutOptions, notes: list[str]
+) -> NWBFile:
+    """The file with the user's NWBFile fields, subject, the converter's provenance and notes."""
     fields = dict(metadata.get("NWBFile") or {})
+    if notes:
+        fields["notes"] = "\n".join([fields["notes"], *notes] if fields.get("notes") else notes)
     fields.pop("session_start_time", None)
     fields.setdefault("identifier", str(uuid.uuid4()))
     for key in ("experimenter", "keywords", "related_publications"):
