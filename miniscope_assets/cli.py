@@ -3,7 +3,7 @@
     miniscope-dagster demo [--write-only]
     miniscope-dagster sessions
     miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
-        [--per-acquisition] [--strict] [--embed-cameras] [--compression-level N]
+        [--per-acquisition] [--strict] [--embed-cameras] [--compression-level N] [--stub]
 
 Settings come from the MINISCOPE_* environment variables and settings file (see
 `miniscope_core.settings_model`) unless given here. A backfill's conversion flags become the run
@@ -161,12 +161,14 @@ def _choices(args: argparse.Namespace) -> ConversionConfig:
         strict=args.strict,
         embed_cameras=args.embed_cameras,
         compression_level=args.compression_level,
+        stub=args.stub,
     )
 
 
 def _title(n_sessions: int, config: ConversionConfig) -> str:
     """The backfill's name in the UI, with its choices: the backfill page shows no run config."""
-    choices = ", ".join(f"{name}={value}" for name, value in config.choices().items())
+    chosen = {**config.choices(), **({"stub": True} if config.stub else {})}
+    choices = ", ".join(f"{name}={value}" for name, value in chosen.items())
     return f"{n_sessions} sessions" + (f" ({choices})" if choices else "")
 
 
@@ -243,6 +245,9 @@ def _conversion_flags(command: argparse.ArgumentParser) -> None:
         choices.add_argument(flag, action="store_true", default=None, help=what)
     choices.add_argument(
         "--compression-level", type=int, metavar="N", help="deflate level (isal 0-3, zlib 0-9)"
+    )
+    choices.add_argument(
+        "--stub", action="store_true", help="first frames only, into <key>_stub.nwb (a check)"
     )
 
 

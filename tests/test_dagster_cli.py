@@ -108,6 +108,13 @@ def test_backfill_names_sessions_by_key_or_folder(roots, capsys):
         main(["backfill", "m3", "--in-process"])
 
 
+def test_a_stub_backfill_writes_stub_files_only(roots):
+    raw, out = roots
+    write_session(raw / "m1", n_acquisitions=1, scope=SCOPE, cameras=[])
+    assert main(["backfill", "m1", "--in-process", "--stub"]) == 0
+    assert sorted(p.name for p in (out / "m1").glob("*.nwb")) == ["m1_stub.nwb"]
+
+
 def test_a_bad_setting_stops_the_code_location_with_one_line(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")]
