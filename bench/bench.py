@@ -127,7 +127,9 @@ def _ours_worker(spec: Record) -> Record:
     from miniscope_core import ConversionOptions, convert_session
     from miniscope_core.validate import verify_nwb
 
-    options = ConversionOptions(deflate_engine=spec["engine"], compression_level=spec["level"])
+    options = ConversionOptions(
+        deflate_engine=spec["engine"], compression_level=spec["level"], stub=spec["stub"]
+    )
     output = Path(spec["output"])
     measured = _measure(lambda: convert_session(spec["session"], output, options))
     began = time.perf_counter()
@@ -417,9 +419,9 @@ def step(label: str) -> Iterator[None]:
     print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
 
 
-def run_ours(session: Path, out: Path, config: str, repeat: int) -> Record:
+def run_ours(session: Path, out: Path, config: str, repeat: int, stub: bool = False) -> Record:
     engine, level = OURS_CONFIGS[config]
-    spec = {"kind": "ours", "session": str(session), "output": str(out)}
+    spec = {"kind": "ours", "session": str(session), "output": str(out), "stub": stub}
     return convert(sys.executable, {**spec, "engine": engine, "level": level}, repeat)
 
 
@@ -470,6 +472,9 @@ def benchmark(args: argparse.Namespace, work: Path, nc_python: str | None) -> Re
         with step(f"ours {config}"):
             output = _ours_output(work, config)
             results["ours"][config] = run_ours(session, output, config, args.repeat)
+    with step(f"ours {DEFAULT_CONFIG}, stub run"):
+        stub = work / "ours-stub.nwb"
+        results["stub"] = run_ours(session, stub, DEFAULT_CONFIG, args.repeat, stub=True)
     with step("roofline (ffmpeg decode and deflate alone, one core each)"):
         frames = args.acquisitions * args.frames
         results["roofline"] = roofline(session, frames, len(os.sched_getaffinity(0)))
@@ -519,6 +524,8 @@ def conversions_table(results: Record) -> str:
     headers += ["children MB", "import MB", "output MB", "imaging series stored as"]
     roof = results["roofline"]["fps"]
     rows = [_conversion_row(f"ours {c}", run, roof[c]) for c, run in results["ours"].items()]
+    if "stub" in results:
+        rows.append(_conversion_row(f"ours {DEFAULT_CONFIG} --stub", results["stub"], None))
     if "neuroconv" in results:
         rows.append(_conversion_row("NeuroConv gzip 4", results["neuroconv"], None))
     return _table(headers, rows)

@@ -105,6 +105,7 @@ def acquisition_metadata(
             "acquisitions": len(session.acquisitions),
             "first_start": starts[0] if starts else "unknown",
             "devices": table(device_rows(session)),
+            "clock_alignment": description["clock_alignment"] or "none (no sync.csv)",
         }
     )
 

@@ -14,7 +14,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -400,6 +400,8 @@ def convert_session(
     session = path if isinstance(path, Session) else discover(path)
     lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
     merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
+    if options.alignment is None:  # the session's sync.csv, checked before any decoding
+        options = replace(options, alignment=session_alignment(session.root))
     sources = tuple(str(f) for f in metadata_files(session, lab, user))
     videos = probe_videos(session, options)
     with (

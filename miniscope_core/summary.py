@@ -18,6 +18,7 @@ import pandas as pd
 from .nwb.base import camel
 from .recordings import Recording
 from .session import Device, Session
+from .sync import session_alignment
 from .timestamps import Timing, measure_timing
 
 
@@ -50,7 +51,9 @@ def _device(device: Device) -> dict[str, Any]:
 def describe_session(
     session: Session, rel_path: PurePosixPath, nwb_metadata: dict[str, Any]
 ) -> dict[str, Any]:
-    """Every acquisition and device as found on disk, and the metadata the NWB file gets."""
+    """Every acquisition and device as found on disk, the metadata the NWB file gets, and how
+    its times will be aligned (the session's sync.csv, read and checked here)."""
+    alignment = session_alignment(session.root)
     acquisitions = [
         {
             "label": acquisition.label,
@@ -68,6 +71,7 @@ def describe_session(
             "folder": str(session.root),
             "acquisitions": acquisitions,
             "nwb_metadata": nwb_metadata,
+            "clock_alignment": alignment.describe() if alignment else None,
         }
     )
 

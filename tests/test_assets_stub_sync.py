@@ -62,3 +62,15 @@ def test_the_sessions_sync_csv_is_applied_by_the_assets(raw, tmp_path):
     with read_nwb(storage.nwb_path(KEY)) as nwb:
         np.testing.assert_allclose(nwb.acquisition[SCOPE].timestamps[:], local + 1000, atol=1e-9)
         assert "from sync.csv" in nwb.notes
+
+
+def test_a_bad_sync_csv_fails_the_first_asset_with_the_library_message(raw, tmp_path):
+    (raw / "sync.csv").write_text("local_time,reference_time\n0,5\n1,4\n")
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "acquisition_metadata"
+    message = failure.step_failure_data.error.message
+    assert f"{raw / 'sync.csv'}: line 3: reference time 4 is not after 5" in message
