@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from support import read_nwb
+from support import SMALL_CAMERA, SMALL_SCOPE, read_nwb
 
 from miniscope_core import (
     STUB_FRAMES,
@@ -17,17 +17,25 @@ from miniscope_core import (
     convert_session,
 )
 from miniscope_core.cli import main
+from miniscope_core.synthetic import write_session
 
 SCOPE = "OnePhotonSeriesMiniscope"
 CAMERA = "ImageSeriesBehavCam2"
 
 
 @pytest.fixture
-def reference(two_acquisitions, tmp_path: Path) -> Path:
+def noted(tmp_path: Path) -> Path:
+    """Two acquisitions of SMALL_SCOPE (120 frames each) and SMALL_CAMERA, with notes."""
+    root = tmp_path / "session"
+    write_session(root, 2, SMALL_SCOPE, [SMALL_CAMERA], notes=[(1500, "laser on")])
+    return root
+
+
+@pytest.fixture
+def reference(noted: Path, tmp_path: Path) -> Path:
     """The session converted in full, with nothing aligned."""
-    root, _ = two_acquisitions
     out = tmp_path / "full.nwb"
-    convert_session(root, out)
+    convert_session(noted, out)
     return out
 
 
@@ -38,7 +46,12 @@ def _times(path: Path) -> dict[str, np.ndarray]:
 
         def visit(name: str, item: object) -> None:
             leaf = name.rsplit("/", 1)[-1]
-            if isinstance(item, h5py.Dataset) and leaf in ("timestamps", "start_time", "stop_time"):
+            if isinstance(item, h5py.Dataset) and leaf in (
+                "timestamps",
+                "timestamp",
+                "start_time",
+                "stop_time",
+            ):
                 times[name] = item[()]
 
         h5.visititems(visit)
@@ -46,9 +59,9 @@ def _times(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_stub_keeps_the_first_frames_of_each_acquisition_and_everything_else(
-    two_acquisitions, reference, tmp_path
+    noted, reference, tmp_path
 ):
-    root, _ = two_acquisitions
+    root = noted
     assert main(["convert", str(root), "--output-dir", str(tmp_path / "out"), "--stub"]) == 0
     stub = tmp_path / "out" / "session_stub.nwb"
     assert stub.is_file() and not (tmp_path / "out" / "session.nwb").exists()
@@ -73,8 +86,8 @@ def test_stub_keeps_the_first_frames_of_each_acquisition_and_everything_else(
         assert not full.notes
 
 
-def test_sync_pairs_move_every_series_and_table_together(two_acquisitions, reference, tmp_path):
-    root, _ = two_acquisitions
+def test_sync_pairs_move_every_series_and_table_together(noted, reference, tmp_path):
+    root = noted
     sync = tmp_path / "ttl.csv"
     sync.write_text("local_time,reference_time\n0,10\n1000,2010\n")  # reference = 10 + 2 * local
     out = tmp_path / "aligned.nwb"
@@ -83,7 +96,13 @@ def test_sync_pairs_move_every_series_and_table_together(two_acquisitions, refer
         == 0
     )
     before, after = _times(reference), _times(out)
-    assert set(after) == set(before) and len(before) >= 5  # scope, camera, and the tables
+    assert set(after) == set(before)
+    assert {name.rsplit("/", 1)[-1] for name in before} == {
+        "timestamps",
+        "timestamp",
+        "start_time",
+        "stop_time",
+    }  # series (scope, camera, head orientation), the notes events and the interval tables
     for name, times in before.items():
         np.testing.assert_allclose(after[name], 15 + 2 * times, rtol=0, atol=1e-9, err_msg=name)
     with read_nwb(out) as nwb:
@@ -91,8 +110,8 @@ def test_sync_pairs_move_every_series_and_table_together(two_acquisitions, refer
         assert "5 s added to every time" in nwb.notes
 
 
-def test_a_sync_csv_in_the_session_folder_applies_by_itself(two_acquisitions, reference, tmp_path):
-    root, _ = two_acquisitions
+def test_a_sync_csv_in_the_session_folder_applies_by_itself(noted, reference, tmp_path):
+    root = noted
     (root / "sync.csv").write_text("local_time,reference_time\n100,300\n200,400\n")
     out = tmp_path / "auto.nwb"
     with pytest.warns(UserWarning, match="lie outside the sync pairs"):
@@ -104,8 +123,8 @@ def test_a_sync_csv_in_the_session_folder_applies_by_itself(two_acquisitions, re
         assert "from sync.csv" in nwb.notes and "were extrapolated" in nwb.notes
 
 
-def test_new_timestamps_of_one_device_carry_the_others_along(two_acquisitions, reference, tmp_path):
-    root, _ = two_acquisitions
+def test_new_timestamps_of_one_device_carry_the_others_along(noted, reference, tmp_path):
+    root = noted
     with read_nwb(reference) as nwb:
         scope = nwb.acquisition[SCOPE].timestamps[:]
         camera = nwb.acquisition[CAMERA].timestamps[:]
@@ -131,8 +150,8 @@ def test_new_timestamps_of_one_device_carry_the_others_along(two_acquisitions, r
         ("local_time,reference_time\n", "has no pairs"),
     ],
 )
-def test_bad_sync_files_are_refused_in_one_line(two_acquisitions, tmp_path, capsys, text, problem):
-    root, _ = two_acquisitions
+def test_bad_sync_files_are_refused_in_one_line(noted, tmp_path, capsys, text, problem):
+    root = noted
     sync = tmp_path / "sync_pairs.csv"
     sync.write_text(text)
     out = tmp_path / "x.nwb"
