@@ -243,6 +243,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _format_report(report: SessionReport) -> str:
     lines = [f"session {report.root}: {len(report.acquisitions)} acquisition(s)"]
+    if report.clock_alignment:
+        lines.append(f"  {SYNC_FILE}: {report.clock_alignment}")
     for acquisition in report.acquisitions:
         lines.append(f"  {acquisition.label}  start {acquisition.start or 'unknown'}")
         for d in acquisition.devices:

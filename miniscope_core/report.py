@@ -12,6 +12,7 @@ from .errors import MiniscopeFormatError, recorded_warnings
 from .orientation import read_head_orientation
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
+from .sync import session_alignment
 from .timestamps import measure_timing
 from .video import avi_finalised, count_frames
 
@@ -45,6 +46,7 @@ class SessionReport:
     root: str
     acquisitions: list[AcquisitionReport]
     problems: list[str] = field(default_factory=list)
+    clock_alignment: str | None = None  # how the session's sync.csv will align its times
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +62,11 @@ def inspect_session(path: Path | str, decode: bool = True) -> SessionReport:
         report = SessionReport(str(session.root), [])
         for acquisition in session.acquisitions:
             report.acquisitions.append(_acquisition(acquisition, decode, report.problems))
+        try:
+            alignment = session_alignment(session.root)
+            report.clock_alignment = alignment.describe() if alignment else None
+        except MiniscopeFormatError as error:
+            report.problems.append(str(error))
     report.problems[:0] = [str(w.message) for w in caught]
     return report
 

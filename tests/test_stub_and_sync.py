@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -168,3 +169,15 @@ def test_alignment_arguments_are_checked():
         main(["convert", "x", "--output-dir", "y", "--sync", "s.csv"])
     with pytest.raises(SystemExit):
         main(["convert", "x", "-o", "y.nwb", "--start-offset", "nan"])
+
+
+def test_inspect_shows_the_sessions_sync_csv_or_what_is_wrong_with_it(noted, capsys):
+    (noted / "sync.csv").write_text("local_time,reference_time\n0,0\n10,20\n")
+    assert main(["inspect", str(noted), "--no-decode"]) == 0
+    assert "sync.csv: Times aligned to a reference clock by linear interpolation of 2" in (
+        capsys.readouterr().out
+    )
+    (noted / "sync.csv").write_text("local_time,reference_time\n0,0\n")
+    assert main(["inspect", str(noted), "--no-decode", "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert f"{noted / 'sync.csv'}: one sync pair cannot give a clock's rate" in problems[-1]
