@@ -297,64 +297,53 @@ def _write(
     return Assembly(series, recordings, verification)
 
 
-def _staged(
-    session: Session,
-    target: Path,
-    output: Path,
-    options: ConversionOptions,
-    metadata: dict[str, Any],
-    work_dir: Path,
-    progress: Callable[[int, int], Progress] | None,
-    metadata_files: tuple[str, ...],
-) -> Assembly:
+@dataclass(frozen=True)
+class _Job:
+    """One `convert_session` call, as its steps below share it."""
+
+    session: Session
+    target: Path  # the temporary name being written (see atomic_output)
+    output: Path
+    options: ConversionOptions
+    metadata: dict[str, Any]
+    progress: Callable[[int, int], Progress] | None
+    metadata_files: tuple[str, ...]
+
+    def on_frame(self, total: int, stage: int) -> Progress | None:
+        return self.progress(total, stage) if self.progress else None
+
+
+def _staged(job: _Job, work_dir: Path) -> Assembly:
     """Chunk files first (kept in `work_dir` for re-runs), then the NWB file copies them."""
-    total = expected_frames(session, options)
-    videos = encode_videos(session, work_dir, options, progress(total, 0) if progress else None)
-    on_copy = progress(total, 1) if progress else None
+    total = expected_frames(job.session, job.options)
+    videos = encode_videos(job.session, work_dir, job.options, job.on_frame(total, 0))
     return assemble(
-        session, videos, output, options, metadata, on_copy,
-        write_to=target, metadata_files=metadata_files,
+        job.session, videos, job.output, job.options, job.metadata, job.on_frame(total, 1),
+        write_to=job.target, metadata_files=job.metadata_files,
     )  # fmt: skip
 
 
-def _staged_in_scratch(
-    session: Session,
-    target: Path,
-    output: Path,
-    options: ConversionOptions,
-    metadata: dict[str, Any],
-    progress: Callable[[int, int], Progress] | None,
-    metadata_files: tuple[str, ...],
-) -> Assembly:
+def _staged_in_scratch(job: _Job) -> Assembly:
     """The staged path with chunk files beside the temporary output, removed afterwards."""
-    scratch = target.with_name(target.name + ".chunks")
+    scratch = job.target.with_name(job.target.name + ".chunks")
     try:
-        return _staged(
-            session, target, output, options, metadata, scratch, progress, metadata_files
-        )
+        return _staged(job, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _direct(
-    session: Session,
-    videos: dict[Path, VideoInfo],
-    target: Path,
-    output: Path,
-    options: ConversionOptions,
-    metadata: dict[str, Any],
-    progress: Callable[[int, int], Progress] | None,
-    metadata_files: tuple[str, ...],
-) -> Assembly | Shortfall:
+def _direct(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly | Shortfall:
     """Frames decoded and deflated straight into the NWB datasets: no chunk file is written.
 
     A video that decodes to fewer frames than its packets promised (a damaged file) leaves the
     layout sized wrong: that comes back as a `Shortfall`, for the staged path to convert.
     """
     total = sum(video.n_frames for video in videos.values() if video.frame_shape)
-    on_frame = progress(total, 0) if progress else None
-    fill = _direct_fill(options, on_frame)
-    return _assemble_into(target, session, videos, output, options, metadata, fill, metadata_files)
+    fill = _direct_fill(job.options, job.on_frame(total, 0))
+    return _assemble_into(
+        job.target, job.session, videos, job.output, job.options, job.metadata, fill,
+        job.metadata_files,
+    )  # fmt: skip
 
 
 def estimated_bytes(videos: Mapping[Path, VideoInfo], max_frames: int | None = None) -> int:
@@ -412,17 +401,14 @@ def convert_session(
         ) as target,
         recorded_warnings() as caught,
     ):
+        job = _Job(session, target, output, options, merged, progress, sources)
         if work_dir is not None and not options.stub:
-            done = _staged(
-                session, target, output, options, merged, Path(work_dir), progress, sources
-            )
+            done = _staged(job, Path(work_dir))
         else:
-            direct = _direct(session, videos, target, output, options, merged, progress, sources)
+            direct = _direct(job, videos)
             if isinstance(direct, Shortfall):
                 caught.clear()  # the staged run below warns again about what it finds
-                done = _staged_in_scratch(
-                    session, target, output, options, merged, progress, sources
-                )
+                done = _staged_in_scratch(job)
             else:
                 done = direct
     for warning in caught:

@@ -78,6 +78,13 @@ def nwb_pixels(path: Path) -> np.ndarray:
         return nwb[SERIES][()]
 
 
+def failed_step(result: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    """The one step that failed in `result`, and its error message."""
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    return failure.step_key, failure.step_failure_data.error.message
+
+
 def png_size(markdown: str) -> tuple[int, int]:
     data = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", markdown).group(1))
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -184,10 +191,8 @@ def test_a_metadata_mistake_fails_the_first_asset_with_the_library_message(sessi
     storage = storage_for(tmp_path)
     with dg.instance_for_test() as instance:
         result = materialise(storage, instance, raise_on_error=False)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "acquisition_metadata"
-    message = failure.step_failure_data.error.message
+    step, message = failed_step(result)
+    assert step == "acquisition_metadata"
     assert "nwb_metadata.yaml: Subjct: unknown section; did you mean 'Subject'?" in message
     assert not list((tmp_path / "out").rglob("*.nwb"))
 
@@ -261,9 +266,8 @@ def test_strict_fails_a_mismatching_session_with_the_library_message(session, tm
         result = materialise(
             storage, instance, run_config=chosen(strict=True), raise_on_error=False
         )
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "nwb_file"
-    message = failure.step_failure_data.error.message
+    step, message = failed_step(result)
+    assert step == "nwb_file"
     assert re.search(r"2\.avi: 10 decodable frames but timeStamps\.csv lists 5", message)
     assert not storage.nwb_path(KEY).exists()
 
@@ -274,8 +278,6 @@ def test_a_bad_run_choice_fails_the_first_step_that_uses_it(session, tmp_path):
         result = materialise(
             storage, instance, run_config=chosen(compression_level=9), raise_on_error=False
         )
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "video_chunks"
-    assert (
-        "compression_level=9: isal levels are 0-3, not 9" in failure.step_failure_data.error.message
-    )
+    step, message = failed_step(result)
+    assert step == "video_chunks"
+    assert "compression_level=9: isal levels are 0-3, not 9" in message

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import test_assets
 from support import read_nwb
-from test_assets import KEY, materialise, metadata, storage_for
+from test_assets import KEY, failed_step, materialise, metadata, storage_for
 
 from miniscope_assets.assets import conversion_run_config
 from miniscope_assets.resources import ConversionConfig
@@ -69,8 +69,6 @@ def test_a_bad_sync_csv_fails_the_first_asset_with_the_library_message(raw, tmp_
     storage = storage_for(tmp_path)
     with dg.instance_for_test() as instance:
         result = materialise(storage, instance, raise_on_error=False)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "acquisition_metadata"
-    message = failure.step_failure_data.error.message
+    step, message = failed_step(result)
+    assert step == "acquisition_metadata"
     assert f"{raw / 'sync.csv'}: line 3: reference time 4 is not after 5" in message
