@@ -31,6 +31,8 @@ class StartTime:
 
     epoch_ms: int
     utc_offset_minutes: int
+    # Legacy V3: read from folder names (to the second, zone assumed), so a given start wins.
+    from_folder_names: bool = False
 
     def as_datetime(self, epoch_ms: int | None = None) -> datetime:
         """This start (or another instant, in the same local zone) as an aware datetime."""
@@ -107,16 +109,24 @@ def session_clock(
     session: Session, recordings: list[Recording], metadata: dict[str, Any]
 ) -> SessionClock:
     """Time zero: the earliest frame of the session (or the user's `session_start_time`, which
-    the metadata schema has already checked to be an aware datetime)."""
+    the metadata schema has already checked to be an aware datetime).
+
+    Starts read from legacy V3 folder names are wall-clock seconds in an assumed zone, so a
+    given `session_start_time` is taken as the first acquisition's Record instead: later
+    acquisitions keep their distance from it, frames their sysClock.
+    """
+    starts = [a.start for a in session.acquisitions if a.start is not None]
     user_start = (metadata.get("NWBFile") or {}).get("session_start_time")
     if user_start is not None:
         user_ms = round(user_start.timestamp() * 1000)
-        return SessionClock(start=user_start, start_ms=user_ms, fallback_ms=user_ms)
-    starts = [a.start for a in session.acquisitions if a.start is not None]
+        named = [s.epoch_ms for s in starts if s.from_folder_names]
+        anchor = min(named) if named else user_ms
+        return SessionClock(start=user_start, start_ms=anchor, fallback_ms=anchor)
     if len(starts) < len(session.acquisitions):
         raise MiniscopeFormatError(
             session.root,
-            "has no session metaData.json with the recording start time; give "
+            "has no recording start time (no session metaData.json, or for a legacy V3 "
+            "recording no M_D_YYYY/H<h>_M<m>_S<s> folder names); give "
             "NWBFile.session_start_time in the metadata file (--metadata)",
         )
     firsts = [r.start_ms(0) + int(r.table["time_ms"].min()) for r in recordings if len(r.table)]

@@ -1,6 +1,7 @@
 """What a session is, and a collection of them: one definition for the CLI, the API and Dagster.
 
-An acquisition is a folder whose metaData.json is a DAQ session's (one press of Record). A
+An acquisition is a folder whose metaData.json is a DAQ session's (one press of Record), or a
+legacy V3 recording folder (timestamp.dat, settings_and_notes.dat; see `legacy`). A
 session is the folder that directly holds acquisition folders, or an acquisition folder (or a
 lone device folder) given by itself. A folder holding several sessions is a collection, and
 sessions are never merged: a cohort folder with `mouseA/<day>/<time>` and `mouseB/<day>/<time>`
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from .errors import MiniscopeFormatError
 from .keys import partition_key
+from .legacy import check_not_mixed, is_legacy_folder, load_legacy_acquisition
 from .session import (
     Acquisition,
     Session,
@@ -201,7 +203,7 @@ def _kind(folder: str, skip_unreadable: bool) -> _Kind:
     path = os.path.join(folder, _METADATA)
     data = _read_bytes(path)
     if data is None:
-        return _Kind.NONE
+        return _Kind.SESSION if is_legacy_folder(folder) else _Kind.NONE
     try:
         meta = json.loads(data.decode("utf-8-sig"))
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
@@ -253,7 +255,9 @@ def discover(path: Path | str) -> Session:
     sessions = find_sessions(root)
     if not sessions:
         raise MiniscopeFormatError(
-            root, "holds no Miniscope acquisition (no session metaData.json below it)"
+            root,
+            "holds no Miniscope acquisition "
+            "(no session metaData.json or legacy timestamp.dat below it)",
         )
     if len(sessions) > 1:
         raise CollectionError(root, sessions)
@@ -265,11 +269,14 @@ def load_session(folder: Path) -> Session:
     if _is_device_folder(folder):
         return Session(root=folder, acquisitions=(_device_only_acquisition(folder),))
     acquisitions = [
-        load_acquisition(a, folder.name if a == folder else a.relative_to(folder).as_posix())
+        (load_legacy_acquisition if is_legacy_folder(a) else load_acquisition)(
+            a, folder.name if a == folder else a.relative_to(folder).as_posix()
+        )
         for a in find_acquisition_folders(folder)
         if a == folder or a.parent == folder
     ]
     acquisitions.sort(key=lambda a: (a.start.epoch_ms if a.start else 0, a.label))
+    check_not_mixed(folder, acquisitions)
     _check_one_animal(folder, acquisitions)
     return Session(root=folder, acquisitions=tuple(acquisitions))
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import MiniscopeFormatError
+from .legacy import SETTINGS_FILE, legacy_notes
 
 
 def read_notes(path: Path) -> list[tuple[int, str]]:
     """(ms since recording start, text) rows; the file may be empty, headerless or headed.
 
     Note text is not quoted by the DAQ and may contain commas, so only the first comma splits.
+    A legacy V3 recording's notes are in its settings_and_notes.dat (see `legacy`).
     """
+    if path.name == SETTINGS_FILE:
+        return legacy_notes(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as error:

@@ -151,9 +151,7 @@ def _incomplete_reason(session: Session) -> str:
         for device in acquisition.devices:
             if device.timestamps_path is None:
                 return f"{device.folder} has no timeStamps.csv yet"
-            with device.timestamps_path.open("rb") as handle:
-                rows = sum(1 for _ in handle) - 1
-            needed = math.ceil(max(rows, 0) / device.frames_per_file)
+            needed = math.ceil(device.timestamp_rows() / device.frames_per_file)
             if len(device.videos) < needed:
                 return f"{device.folder} has {len(device.videos)} videos, timestamps need {needed}"
             unfinished = [v.name for v in device.videos if not avi_finalised(v)]

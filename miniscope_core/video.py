@@ -152,11 +152,15 @@ def _decode_command(path: Path, color: bool, nwb_order: bool, before: list[str])
 
     `before` goes before the input (decoder and seek options). `-fps_mode passthrough` keeps one
     output frame per decoded frame (no duplicate ever fills a timestamp gap);
-    `transpose=cclock_flip` is the plain transpose (x, y) -> (y, x).
+    `transpose=cclock_flip` is the plain transpose (x, y) -> (y, x). A palette-indexed 8-bit
+    gray frame (the legacy V3 software's 'DIB ' videos) is read through RGB: ffmpeg's direct
+    palette-to-gray conversion is off by one for some values, the red channel is exact.
     """
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", *before, "-i", str(path)]
     command += ["-map", "0:v:0", "-fps_mode", "passthrough"]
-    command += ["-vf", "transpose=cclock_flip"] if nwb_order else []
+    filters = ["format=rgb24", "extractplanes=r"] if not color and avi_palettised(path) else []
+    filters += ["transpose=cclock_flip"] if nwb_order else []
+    command += ["-vf", ",".join(filters)] if filters else []
     return command + ["-pix_fmt", "rgb24" if color else "gray", "-f", "rawvideo", "pipe:1"]
 
 
@@ -203,6 +207,17 @@ def avi_frame_size(path: Path) -> tuple[int, int] | None:
         return None
     width, height = struct.unpack("<ii", header[at + 12 : at + 20])
     return (width, abs(height)) if width > 0 and height else None
+
+
+def avi_palettised(path: Path) -> bool:
+    """True for an uncompressed (BI_RGB) AVI of 8 bits or fewer per pixel: palette indices."""
+    with path.open("rb") as handle:
+        header = handle.read(_HEADER_BYTES)
+    at = header.find(b"strf")
+    if header[:4] != b"RIFF" or at < 0 or len(header) < at + 28:
+        return False
+    bits, compression = struct.unpack("<HI", header[at + 22 : at + 28])
+    return bits <= 8 and compression == 0
 
 
 def frame_size(path: Path) -> tuple[int, int]:

@@ -18,7 +18,10 @@ from .base import (
     settings_text,
 )
 
-_MINISCOPE_FIELDS = ("compression", "deviceType", "frameRate", "framesPerFile", "gain", "led0")
+_MINISCOPE_FIELDS = (
+    "compression", "deviceType", "frameRate", "framesPerFile", "gain", "led0",
+    "excitation", "msCamExposure",  # legacy V3 settings_and_notes.dat
+)  # fmt: skip
 
 
 def device_model(ctx: LayoutContext, device_type: str) -> DeviceModel:
@@ -50,7 +53,7 @@ def _miniscope_fields(settings: dict[str, Any]) -> dict[str, Any]:
     for key in ("compression", "deviceType", "frameRate", "gain"):
         if key in fields:
             fields[key] = str(fields[key])
-    for key in ("framesPerFile", "led0"):
+    for key in ("framesPerFile", "led0", "excitation", "msCamExposure"):
         value = fields.get(key)
         if value is not None and float(value) != int(float(value)):
             fields.pop(key)

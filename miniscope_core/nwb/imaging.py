@@ -59,11 +59,18 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
         ),
         description=(
             f"Frames of Miniscope {recordings[0].device.name!r}, (frame, width, height), "
-            f"from acquisitions {group.labels}; timestamps from timeStamps.csv." + group.split_note
+            f"from acquisitions {group.labels}; timestamps from {_timestamps_name(recordings)}."
+            + group.split_note
         ),
         device=plane.device,
     )
     ctx.nwbfile.add_acquisition(series)
+
+
+def _timestamps_name(recordings: list[Recording]) -> str:
+    """timeStamps.csv, or timestamp.dat for a legacy V3 recording."""
+    path = recordings[0].device.timestamps_path
+    return path.name if path is not None else "the requested frame rate"
 
 
 def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:

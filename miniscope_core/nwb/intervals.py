@@ -159,7 +159,7 @@ def add_notes(ctx: LayoutContext, recordings: list[Recording]) -> None:
     table = EventsTable(
         name="notes",
         description="Notes typed while recording, and setting changes the DAQ logged.",
-        source_description="notes.csv of each acquisition",
+        source_description="notes.csv of each acquisition (settings_and_notes.dat for legacy V3)",
     )
     table.add_column("annotation", "The note text.")
     for time_s, text in sorted(rows, key=lambda row: row[0]):
