@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support import acquisition, read_nwb
-from test_sensor import Daemon, storage_for
 
 from miniscope_core import (
     ConversionOptions,
@@ -160,14 +159,17 @@ def test_renamed_folders_need_the_start_time_from_metadata(tmp_path, capsys):
         assert nwb.acquisition["OnePhotonSeriesMiniscope"].timestamps[0] == truth.scope_ms[0] / 1000
 
 
-def test_listing_inspect_and_the_dagster_partitions_find_v3_sessions(tmp_path, capsys):
-    import dagster as dg
-
-    raw = tmp_path / "raw"
+def v3_cohort(raw: Path) -> None:
+    """Two V3 sessions (one of two recordings) and a DAQ-QT session beside them."""
     write_legacy_recording(raw / "mouseA")
     write_legacy_recording(raw / "mouseA", LATER)
     write_legacy_recording(raw / "mouseB", replace(LegacySpec(), animal="other"))
-    acquisition(raw / "mouseC" / "11_34_45")  # a DAQ-QT session beside them
+    acquisition(raw / "mouseC" / "11_34_45")
+
+
+def test_listing_and_inspect_find_v3_sessions(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    v3_cohort(raw)
     day = "6_11_2019"
     assert find_sessions(raw) == [raw / "mouseA" / day, raw / "mouseB" / day, raw / "mouseC"]
     listed = list_sessions(raw)
@@ -182,10 +184,6 @@ def test_listing_inspect_and_the_dagster_partitions_find_v3_sessions(tmp_path, c
         "Miniscope_V3", 12, 12,
     )  # fmt: skip
     assert report["problems"] == []
-
-    with dg.instance_for_test() as instance:
-        daemon = Daemon(instance, storage_for(tmp_path))
-        daemon.handed_over("mouseA__6_11_2019", "mouseB__6_11_2019", "mouseC")
 
 
 def _truncate_timestamps(folder: Path) -> None:
