@@ -93,17 +93,18 @@ def write_legacy_recording(root: Path | str, spec: LegacySpec = LegacySpec()) ->
     if spec.camera_frames:
         write_numbered(folder, CAMERA_PREFIX, camera[..., ::-1])  # stored as BGR
     rng = np.random.default_rng(spec.seed)
-    scope_ms = _clock(spec.scope_frames, spec.scope_interval_ms, rng)
-    camera_ms = _clock(spec.camera_frames, spec.camera_interval_ms, rng)
+    scope_ms = _clock(spec.scope_frames, spec.scope_interval_ms, 3.0, rng)
+    camera_ms = _clock(spec.camera_frames, spec.camera_interval_ms, 16.0, rng)
     _write_timestamps(folder / TIMESTAMP_FILE, spec, scope_ms, camera_ms)
     (folder / SETTINGS_FILE).write_text(_settings_text(spec), encoding="utf-8", newline="\r\n")
     return LegacyTruth(folder, spec, scope, camera, scope_ms, camera_ms)
 
 
-def _clock(n: int, interval_ms: float, rng: np.random.Generator) -> np.ndarray:
-    """Grab times in whole ms since Record: the first a few ms in, then about `interval_ms`."""
+def _clock(n: int, interval_ms: float, after_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """Grab times in whole ms since Record: the first within 12 ms from `after_ms`, then about
+    `interval_ms` apart."""
     steps = rng.normal(interval_ms, 0.05 * interval_ms, max(n - 1, 0)).clip(0.5 * interval_ms)
-    first = rng.uniform(3, 0.9 * interval_ms)
+    first = rng.uniform(after_ms, after_ms + 12)
     return np.round(first + np.concatenate([[0.0], np.cumsum(steps)]))[:n].astype(np.int64)
 
 
