@@ -14,6 +14,7 @@ from support import acquisition, read_nwb
 from miniscope_core import (
     ConversionOptions,
     MiniscopeFormatError,
+    check_file,
     convert_session,
     discover,
     find_sessions,
@@ -109,14 +110,16 @@ def test_a_v3_recording_converts_with_its_times_settings_notes_and_linked_video(
         assert nwb.subject.subject_id == "v3mouse"
 
 
-def test_embedded_frames_of_several_files_round_trip_exactly(tmp_path):
+def test_embedded_frames_of_several_files_round_trip_exactly_into_a_valid_file(tmp_path):
     spec = LegacySpec(scope_frames=1003, scope_size=(8, 6), camera_frames=1001, camera_size=(6, 4))
     truth = write_legacy_recording(tmp_path / "raw", spec)
     assert sorted(p.name for p in truth.folder.glob("*.avi")) == [
         "behavCam1.avi", "behavCam2.avi", "msCam1.avi", "msCam2.avi",
     ]  # fmt: skip
     out = tmp_path / "out.nwb"
-    convert_session(tmp_path / "raw", out, ConversionOptions(embed_cameras=True))
+    subject = {"species": "Mus musculus", "sex": "F", "age": "P90D"}
+    options = ConversionOptions(embed_cameras=True)
+    convert_session(tmp_path / "raw", out, options, metadata={"Subject": subject})
     with read_nwb(out) as nwb:
         scope = nwb.acquisition["OnePhotonSeriesMiniscope"]
         np.testing.assert_array_equal(scope.data[:].transpose(0, 2, 1), truth.scope)
@@ -124,6 +127,7 @@ def test_embedded_frames_of_several_files_round_trip_exactly(tmp_path):
         np.testing.assert_array_equal(camera.data[:].transpose(0, 2, 1, 3), truth.camera)
         zero = first_ms(truth)
         np.testing.assert_allclose(camera.timestamps[-1], (truth.camera_ms[-1] - zero) / 1000)
+    assert check_file(out).problems == ()  # pynwb schema, nwbinspector CRITICAL, read-back
 
 
 def test_a_given_start_time_is_the_first_record_and_later_recordings_keep_their_distance(
