@@ -11,9 +11,9 @@ ndx-miniscope's readers (`ndx_miniscope/utils/{timestamps,settings,notes}.py`):
   cameras in the order they were written. `camNum` is the OpenCV device index the user picked
   (`mScopeCamID`, `mBehaviorCamID`), so which one is the Miniscope is decided here from the
   frame counts of the videos. `frameNum` counts from 1 per camera. `sysClock` is the grab time in
-  ms since Record (QueryPerformanceCounter, a 32-bit UINT); a frame grabbed just before Record
-  keeps a time measured from a stale start, so a camera's first row can be far off
-  (ndx-miniscope sets it to 0).
+  ms since Record (QueryPerformanceCounter, a 32-bit UINT printed with `%li`, so it may read
+  negative); a frame grabbed just before Record keeps a time measured from a stale start, so a
+  camera's first row can be far off (ndx-miniscope sets it to 0).
 - `settings_and_notes.dat`: a header row `animal excitation msCamExposure recordLength`, its
   value row, a blank line, `elapsedTime Note`, then one row per note (typed, or logged as
   `LED excitation intensity set to N`); `elapsedTime` is whole seconds since Record.
@@ -59,7 +59,8 @@ class UnreliableClockWarning(MiniscopeWarning):
 
 @dataclass(frozen=True)
 class LegacyDevice(Device):
-    """A camera of a V3 recording: its rows of timestamp.dat, already read and split by camNum."""
+    """The scope or camera of a V3 recording, with its rows of timestamp.dat (read once, split
+    by camNum) standing in for a timeStamps.csv."""
 
     table: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
 
@@ -119,7 +120,7 @@ def read_timestamp_dat(path: Path) -> pd.DataFrame:
 def read_settings(path: Path) -> LegacySettings:
     """settings_and_notes.dat; a note whose text ran over a line break is joined back."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _text(path.read_bytes()).splitlines()
     except FileNotFoundError as error:
         raise MiniscopeFormatError(
             path, "is missing (a legacy V3 recording always has one, with its settings)"
@@ -131,6 +132,14 @@ def read_settings(path: Path) -> LegacySettings:
     header = [name.strip() for name in lines[0].split("\t")]
     values = dict(zip(header, (v.strip() for v in lines[1].split("\t")), strict=False))
     return LegacySettings(values, tuple(_notes(path, lines[2:])))
+
+
+def _text(data: bytes) -> str:
+    """The MFC software wrote the PC's ANSI code page (cp1252 in most labs), or plain ASCII."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 def _notes(path: Path, lines: Sequence[str]) -> list[tuple[int, str]]:

@@ -25,6 +25,7 @@ from miniscope_core.legacy import (
     UnreliableClockWarning,
     read_settings,
     read_timestamp_dat,
+    reliable_times,
 )
 from miniscope_core.synthetic_legacy import (
     LegacySpec,
@@ -55,6 +56,11 @@ def test_timestamp_dat_and_settings_are_read_by_name(tmp_path):
         "recordLength": "0",
     }
     assert settings.notes == ((1, "tail pinch"), (2, "LED excitation intensity set to 40"))
+    path = truth.folder / "settings_and_notes.dat"  # an ANSI (cp1252) PC, a note over two lines
+    path.write_bytes(
+        path.read_bytes().replace(b"tail pinch", "queue pincée\r\nfort".encode("cp1252"))
+    )
+    assert read_settings(path).notes[0] == (1, "queue pincée fort")
 
 
 @pytest.mark.parametrize("scope_cam, camera_cam", [(0, 1), (1, 0), (2, 5)])
@@ -82,6 +88,19 @@ def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_pat
     np.testing.assert_array_equal(times[1:], truth.scope_ms[1:])
     assert times[0] == truth.scope_ms[1] - round(np.median(np.diff(truth.scope_ms[1:])))
     assert abs(times[0] - truth.scope_ms[0]) < 10  # the true grab time, within the jitter
+
+
+@pytest.mark.parametrize(
+    "first, kept",
+    [(-6, -6), (20, 20), (-4_294_000, 0), (183_004, 0), (49, 49)],
+)
+def test_only_a_first_sysclock_that_cannot_be_a_first_frame_is_replaced(first, kept):
+    clock = np.array([first, 50, 100, 150, 200])  # `%li` of a UINT: a stale time may be negative
+    if first == kept:
+        assert reliable_times(clock, Path("timestamp.dat"), 0)[0] == kept
+    else:
+        with pytest.warns(UnreliableClockWarning, match=f"first sysClock \\({first} ms\\)"):
+            assert reliable_times(clock, Path("timestamp.dat"), 0)[0] == kept
 
 
 def test_a_v3_recording_converts_with_its_times_settings_notes_and_linked_video(tmp_path):
