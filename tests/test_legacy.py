@@ -226,7 +226,12 @@ def _add_qt_acquisition(folder: Path) -> None:
     acquisition(folder.parent / "11_34_45")
 
 
+def _add_other_animal(folder: Path) -> None:
+    write_legacy_recording(folder.parent.parent, replace(LATER, animal="other"))
+
+
 BROKEN = {
+    "animals": (_add_other_animal, "6_11_2019: holds acquisitions of different animals"),
     "truncated": (_truncate_timestamps, r"timestamp.dat: line \d+: \w+ is not a number"),
     "count": (_drop_last_scope_frame, "timestamp.dat: frame count mismatch: the msCam"),
     "settings": (
