@@ -63,10 +63,18 @@ class LegacyDevice(Device):
     by camNum) standing in for a timeStamps.csv."""
 
     table: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
+    cam_num: int = -1
+    first_estimated: bool = False  # its first sysClock was stale (see `reliable_times`)
 
     @property  # type: ignore[override]
     def timestamps(self) -> pd.DataFrame:
         return self.table
+
+    def timestamps_source(self) -> str:
+        source = f"{TIMESTAMP_FILE} camNum {self.cam_num}"
+        if self.first_estimated:
+            source += f" (the first time in {self.folder.name} estimated: its sysClock was stale)"
+        return source
 
     def timestamp_rows(self) -> int:
         return len(self.table)
@@ -221,6 +229,7 @@ def camera_table(table: pd.DataFrame, cam: int, path: Path) -> pd.DataFrame:
             "frame": own["frameNum"].to_numpy(),
             "time_ms": reliable_times(own["sysClock"].to_numpy(), path, cam),
             "buffer": own["buffer"].to_numpy(),
+            "sys_clock": own["sysClock"].to_numpy(),
         }
     )
 
@@ -246,9 +255,11 @@ def _device(
     folder: Path,
     kind: DeviceKind,
     videos: tuple[Path, ...],
-    table: pd.DataFrame,
+    dat: tuple[pd.DataFrame, int],
     settings: dict[str, Any],
 ) -> LegacyDevice:
+    """A device from its camNum's rows of timestamp.dat (`dat`: the whole table, the camNum)."""
+    table = camera_table(dat[0], dat[1], folder / TIMESTAMP_FILE)
     return LegacyDevice(
         name=SCOPE_NAME if kind == "miniscope" else CAMERA_NAME,
         kind=kind,
@@ -258,7 +269,9 @@ def _device(
         video_indices=tuple(range(len(videos))),  # file k + 1 starts at row k * 1000
         timestamps_path=folder / TIMESTAMP_FILE,
         head_orientation_path=None,
-        table=table,
+        table=table.drop(columns="sys_clock"),
+        cam_num=dat[1],
+        first_estimated=bool(np.any(table["time_ms"][:1] != table["sys_clock"][:1])),
     )
 
 
@@ -282,7 +295,7 @@ def load_legacy_acquisition(folder: Path, label: str) -> Acquisition:
             f"mixes a DAQ-QT metaData.json with legacy V3 files ({TIMESTAMP_FILE}, "
             f"{SETTINGS_FILE}); keep each recording in a folder of its own",
         )
-    settings = read_settings(folder / SETTINGS_FILE)
+    values = read_settings(folder / SETTINGS_FILE).values
     dat = folder / TIMESTAMP_FILE
     table = read_timestamp_dat(dat)
     scope_videos = numbered_videos(folder, SCOPE_PREFIX)
@@ -291,12 +304,8 @@ def load_legacy_acquisition(folder: Path, label: str) -> Acquisition:
     cams, counts = np.unique(table["camNum"].to_numpy(), return_counts=True)
     rows = {int(cam): int(count) for cam, count in zip(cams, counts, strict=True)}
     scope = scope_cam_num(rows, sum(count_frames(video) for video in scope_videos), dat)
-    devices = [
-        _device(folder, "miniscope", scope_videos, camera_table(table, scope, dat),
-                _scope_settings(settings.values))
-    ]  # fmt: skip
+    devices = [_device(folder, "miniscope", scope_videos, (table, scope), _scope_settings(values))]
     devices += _camera(folder, table, [cam for cam in rows if cam != scope], dat)
-    values = settings.values
     metadata = {"animalName": values["animal"]} if values.get("animal") else {}
     if values.get("recordLength"):
         metadata["recordLength"] = values["recordLength"]
@@ -326,7 +335,7 @@ def _camera(folder: Path, table: pd.DataFrame, cams: list[int], dat: Path) -> li
         "compression": COMPRESSION,
         "framesPerFile": FRAMES_PER_FILE,
     }
-    return [_device(folder, "camera", videos, camera_table(table, cams[0], dat), settings)]
+    return [_device(folder, "camera", videos, (table, cams[0]), settings)]
 
 
 def legacy_notes(path: Path) -> list[tuple[int, str]]:

@@ -52,6 +52,10 @@ class Device:
         """timeStamps.csv, read once however many steps ask (None when the device has none)."""
         return None if self.timestamps_path is None else read_timestamps(self.timestamps_path)
 
+    def timestamps_source(self) -> str:
+        """Where the frame times come from, as the series descriptions say it."""
+        return self.timestamps_path.name if self.timestamps_path else "the requested frame rate"
+
     def timestamp_rows(self) -> int:
         """Frames the timestamps list, counted without parsing them (cheap for a sensor tick)."""
         if self.timestamps_path is None:

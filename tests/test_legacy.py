@@ -88,6 +88,9 @@ def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_pat
     np.testing.assert_array_equal(times[1:], truth.scope_ms[1:])
     assert times[0] == truth.scope_ms[1] - round(np.median(np.diff(truth.scope_ms[1:])))
     assert abs(times[0] - truth.scope_ms[0]) < 10  # the true grab time, within the jitter
+    assert acq.devices[0].timestamps_source() == (
+        "timestamp.dat camNum 0 (the first time in H9_M5_S3 estimated: its sysClock was stale)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,13 +118,14 @@ def test_a_v3_recording_converts_with_its_times_settings_notes_and_linked_video(
         scope = nwb.acquisition["OnePhotonSeriesMiniscope"]
         np.testing.assert_array_equal(scope.data[:].transpose(0, 2, 1), truth.scope)
         np.testing.assert_allclose(scope.timestamps[:], (truth.scope_ms - zero) / 1000)
-        assert "timestamps from timestamp.dat" in scope.description
+        assert "timestamps from timestamp.dat camNum 0." in scope.description
         device = nwb.devices["Miniscope"]
         assert (device.deviceType, device.excitation, device.msCamExposure) == (
             "Miniscope_V3", 37, 255,
         )  # fmt: skip
         camera = nwb.acquisition["ImageSeriesBehavCam"]
         assert list(camera.external_file[:]) == ["raw/6_11_2019/H9_M5_S3/behavCam1.avi"]
+        assert "timestamps from timestamp.dat camNum 1." in camera.description
         np.testing.assert_allclose(camera.timestamps[:], (truth.camera_ms - zero) / 1000)
         notes = nwb.events["notes"].to_dataframe()
         assert list(notes.annotation) == ["tail pinch", "LED excitation intensity set to 40"]

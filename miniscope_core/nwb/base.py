@@ -123,6 +123,11 @@ def settings_text(settings: dict[str, Any], skip: tuple[str, ...]) -> str:
     return ", ".join(items)
 
 
+def timestamps_sources(recordings: list[Recording]) -> str:
+    """Where the times of a series come from: timeStamps.csv, or a V3 timestamp.dat's camNum."""
+    return ", ".join(dict.fromkeys(r.device.timestamps_source() for r in recordings))
+
+
 def differing_settings(recordings: list[Recording]) -> list[str]:
     """Settings whose values change between the acquisitions of one device."""
     keys = {k for r in recordings for k in r.device.settings} - NOT_SETTINGS

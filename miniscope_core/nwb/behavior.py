@@ -11,7 +11,14 @@ from pynwb.device import Device
 from pynwb.image import ImageSeries
 
 from ..recordings import Recording
-from .base import LayoutContext, SeriesGroup, camel, series_groups, settings_text
+from .base import (
+    LayoutContext,
+    SeriesGroup,
+    camel,
+    series_groups,
+    settings_text,
+    timestamps_sources,
+)
 from .devices import changed_settings_note, device_model
 
 
@@ -46,7 +53,7 @@ def _camera_series(ctx: LayoutContext, group: SeriesGroup, device: Device) -> Im
     timestamps = H5DataIO(np.concatenate([ctx.seconds(r) for r in recordings]), compression="gzip")
     description = (
         f"Video of behaviour camera {recordings[0].device.name!r} from acquisitions "
-        f"{group.labels}.{group.split_note}"
+        f"{group.labels}; timestamps from {timestamps_sources(recordings)}.{group.split_note}"
     )
     if ctx.options.embed_cameras:
         return ImageSeries(

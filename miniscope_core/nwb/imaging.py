@@ -11,7 +11,14 @@ from pynwb.ophys import ImagingPlane, OnePhotonSeries, OpticalChannel
 from ..orientation import read_head_orientation
 from ..recordings import Recording
 from ..user_metadata import ophys_for
-from .base import LayoutContext, SeriesGroup, acquisition_groups, camel, series_groups
+from .base import (
+    LayoutContext,
+    SeriesGroup,
+    acquisition_groups,
+    camel,
+    series_groups,
+    timestamps_sources,
+)
 from .devices import miniscope_device
 
 
@@ -59,18 +66,12 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
         ),
         description=(
             f"Frames of Miniscope {recordings[0].device.name!r}, (frame, width, height), "
-            f"from acquisitions {group.labels}; timestamps from {_timestamps_name(recordings)}."
+            f"from acquisitions {group.labels}; timestamps from {timestamps_sources(recordings)}."
             + group.split_note
         ),
         device=plane.device,
     )
     ctx.nwbfile.add_acquisition(series)
-
-
-def _timestamps_name(recordings: list[Recording]) -> str:
-    """timeStamps.csv, or timestamp.dat for a legacy V3 recording."""
-    path = recordings[0].device.timestamps_path
-    return path.name if path is not None else "the requested frame rate"
 
 
 def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
