@@ -12,7 +12,6 @@ import hashlib
 import math
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chun
 from .clock import aligned_clock, session_clock
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
-from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
+from .errors import MiniscopeFormatError, lab_messages, recorded_warnings, replay
 from .nwb.base import Fill, Layout, LayoutOptions
 from .nwb.layout import build_layout
 from .nwb_writer import Filler, Shortfall, copy_fill, write_nwb
@@ -385,39 +384,39 @@ def convert_session(
     per-frame callback.
     """
     began = time.perf_counter()
-    output = Path(output)
-    session = path if isinstance(path, Session) else discover(path)
-    lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
-    merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
-    if options.alignment is None:  # the session's sync.csv, checked before any decoding
-        options = replace(options, alignment=session_alignment(session.root))
-    sources = tuple(str(f) for f in metadata_files(session, lab, user))
-    videos = probe_videos(session, options)
-    with (
-        atomic_output(
-            output,
-            overwrite=overwrite,
-            expected_bytes=estimated_bytes(videos, STUB_FRAMES if options.stub else None),
-        ) as target,
-        recorded_warnings() as caught,
-    ):
-        job = _Job(session, target, output, options, merged, progress, sources)
-        if work_dir is not None and not options.stub:
-            done = _staged(job, Path(work_dir))
-        else:
-            direct = _direct(job, videos)
-            if isinstance(direct, Shortfall):
-                caught.clear()  # the staged run below warns again about what it finds
-                done = _staged_in_scratch(job)
+    with recorded_warnings() as caught:  # from reading the folder on, for the result
+        session = path if isinstance(path, Session) else discover(path)
+        lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
+        merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
+        if options.alignment is None:  # the session's sync.csv, checked before any decoding
+            options = replace(options, alignment=session_alignment(session.root))
+        sources = tuple(str(f) for f in metadata_files(session, lab, user))
+        videos = probe_videos(session, options)
+        stub_frames = STUB_FRAMES if options.stub else None
+        expected = estimated_bytes(videos, stub_frames)
+        with atomic_output(Path(output), overwrite=overwrite, expected_bytes=expected) as target:
+            job = _Job(session, target, Path(output), options, merged, progress, sources)
+            if work_dir is not None and not options.stub:
+                done = _staged(job, Path(work_dir))
             else:
-                done = direct
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+                done = _direct_or_staged(job, videos)
+    replay(caught)
     return ConversionResult(
-        output=output,
+        output=Path(output),
         series_frames=done.series_frames,
         dropped_frames=done.dropped_frames,
         seconds=time.perf_counter() - began,
         warnings=lab_messages(caught),
         recordings=done.recordings,
     )
+
+
+def _direct_or_staged(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly:
+    """The direct path; the staged one (in scratch) when a video falls short of its promise.
+    Only the warnings of the path that made the file are kept."""
+    with recorded_warnings() as attempt:
+        direct = _direct(job, videos)
+    if isinstance(direct, Shortfall):
+        return _staged_in_scratch(job)
+    replay(attempt)
+    return direct

@@ -37,6 +37,12 @@ def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
+def replay(caught: list[warnings.WarningMessage]) -> None:
+    """Warn again what was recorded, as it was first warned (to an outer recorder, or the user)."""
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def lab_messages(caught: list[warnings.WarningMessage]) -> list[str]:
     """The recorded warnings meant for the lab (about its recording), not library chatter."""
     return [str(w.message) for w in caught if issubclass(w.category, MiniscopeWarning)]

@@ -91,6 +91,9 @@ def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_pat
     assert acq.devices[0].timestamps_source() == (
         "timestamp.dat camNum 0 (the first time in H9_M5_S3 estimated: its sysClock was stale)"
     )
+    with pytest.warns(UnreliableClockWarning):
+        result = convert_session(tmp_path, tmp_path / "out.nwb", ConversionOptions(stub=True))
+    assert sum("sysClock" in message for message in result.warnings) == 2  # in the result too
 
 
 @pytest.mark.parametrize(
