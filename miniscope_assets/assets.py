@@ -243,7 +243,7 @@ def nwb_file(
     notes = lab_messages(caught)
     for note in notes:
         context.log.warning(note)
-    counts = frame_counts(done.recordings, path)
+    counts = frame_counts(done.recordings, path, options.naming)
     if not storage.keep_chunks:
         shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
     totals = miniscope_totals(recording_timings(done.recordings))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .collection import CollectionError, session_names
+from .collection import CollectionError, discover, session_names
 from .convert import (
     STUB_FRAMES,
     ConversionOptions,
@@ -20,10 +20,12 @@ from .convert import (
     convert_session,
     stub_output,
 )
+from .dandi_names import dandi_output
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
 from .errors import MiniscopeFormatError
 from .report import SessionReport, inspect_session
 from .sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
+from .user_metadata import resolve_metadata
 from .validate import check_file
 
 _STAGES = ("decoding + compressing", "assembling NWB")
@@ -70,6 +72,15 @@ def _add_convert(convert: argparse.ArgumentParser) -> None:
         "--strict", action="store_true", help="frame/timestamp mismatches are errors"
     )
     convert.add_argument("--embed-cameras", action="store_true", help="store behaviour video")
+    convert.add_argument(
+        "--neuroconv-names", action="store_true", help="name series and devices as NeuroConv"
+    )
+    convert.add_argument(
+        "--dandi",
+        action="store_true",
+        help="--output-dir is a dandiset: sub-<id>/sub-<id>_ses-<id>_<modalities>.nwb, "
+        "DANDI's required metadata checked first",
+    )
     convert.add_argument(
         "--deflate-engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE, help="gzip encoder"
     )
@@ -148,6 +159,7 @@ def _options(args: argparse.Namespace) -> ConversionOptions:
         compression_level=args.compression_level,
         deflate_engine=args.deflate_engine,
         embed_cameras=args.embed_cameras,
+        neuroconv_names=args.neuroconv_names,
         workers=args.workers,
         verify=not args.no_verify,
         stub=args.stub,
@@ -170,6 +182,8 @@ def _convert_one(args: argparse.Namespace, session: Path, output: Path) -> Conve
 
 
 def _convert(args: argparse.Namespace) -> int:
+    if args.dandi and args.output is not None:
+        raise MiniscopeFormatError(args.output, "--dandi names the files: use --output-dir")
     if args.output is not None:
         _print_result(_convert_one(args, args.session, args.output))
         return 0
@@ -183,8 +197,12 @@ def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
     """One file per session; a session that fails does not stop the others."""
     done, skipped, failed = 0, 0, 0
     for name, folder in sessions.items():
-        output = args.output_dir / f"{name}.nwb"
-        output = stub_output(output) if args.stub else output
+        try:
+            output = _output_path(args, name, folder)
+        except MiniscopeFormatError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{folder} -> {output}")
         if output.exists() and not args.overwrite:
             print(f"  skipped: {output} exists (--overwrite replaces it)")
@@ -200,6 +218,17 @@ def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
             failed += 1
     print(f"{len(sessions)} sessions: {done} converted, {skipped} skipped, {failed} failed")
     return 1 if failed else 0
+
+
+def _output_path(args: argparse.Namespace, name: str, folder: Path) -> Path:
+    """`<name>.nwb`, or with --dandi the name `dandi organize` gives (metadata checked first);
+    a stub's name never is the full file's."""
+    output = Path(args.output_dir / f"{name}.nwb")
+    if args.dandi:
+        session = discover(folder)
+        metadata = resolve_metadata(session, args.lab_metadata, args.metadata)
+        output = dandi_output(session, args.output_dir, metadata, _options(args))
+    return stub_output(output) if args.stub else output
 
 
 def _print_result(result: ConversionResult) -> None:

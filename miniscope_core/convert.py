@@ -27,6 +27,7 @@ from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
 from .errors import MiniscopeFormatError, lab_messages, recorded_warnings, replay
 from .nwb.base import Fill, Layout, LayoutOptions
 from .nwb.layout import build_layout
+from .nwb.naming import Naming
 from .nwb_writer import Filler, Shortfall, copy_fill, write_nwb
 from .provenance import source_script
 from .recordings import Recording, session_recordings
@@ -52,6 +53,7 @@ class ConversionOptions:
     # sync pairs to another clock; None: the session's own sync.csv if it has one (sync.py)
     alignment: TimeAlignment | NewTimestamps | None = None
     start_offset: float = 0.0  # seconds added to every time, after the pairs
+    neuroconv_names: bool = False  # name objects as NeuroConv does (nwb/naming.py)
 
     def __post_init__(self) -> None:
         Deflater(self.deflate_engine, self.compression_level)  # a clear ValueError, early
@@ -59,6 +61,10 @@ class ConversionOptions:
     @property
     def deflater(self) -> Deflater:
         return Deflater(self.deflate_engine, self.compression_level)
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.neuroconv_names, self.per_acquisition)
 
 
 @dataclass(frozen=True)
@@ -239,19 +245,7 @@ def _assemble_into(
     metadata_files: tuple[str, ...],
 ) -> Assembly | Shortfall:
     """The layout of `output` written to `path` (a name the caller holds), or its shortfall."""
-    recordings = session_recordings(
-        session,
-        videos,
-        options.strict,
-        concatenated=not options.per_acquisition,
-        max_frames=STUB_FRAMES if options.stub else None,
-    )
-    clock = session_clock(session, recordings, metadata)
-    pairs = options.alignment or session_alignment(session.root)
-    clock = aligned_clock(clock, recordings, pairs, options.start_offset)
-    layout = build_layout(
-        recordings, metadata, clock, output, _layout_options(options, metadata_files)
-    )
+    layout, recordings = plan_layout(session, videos, output, options, metadata, metadata_files)
     return _write(layout, path, output, recordings, options, fill)
 
 
@@ -263,11 +257,35 @@ def _complete(done: Assembly | Shortfall) -> Assembly:
     return done
 
 
+def plan_layout(
+    session: Session,
+    videos: Mapping[Path, VideoInfo],
+    output: Path,
+    options: ConversionOptions,
+    metadata: dict[str, Any],
+    metadata_files: tuple[str, ...] = (),
+) -> tuple[Layout, list[Recording]]:
+    """The file to be written at `output`, in memory without any pixel, and its recordings."""
+    recordings = session_recordings(
+        session,
+        videos,
+        options.strict,
+        concatenated=not options.per_acquisition,
+        max_frames=STUB_FRAMES if options.stub else None,
+    )
+    clock = session_clock(session, recordings, metadata)
+    pairs = options.alignment or session_alignment(session.root)
+    clock = aligned_clock(clock, recordings, pairs, options.start_offset)
+    layout_options = _layout_options(options, metadata_files)
+    return build_layout(recordings, metadata, clock, output, layout_options), recordings
+
+
 def _layout_options(options: ConversionOptions, metadata_files: tuple[str, ...]) -> LayoutOptions:
     script, script_name = source_script(asdict(options), list(metadata_files))
     return LayoutOptions(
         per_acquisition=options.per_acquisition,
         embed_cameras=options.embed_cameras,
+        neuroconv_names=options.neuroconv_names,
         compression_level=options.compression_level,
         stub_frames=STUB_FRAMES if options.stub else None,
         source_script=script,

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .nwb.base import camel
+from .nwb.naming import Naming
 from .recordings import Recording
 from .session import Device, Session
 from .sync import session_alignment
@@ -207,16 +207,20 @@ class FrameCount:
         return self.nwb == min(self.decoded, self.timestamps)
 
 
-def frame_counts(recordings: list[Recording], nwb_path: Path) -> list[FrameCount]:
+def frame_counts(
+    recordings: list[Recording], nwb_path: Path, naming: Naming | None = None
+) -> list[FrameCount]:
     """Per Miniscope: decoded frames, timestamp rows and frames in its NWB series (all of them:
-    a series split where the frame size changed still counts)."""
+    a series split where the frame size changed still counts); `naming` as the file was laid out."""
     in_file = _series_frames_by_device(nwb_path)
+    naming = naming or Naming()
     counts = []
     for name in dict.fromkeys(r.device.name for r in recordings if r.device.kind == "miniscope"):
         mine = [r for r in recordings if r.device.name == name]
         decoded = sum(video.n_frames for r in mine for video in r.videos)
         rows = sum(len(r.table) for r in mine)  # untimed devices: one row per frame
-        counts.append(FrameCount(name, decoded, rows, in_file.get(camel(name), 0)))
+        in_nwb = in_file.get(naming.device(mine[0]), 0)
+        counts.append(FrameCount(name, decoded, rows, in_nwb))
     return counts
 
 

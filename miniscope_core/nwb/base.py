@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -49,6 +50,7 @@ class LayoutOptions:
 
     per_acquisition: bool = False
     embed_cameras: bool = False
+    neuroconv_names: bool = False  # see naming.py
     compression_level: int = DEFAULT_LEVEL
     stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
     source_script: str = ""
@@ -135,13 +137,20 @@ def differing_settings(recordings: list[Recording]) -> list[str]:
     return [k for k, v in values.items() if any(x != v[0] for x in v)]
 
 
+Suffix = Callable[[Recording], str]
+
+
+def _our_suffix(recording: Recording) -> str:
+    return "_" + acquisition_suffix(recording.acquisition.label)
+
+
 def acquisition_groups(
-    recordings: list[Recording], per_acquisition: bool
+    recordings: list[Recording], per_acquisition: bool, suffix: Suffix = _our_suffix
 ) -> list[tuple[str, list[Recording]]]:
     """(name suffix, recordings): all acquisitions together, or one per acquisition."""
     if not per_acquisition:
         return [("", recordings)]
-    return [("_" + acquisition_suffix(r.acquisition.label), [r]) for r in recordings]
+    return [(suffix(r), [r]) for r in recordings]
 
 
 @dataclass(frozen=True)
@@ -158,9 +167,13 @@ class SeriesGroup:
 
 
 def series_groups(
-    recordings: list[Recording], prefix: str, per_acquisition: bool, split_by_size: bool
+    recordings: list[Recording],
+    prefix: str,
+    per_acquisition: bool,
+    split_by_size: bool,
+    suffix: Suffix = _our_suffix,
 ) -> list[SeriesGroup]:
-    """The image series of one device, named `prefix[_<acquisition>]`.
+    """The image series of one device, named `prefix[<suffix of the acquisition>]`.
 
     An HDF5 dataset has one frame shape, so with `split_by_size` a device whose frame size
     changes gets one series per run of consecutive acquisitions of equal size, each named after
@@ -171,7 +184,7 @@ def series_groups(
     if not framed:
         return []
     if per_acquisition:
-        return [SeriesGroup(prefix + s, g) for s, g in acquisition_groups(framed, True)]
+        return [SeriesGroup(prefix + s, g) for s, g in acquisition_groups(framed, True, suffix)]
     runs = _size_runs(framed) if split_by_size else [framed]
     if len(runs) == 1:
         return [SeriesGroup(prefix, framed)]

@@ -14,19 +14,20 @@ from ..recordings import Recording
 from .base import (
     LayoutContext,
     SeriesGroup,
-    camel,
     series_groups,
     settings_text,
     timestamps_sources,
 )
 from .devices import changed_settings_note, device_model
+from .naming import naming_of
 
 
-def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
+def add_camera(ctx: LayoutContext, recordings: list[Recording], first_camera: bool) -> None:
     """A camera's device and series. Linked videos keep one series whatever their size (each
     file carries its own); embedded frames are split where the size changes."""
     first = recordings[0].device
-    name = camel(first.name)
+    naming = naming_of(ctx.options)
+    name = naming.device(recordings[0])
     device = Device(
         name=name,
         description=_camera_description(recordings),
@@ -34,8 +35,9 @@ def add_camera(ctx: LayoutContext, recordings: list[Recording]) -> None:
     )
     ctx.nwbfile.add_device(device)
     embed = ctx.options.embed_cameras
-    prefix = f"ImageSeries{name}"
-    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, embed):
+    prefix = naming.camera_series(name, first_camera)
+    per_acquisition, suffix = ctx.options.per_acquisition, naming.acquisition_suffix
+    for group in series_groups(recordings, prefix, per_acquisition, embed, suffix):
         ctx.nwbfile.add_acquisition(_camera_series(ctx, group, device))
 
 

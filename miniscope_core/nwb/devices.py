@@ -13,10 +13,10 @@ from .base import (
     DEVICE_TABLE,
     MANUFACTURER,
     LayoutContext,
-    camel,
     differing_settings,
     settings_text,
 )
+from .naming import naming_of
 
 _MINISCOPE_FIELDS = (
     "compression", "deviceType", "frameRate", "framesPerFile", "gain", "led0",
@@ -38,7 +38,7 @@ def miniscope_device(ctx: LayoutContext, recordings: list[Recording]) -> Minisco
     first = recordings[0].device
     fields = _miniscope_fields(first.settings)
     device = Miniscope(
-        name=camel(first.name),
+        name=naming_of(ctx.options).device(recordings[0]),
         description=_device_description(recordings, tuple(fields)),
         model=device_model(ctx, first.device_type),
         **fields,

@@ -15,21 +15,23 @@ from .base import (
     LayoutContext,
     SeriesGroup,
     acquisition_groups,
-    camel,
     series_groups,
     timestamps_sources,
 )
 from .devices import miniscope_device
+from .naming import naming_of
 
 
 def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
     """Everything of one scope; its series share one imaging plane even when split by size."""
-    name = camel(recordings[0].device.name)
-    plane = _imaging_plane(ctx, recordings, miniscope_device(ctx, recordings))
-    prefix = f"OnePhotonSeries{name}"
-    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, True):
+    naming = naming_of(ctx.options)
+    device = miniscope_device(ctx, recordings)
+    plane = _imaging_plane(ctx, recordings, device)
+    prefix = naming.scope_series(recordings[0], device.name)
+    suffix = naming.acquisition_suffix
+    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, True, suffix):
         _add_image_series(ctx, group, plane)
-    _add_head_orientation(ctx, recordings, name)
+    _add_head_orientation(ctx, recordings, naming.head_orientation(device.name))
 
 
 def _imaging_plane(
@@ -38,7 +40,7 @@ def _imaging_plane(
     """The plane with the lab's optics; the rate is measured, not the requested frameRate."""
     ophys = ophys_for(ctx.metadata, recordings[0].device.name)
     return ctx.nwbfile.create_imaging_plane(
-        name=f"ImagingPlane{device.name}",
+        name=naming_of(ctx.options).imaging_plane(device.name),
         optical_channel=OpticalChannel(
             name="OpticalChannel",
             description="Green emission light collected by the Miniscope.",
@@ -77,7 +79,10 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
 def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
     """BNO055 quaternions, one series per scope (per acquisition in that mode): it has no frames,
     so a frame size change does not split it."""
-    for suffix, group in acquisition_groups(recordings, ctx.options.per_acquisition):
+    naming = naming_of(ctx.options)
+    for suffix, group in acquisition_groups(
+        recordings, ctx.options.per_acquisition, naming.acquisition_suffix
+    ):
         times, values = [], []
         for recording in group:
             path = recording.device.head_orientation_path
@@ -90,7 +95,7 @@ def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name:
             continue
         ctx.behavior().add(
             TimeSeries(
-                name=f"TimeSeriesMiniscopeHeadOrientation{name}{suffix}",
+                name=f"{name}{suffix}",
                 data=H5DataIO(np.concatenate(values), compression="gzip"),
                 timestamps=H5DataIO(np.concatenate(times), compression="gzip"),
                 unit="n.a.",

@@ -39,8 +39,8 @@ def build_layout(
     ctx = LayoutContext(nwbfile, metadata, clock, nwb_path, options)
     for name in _names(recordings, "miniscope"):
         add_miniscope(ctx, [r for r in recordings if r.device.name == name])
-    for name in _names(recordings, "camera"):
-        add_camera(ctx, [r for r in recordings if r.device.name == name])
+    for index, name in enumerate(_names(recordings, "camera")):
+        add_camera(ctx, [r for r in recordings if r.device.name == name], index == 0)
     add_acquisition_table(ctx, recordings)
     add_device_table(ctx, recordings)
     add_dropped_frames(ctx, recordings)

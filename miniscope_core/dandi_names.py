@@ -1,0 +1,126 @@
+"""DANDI-ready output: files named as `dandi organize` names them, and DANDI's required
+metadata demanded before any frame is decoded.
+
+The name follows dandi-cli's `organize` (dandi/organize.py, dandi/consts.py
+`dandi_layout_fields`): `sub-<subject_id>/sub-<subject_id>_ses-<session_id>_<modalities>.nwb`,
+ids with `_*\\/<>:|"'?%@;,`, whitespace and `.` replaced by `-`, and the modalities the pynwb
+modules of the file's neurodata types (`pynwb.ophys` -> `ophys`, `pynwb.image` -> `image`,
+`pynwb.epoch` -> `epoch`; base, device, file and misc types and extension types left out),
+sorted and joined by `+`. `dandi organize` leaves `_ses-` out while a dandiset holds one session
+of a subject; it is always given here, so a name never changes when a session is added.
+
+DANDI's required metadata is what `dandi validate` fails without (nwbinspector's DANDI
+configuration, CRITICAL): a subject with subject_id, species, sex and age or date_of_birth,
+and ids without `/`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pynwb
+from pynwb import NWBFile
+
+from .convert import ConversionOptions, plan_layout, probe_videos
+from .metadata_schema import MetadataError
+from .session import Session
+from .user_metadata import SESSION_METADATA_FILE
+
+DANDISET_FILE = "dandiset.yaml"
+# (section, fields of which one is needed, an example value)
+REQUIRED: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Subject", ("subject_id",), "m01"),
+    ("Subject", ("species",), "Mus musculus"),
+    ("Subject", ("sex",), "F"),
+    ("Subject", ("age", "date_of_birth"), "P90D"),
+    ("NWBFile", ("session_id",), "2024_01_15"),
+)
+_UNSAFE = re.compile(r"[_*\\/<>:|\"'?%@;,\s.]")
+_GENERIC_MODALITIES = {"base", "device", "file", "misc"}
+
+
+def where_to_set(session_root: Path) -> str:
+    """The metadata layers a user can set a field in (see `user_metadata`)."""
+    return (
+        f"set in {session_root / SESSION_METADATA_FILE}, a --metadata or --lab-metadata file, "
+        "or in Dagster MINISCOPE_METADATA_FILE or the run config's metadata"
+    )
+
+
+def require_dandi_metadata(metadata: Mapping[str, Any], session_root: Path) -> None:
+    """A one-line MetadataError naming every field DANDI requires that is missing."""
+    missing = []
+    for section, fields, example in REQUIRED:
+        given = metadata.get(section) or {}
+        if not any(given.get(field) not in (None, "") for field in fields):
+            names = " or ".join(f"{section}.{field}" for field in fields)
+            missing.append(f"{names} (e.g. {example!r})")
+    if missing:
+        raise MetadataError(
+            session_root,
+            f"DANDI requires {', '.join(missing)}: {where_to_set(session_root)}",
+        )
+    for section, field in (("Subject", "subject_id"), ("NWBFile", "session_id")):
+        if "/" in str(metadata[section][field]):
+            raise MetadataError(
+                session_root,
+                f"DANDI refuses '/' in {section}.{field} ({metadata[section][field]!r}): "
+                + where_to_set(session_root),
+            )
+
+
+def dandi_label(value: str) -> str:
+    """An id as `dandi organize` writes it in a file name (`m_01.a` -> `m-01-a`)."""
+    return _UNSAFE.sub("-", value)
+
+
+@cache
+def _modality_of_type() -> dict[str, str]:
+    """pynwb's neurodata type names -> the module defining them, as dandi-cli maps them."""
+    modalities: dict[str, str] = {}
+    for module in vars(pynwb).values():
+        if not (inspect.ismodule(module) and module.__name__.startswith("pynwb.")):
+            continue
+        for value in vars(module).values():
+            if inspect.isclass(value) and issubclass(value, pynwb.core.NWBMixin):
+                parts = value.__module__.split(".")
+                if len(parts) == 2:
+                    modalities.setdefault(value.__name__, parts[1])
+    return modalities
+
+
+def nwb_modalities(nwbfile: NWBFile) -> tuple[str, ...]:
+    """The modalities `dandi organize` reads from the file's neurodata types, sorted."""
+    known = _modality_of_type()
+    types = {type(obj).__name__ for obj in nwbfile.all_children()}
+    found = {known[t] for t in types if t in known} - _GENERIC_MODALITIES
+    return tuple(sorted(found))
+
+
+def dandi_path(subject_id: str, session_id: str, modalities: tuple[str, ...]) -> PurePosixPath:
+    """`sub-<subject>/sub-<subject>_ses-<session>[_<modalities>].nwb`."""
+    subject = f"sub-{dandi_label(subject_id)}"
+    suffix = f"_{'+'.join(modalities)}" if modalities else ""
+    return PurePosixPath(subject, f"{subject}_ses-{dandi_label(session_id)}{suffix}.nwb")
+
+
+def dandi_output(
+    session: Session,
+    dandiset: Path,
+    metadata: Mapping[str, Any],
+    options: ConversionOptions,
+) -> Path:
+    """Where `session` goes in the dandiset folder: its metadata checked for DANDI, and the
+    file laid out in memory (headers only, no pixels) to learn its modalities."""
+    require_dandi_metadata(metadata, session.root)
+    placeholder = dandiset / "sub-x" / "placeholder.nwb"  # external video paths only
+    layout, _ = plan_layout(
+        session, probe_videos(session, options), placeholder, options, dict(metadata)
+    )
+    subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
+    return dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
