@@ -43,6 +43,7 @@ from miniscope_core import (
     miniscope_totals,
     recorded_warnings,
     recording_timings,
+    require_dandi_metadata,
     session_timings,
     stub_output,
     write_bytes,
@@ -95,6 +96,8 @@ def acquisition_metadata(
     key, session = _session(context, storage)
     rel_path = storage.rel_path(session.root)
     metadata = storage.nwb_metadata(session, config.metadata)
+    if storage.dandi_layout_for(config):
+        require_dandi_metadata(metadata, session.root)
     description = describe_session(session, rel_path, metadata)
     path = write_json(storage.session_dir(key) / "acquisitions.json", description)
     starts = [a["start"] for a in description["acquisitions"] if a["start"]]
@@ -227,6 +230,7 @@ def nwb_file(
     options = storage.options(config)
     path = stub_output(storage.nwb_path(key)) if options.stub else storage.nwb_path(key)
     metadata = storage.nwb_metadata(session, config.metadata)
+    path = storage.output_path(key, session, metadata, config)
     began = time.perf_counter()
     with recorded_warnings() as caught:
         done: Assembly | ConversionResult

@@ -21,6 +21,7 @@ from miniscope_core import (
     ConversionOptions,
     MiniscopeSettings,
     Session,
+    dandi_output,
     resolve_metadata,
 )
 
@@ -49,6 +50,8 @@ class MiniscopeStorage(dg.ConfigurableResource):
     per_acquisition: bool = _DEFAULTS.per_acquisition
     strict: bool = _DEFAULTS.strict
     embed_cameras: bool = _DEFAULTS.embed_cameras
+    neuroconv_names: bool = _DEFAULTS.neuroconv_names
+    dandi_layout: bool = _DEFAULTS.dandi_layout
     deflate_engine: str = _DEFAULTS.deflate_engine
     compression_level: int = _DEFAULTS.compression_level
 
@@ -87,6 +90,24 @@ class MiniscopeStorage(dg.ConfigurableResource):
 
     def nwb_path(self, key: str) -> Path:
         return self.session_dir(key) / f"{key}.nwb"
+
+    @property
+    def dandiset_dir(self) -> Path:
+        """Where the DANDI layout puts every session's file (`sub-<id>/...`)."""
+        return Path(self.output_root).expanduser() / "dandiset"
+
+    def dandi_layout_for(self, config: ConversionConfig | None) -> bool:
+        """The run's choice, else the setting."""
+        chosen = config.dandi_layout if config else None
+        return self.dandi_layout if chosen is None else chosen
+
+    def output_path(
+        self, key: str, session: Session, metadata: dict[str, Any], config: ConversionConfig
+    ) -> Path:
+        """`<session dir>/<key>.nwb`, or in the DANDI layout `dandi organize`'s name."""
+        if not self.dandi_layout_for(config):
+            return self.nwb_path(key)
+        return dandi_output(session, self.dandiset_dir, metadata, self.options(config))
 
     def chunks_dir(self, key: str) -> Path:
         return self.session_dir(key) / "chunks"
@@ -127,6 +148,8 @@ class ConversionConfig(dg.Config):
     per_acquisition: bool | None = _unset_means("per_acquisition")
     strict: bool | None = _unset_means("strict")
     embed_cameras: bool | None = _unset_means("embed_cameras")
+    neuroconv_names: bool | None = _unset_means("neuroconv_names")
+    dandi_layout: bool | None = _unset_means("dandi_layout")
     deflate_engine: str | None = _unset_means("deflate_engine")
     compression_level: int | None = _unset_means("compression_level")
     stub: bool = Field(

@@ -27,6 +27,7 @@ from .convert import (
     encode_videos,
     stub_output,
 )
+from .dandi_names import dandi_output, require_dandi_metadata
 from .errors import (
     FrameCountMismatch,
     MiniscopeFormatError,
@@ -100,6 +101,9 @@ __all__ = [
     "SYNC_FILE",
     "TimeAlignment",
     "read_sync_file",
+    # DANDI-ready output
+    "dandi_output",
+    "require_dandi_metadata",
     # checking a written file
     "FileCheck",
     "Verification",

@@ -43,6 +43,7 @@ CONVERSION_SETTINGS = (
     "per_acquisition",
     "strict",
     "embed_cameras",
+    "neuroconv_names",
     "deflate_engine",
     "compression_level",
 )
@@ -121,6 +122,17 @@ class MiniscopeSettings(BaseModel):
     embed_cameras: bool = _setting(
         _LIBRARY.embed_cameras,
         "Store behaviour-camera frames in the NWB file instead of linking the AVI files.",
+        "true or false",
+    )
+    neuroconv_names: bool = _setting(
+        _LIBRARY.neuroconv_names,
+        "Name series and devices as NeuroConv's MiniscopeConverter does (`BehavCamImageSeries`).",
+        "true or false",
+    )
+    dandi_layout: bool = _setting(
+        False,
+        "Also require DANDI's metadata and write each file as `dandi organize` names it, in "
+        "`<output_root>/dandiset/`.",
         "true or false",
     )
     deflate_engine: str = _setting(

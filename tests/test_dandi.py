@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import SMALL_CAMERA, TINY
+from support import SMALL_CAMERA, TINY, read_nwb
 
 from miniscope_core.cli import main
 from miniscope_core.dandi_names import dandi_label
@@ -124,3 +124,57 @@ def test_dandi_validate_passes(raw: Path, tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "DANDI.NON_DANDI_FILENAME" in done.stdout
+
+
+def _materialise(tmp_path: Path, lab_metadata: str, **config: object) -> tuple[bool, str]:
+    """The conversion assets of one session with MINISCOPE_DANDI_LAYOUT on (as the resource)
+    and `config` as run config; (success, "<failed step>: <its message>")."""
+    dg = pytest.importorskip("dagster")
+    from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
+    from miniscope_assets.partitions import raw_session
+    from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
+
+    write_session(tmp_path / "raw" / "m01" / "2024_01_15", 1, SCOPE, [CAMERA])
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(lab_metadata)
+    storage = MiniscopeStorage(
+        raw_root=str(tmp_path / "raw"),
+        output_root=str(tmp_path / "out"),
+        metadata_file=str(lab),
+        dandi_layout=True,
+    )
+    key = "m01__2024_01_15"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("sessions", [key])
+        result = dg.materialize(
+            [raw_session, *CONVERSION_ASSETS],
+            selection=CONVERSION_ASSETS,
+            partition_key=key,
+            instance=instance,
+            resources={"storage": storage},
+            run_config=conversion_run_config(ConversionConfig(**config)),  # type: ignore[arg-type]
+            raise_on_error=False,
+        )
+    failures = [e for e in result.all_events if e.is_step_failure]
+    if not failures:
+        return result.success, ""
+    error = failures[0].step_failure_data.error
+    return result.success, f"{failures[0].step_key}: {error.message if error else ''}"
+
+
+def test_dagster_dandi_layout(tmp_path: Path) -> None:
+    ok, _ = _materialise(tmp_path, DANDI_SUBJECT, neuroconv_names=True)
+    assert ok
+    (written,) = (tmp_path / "out").rglob("*.nwb")
+    relative = written.relative_to(tmp_path / "out").as_posix()
+    assert relative == "dandiset/sub-m01/sub-m01_ses-2024-01-15_image+ophys.nwb"
+    with read_nwb(written) as nwb:  # the run config's NeuroConv names
+        assert "BehavCamImageSeries" in nwb.acquisition
+
+
+def test_dagster_dandi_layout_fails_the_first_asset_without_the_metadata(tmp_path: Path) -> None:
+    ok, message = _materialise(tmp_path, "Subject:\n  species: Mus musculus\n")
+    assert not ok
+    assert message.startswith("acquisition_metadata: ")
+    assert "DANDI requires Subject.sex (e.g. 'F'), Subject.age or Subject.date_of_birth" in message
+    assert not list((tmp_path / "out").rglob("*.nwb"))
