@@ -3,7 +3,8 @@
     miniscope-dagster demo [--write-only]
     miniscope-dagster sessions
     miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
-        [--per-acquisition] [--strict] [--embed-cameras] [--compression-level N] [--stub]
+        [--per-acquisition] [--strict] [--embed-cameras] [--neuroconv-names] [--dandi]
+        [--compression-level N] [--stub]
 
 Settings come from the MINISCOPE_* environment variables and settings file (see
 `miniscope_core.settings_model`) unless given here. A backfill's conversion flags become the run
@@ -160,6 +161,8 @@ def _choices(args: argparse.Namespace) -> ConversionConfig:
         per_acquisition=args.per_acquisition,
         strict=args.strict,
         embed_cameras=args.embed_cameras,
+        neuroconv_names=args.neuroconv_names,
+        dandi_layout=args.dandi,
         compression_level=args.compression_level,
         stub=args.stub,
     )
@@ -241,6 +244,8 @@ def _conversion_flags(command: argparse.ArgumentParser) -> None:
         ("--per-acquisition", "one image series per acquisition"),
         ("--strict", "fail a session whose frame and timestamp counts disagree"),
         ("--embed-cameras", "store behaviour-camera frames in the NWB file"),
+        ("--neuroconv-names", "name series and devices as NeuroConv does"),
+        ("--dandi", "write <output_root>/dandiset/ as dandi organize names it"),
     ]:
         choices.add_argument(flag, action="store_true", default=None, help=what)
     choices.add_argument(

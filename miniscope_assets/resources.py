@@ -164,5 +164,5 @@ class ConversionConfig(dg.Config):
 
     def choices(self) -> dict[str, Any]:
         """The conversion settings this run sets (not the unset ones)."""
-        chosen = {name: getattr(self, name) for name in CONVERSION_SETTINGS}
+        chosen = {name: getattr(self, name) for name in (*CONVERSION_SETTINGS, "dandi_layout")}
         return {name: value for name, value in chosen.items() if value is not None}

@@ -196,9 +196,17 @@ def _convert(args: argparse.Namespace) -> int:
 def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
     """One file per session; a session that fails does not stop the others."""
     done, skipped, failed = 0, 0, 0
+    taken: dict[Path, Path] = {}  # output -> session folder, in this run
     for name, folder in sessions.items():
         try:
             output = _output_path(args, name, folder)
+            if output in taken:
+                raise MiniscopeFormatError(
+                    folder,
+                    f"would be written to {output} like {taken[output]} (same subject_id and "
+                    "session_id): give one of them its own NWBFile.session_id",
+                )
+            taken[output] = folder
         except MiniscopeFormatError as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -119,8 +120,9 @@ def dandi_output(
     file laid out in memory (headers only, no pixels) to learn its modalities."""
     require_dandi_metadata(metadata, session.root)
     placeholder = dandiset / "sub-x" / "placeholder.nwb"  # external video paths only
-    layout, _ = plan_layout(
-        session, probe_videos(session, options), placeholder, options, dict(metadata)
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the conversion itself reports them
+        videos = probe_videos(session, options)
+        layout, _ = plan_layout(session, videos, placeholder, options, dict(metadata))
     subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
     return dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))

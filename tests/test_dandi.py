@@ -178,3 +178,24 @@ def test_dagster_dandi_layout_fails_the_first_asset_without_the_metadata(tmp_pat
     assert message.startswith("acquisition_metadata: ")
     assert "DANDI requires Subject.sex (e.g. 'F'), Subject.age or Subject.date_of_birth" in message
     assert not list((tmp_path / "out").rglob("*.nwb"))
+
+
+def test_two_sessions_with_one_dandi_name_are_not_merged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two rigs' folders of one animal and day: the second is refused, the first kept."""
+    for rig in ("rig1", "rig2"):
+        session = tmp_path / "raw" / rig / "2024_01_15"
+        write_session(session, 1, SCOPE, [])
+        (session / "nwb_metadata.yaml").write_text(DANDI_SUBJECT)
+    out = tmp_path / "dandiset"
+    code = main(["convert", str(tmp_path / "raw"), "--output-dir", str(out), "--dandi", "--quiet"])
+    assert code == 1
+    first = out / "sub-m01" / "sub-m01_ses-2024-01-15_ophys.nwb"
+    assert sorted(out.rglob("*.nwb")) == [first]
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"error: {tmp_path / 'raw' / 'rig2' / '2024_01_15'}: would be written to {first} like "
+        f"{tmp_path / 'raw' / 'rig1' / '2024_01_15'} (same subject_id and session_id): give one "
+        "of them its own NWBFile.session_id"
+    )
