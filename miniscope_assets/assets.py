@@ -45,7 +45,6 @@ from miniscope_core import (
     recording_timings,
     require_dandi_metadata,
     session_timings,
-    stub_output,
     write_bytes,
     write_csv,
     write_json,
@@ -228,7 +227,6 @@ def nwb_file(
     """
     key, session = _session(context, storage)
     options = storage.options(config)
-    path = stub_output(storage.nwb_path(key)) if options.stub else storage.nwb_path(key)
     metadata = storage.nwb_metadata(session, config.metadata)
     path = storage.output_path(key, session, metadata, config)
     began = time.perf_counter()

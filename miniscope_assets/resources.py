@@ -23,6 +23,7 @@ from miniscope_core import (
     Session,
     dandi_output,
     resolve_metadata,
+    stub_output,
 )
 
 from .scan import session_folder
@@ -104,10 +105,13 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def output_path(
         self, key: str, session: Session, metadata: dict[str, Any], config: ConversionConfig
     ) -> Path:
-        """`<session dir>/<key>.nwb`, or in the DANDI layout `dandi organize`'s name."""
-        if not self.dandi_layout_for(config):
-            return self.nwb_path(key)
-        return dandi_output(session, self.dandiset_dir, metadata, self.options(config))
+        """`<session dir>/<key>.nwb`, or in the DANDI layout `dandi organize`'s name; a stub
+        run's file beside it, never in its place."""
+        options = self.options(config)
+        path = self.nwb_path(key)
+        if self.dandi_layout_for(config):
+            path = dandi_output(session, self.dandiset_dir, metadata, options)
+        return stub_output(path) if options.stub else path
 
     def chunks_dir(self, key: str) -> Path:
         return self.session_dir(key) / "chunks"

@@ -162,12 +162,14 @@ def _materialise(tmp_path: Path, lab_metadata: str, **config: object) -> tuple[b
     return result.success, f"{failures[0].step_key}: {error.message if error else ''}"
 
 
-def test_dagster_dandi_layout(tmp_path: Path) -> None:
-    ok, _ = _materialise(tmp_path, DANDI_SUBJECT, neuroconv_names=True)
+@pytest.mark.parametrize("stub", [False, True])
+def test_dagster_dandi_layout(tmp_path: Path, stub: bool) -> None:
+    ok, _ = _materialise(tmp_path, DANDI_SUBJECT, neuroconv_names=True, stub=stub)
     assert ok
     (written,) = (tmp_path / "out").rglob("*.nwb")
     relative = written.relative_to(tmp_path / "out").as_posix()
-    assert relative == "dandiset/sub-m01/sub-m01_ses-2024-01-15_image+ophys.nwb"
+    name = "sub-m01_ses-2024-01-15_image+ophys" + ("_stub" if stub else "")
+    assert relative == f"dandiset/sub-m01/{name}.nwb"  # a stub never takes the file's name
     with read_nwb(written) as nwb:  # the run config's NeuroConv names
         assert "BehavCamImageSeries" in nwb.acquisition
 
