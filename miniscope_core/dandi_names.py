@@ -4,10 +4,11 @@ metadata demanded before any frame is decoded.
 The name follows dandi-cli's `organize` (dandi/organize.py, dandi/consts.py
 `dandi_layout_fields`): `sub-<subject_id>/sub-<subject_id>_ses-<session_id>_<modalities>.nwb`,
 ids with `_*\\/<>:|"'?%@;,`, whitespace and `.` replaced by `-`, and the modalities the pynwb
-modules of the file's neurodata types (`pynwb.ophys` -> `ophys`, `pynwb.image` -> `image`,
-`pynwb.epoch` -> `epoch`; base, device, file and misc types and extension types left out),
-sorted and joined by `+`. `dandi organize` leaves `_ses-` out while a dandiset holds one session
-of a subject; it is always given here, so a name never changes when a session is added.
+modules of the file's neurodata types (`pynwb.ophys` -> `ophys`, `pynwb.image` -> `image`;
+base, device, file and misc types, extension types and types dandi-cli's map lacks, such as
+the interval tables' TimeIntervals, add none), sorted and joined by `+`. `dandi organize`
+leaves `_ses-` out while a dandiset holds one session of a subject; it is always given here,
+so a name never changes when a session is added.
 
 DANDI's required metadata is what `dandi validate` fails without (nwbinspector's DANDI
 configuration, CRITICAL): a subject with subject_id, species, sex and age or date_of_birth,
@@ -32,7 +33,6 @@ from .metadata_schema import MetadataError
 from .session import Session
 from .user_metadata import SESSION_METADATA_FILE
 
-DANDISET_FILE = "dandiset.yaml"
 # (section, fields of which one is needed, an example value)
 REQUIRED: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Subject", ("subject_id",), "m01"),

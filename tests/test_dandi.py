@@ -201,3 +201,14 @@ def test_two_sessions_with_one_dandi_name_are_not_merged(
         f"{tmp_path / 'raw' / 'rig1' / '2024_01_15'} (same subject_id and session_id): give one "
         "of them its own NWBFile.session_id"
     )
+
+
+def test_a_stub_never_takes_the_dandi_name(tmp_path: Path) -> None:
+    session = tmp_path / "raw" / "m01" / "2024_01_15"
+    write_session(session, 1, SCOPE, [])
+    (session / "nwb_metadata.yaml").write_text(DANDI_SUBJECT)
+    out = tmp_path / "dandiset"
+    assert main(["convert", str(session), "--output-dir", str(out), "--dandi", "--stub"]) == 0
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.nwb")] == [
+        "sub-m01/sub-m01_ses-2024-01-15_ophys_stub.nwb"
+    ]
