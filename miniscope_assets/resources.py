@@ -21,6 +21,7 @@ from miniscope_core import (
     ConversionOptions,
     MiniscopeSettings,
     Session,
+    claim_output,
     dandi_output,
     resolve_metadata,
     stub_output,
@@ -111,6 +112,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
         path = self.nwb_path(key)
         if self.dandi_layout_for(config):
             path = dandi_output(session, self.dandiset_dir, metadata, options)
+            claim_output(path, key, Path(self.output_root).expanduser() / "dandiset_claims")
         return stub_output(path) if options.stub else path
 
     def chunks_dir(self, key: str) -> Path:

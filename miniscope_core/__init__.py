@@ -27,7 +27,7 @@ from .convert import (
     encode_videos,
     stub_output,
 )
-from .dandi_names import dandi_output, require_dandi_metadata
+from .dandi_names import claim_output, dandi_output, require_dandi_metadata
 from .errors import (
     FrameCountMismatch,
     MiniscopeFormatError,
@@ -102,6 +102,7 @@ __all__ = [
     "TimeAlignment",
     "read_sync_file",
     # DANDI-ready output
+    "claim_output",
     "dandi_output",
     "require_dandi_metadata",
     # checking a written file

@@ -17,7 +17,9 @@ and ids without `/`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -29,6 +31,7 @@ import pynwb
 from pynwb import NWBFile
 
 from .convert import ConversionOptions, plan_layout, probe_videos
+from .errors import MiniscopeFormatError
 from .metadata_schema import MetadataError
 from .session import Session
 from .user_metadata import SESSION_METADATA_FILE
@@ -126,3 +129,28 @@ def dandi_output(
         layout, _ = plan_layout(session, videos, placeholder, options, dict(metadata))
     subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
     return dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
+
+
+def claim_output(path: Path, owner: str, claims: Path) -> None:
+    """Make `owner` (a session's key) the one session that writes `path` in a dandiset.
+
+    Two sessions with the same subject_id and session_id get the same name; without a claim
+    the second conversion would replace the first one's file. The claim is a small file in
+    `claims`, created exclusively, so two runs at once cannot both win.
+    """
+    marker = claims / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.owner"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        holder = marker.read_text(encoding="utf-8").split("\n", 1)[0]
+        if holder != owner:
+            raise MiniscopeFormatError(
+                path,
+                f"is the file of session {holder}, and session {owner} has the same subject_id "
+                f"and session_id: give one of them another session_id (or remove {marker} if "
+                f"{holder} is gone)",
+            ) from None
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{owner}\n{path}\n")

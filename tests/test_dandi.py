@@ -126,15 +126,17 @@ def test_dandi_validate_passes(raw: Path, tmp_path: Path) -> None:
     assert "DANDI.NON_DANDI_FILENAME" in done.stdout
 
 
-def _materialise(tmp_path: Path, lab_metadata: str, **config: object) -> tuple[bool, str]:
-    """The conversion assets of one session with MINISCOPE_DANDI_LAYOUT on (as the resource)
-    and `config` as run config; (success, "<failed step>: <its message>")."""
+def _materialise(
+    tmp_path: Path, lab_metadata: str, folder: str = "m01", **config: object
+) -> tuple[bool, str]:
+    """The conversion assets of session `<folder>/2024_01_15` with MINISCOPE_DANDI_LAYOUT on (as
+    the resource) and `config` as run config; (success, "<failed step>: <its message>")."""
     dg = pytest.importorskip("dagster")
     from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
     from miniscope_assets.partitions import raw_session
     from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
 
-    write_session(tmp_path / "raw" / "m01" / "2024_01_15", 1, SCOPE, [CAMERA])
+    write_session(tmp_path / "raw" / folder / "2024_01_15", 1, SCOPE, [CAMERA])
     lab = tmp_path / "lab.yaml"
     lab.write_text(lab_metadata)
     storage = MiniscopeStorage(
@@ -143,7 +145,7 @@ def _materialise(tmp_path: Path, lab_metadata: str, **config: object) -> tuple[b
         metadata_file=str(lab),
         dandi_layout=True,
     )
-    key = "m01__2024_01_15"
+    key = f"{folder}__2024_01_15"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("sessions", [key])
         result = dg.materialize(
@@ -172,6 +174,24 @@ def test_dagster_dandi_layout(tmp_path: Path, stub: bool) -> None:
     assert relative == f"dandiset/sub-m01/{name}.nwb"  # a stub never takes the file's name
     with read_nwb(written) as nwb:  # the run config's NeuroConv names
         assert "BehavCamImageSeries" in nwb.acquisition
+
+
+def test_dagster_keeps_a_dandi_name_to_the_first_session_that_took_it(tmp_path: Path) -> None:
+    """Two rigs' folders of one animal and day: the second partition fails, the first's file
+    stays as it was, and the first can still be converted again."""
+    assert _materialise(tmp_path, DANDI_SUBJECT, "rig1")[0]
+    (first,) = (tmp_path / "out").rglob("*.nwb")
+    written = first.stat().st_mtime_ns
+    ok, message = _materialise(tmp_path, DANDI_SUBJECT, "rig2")
+    assert not ok
+    assert message.startswith("nwb_file: ")
+    assert (
+        f"{first}: is the file of session rig1__2024_01_15, and session rig2__2024_01_15 has the "
+        "same subject_id and session_id: give one of them another session_id"
+    ) in message
+    assert list((tmp_path / "out").rglob("*.nwb")) == [first]
+    assert first.stat().st_mtime_ns == written
+    assert _materialise(tmp_path, DANDI_SUBJECT, "rig1")[0]
 
 
 def test_dagster_dandi_layout_fails_the_first_asset_without_the_metadata(tmp_path: Path) -> None:
