@@ -90,7 +90,9 @@ def _instance() -> Iterator[dg.DagsterInstance]:
 def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: MiniscopeStorage) -> bool:
     """Print what a person needs; True if converted and no ERROR check failed."""
     state = "converted" if result.success else "FAILED"
-    print(f"{key}: {state} -> {storage.nwb_path(key)}")
+    written = result.asset_materializations_for_node("nwb_file") if result.success else []
+    path = written[-1].metadata["path"].value if written else storage.nwb_path(key)
+    print(f"{key}: {state} -> {path}")
     ok = result.success
     for check in result.get_asset_check_evaluations():
         verdict = "passed" if check.passed else f"failed ({check.severity.value})"
@@ -135,10 +137,11 @@ def _demo(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
 
 
 def _sessions(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    converted = storage.converted()
     for key, folder in find_sessions(storage.raw_path).items():
         status = folder_status(folder)
         state = "complete" if status.complete else f"incomplete: {status.reason}"
-        nwb = "converted" if storage.nwb_path(key).is_file() else "not converted"
+        nwb = "converted" if key in converted else "not converted"
         print(f"{key}\t{storage.rel_path(folder)}\t{nwb}\t{state}")
     return 0
 

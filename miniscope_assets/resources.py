@@ -22,6 +22,7 @@ from miniscope_core import (
     MiniscopeSettings,
     Session,
     claim_output,
+    claimed_outputs,
     dandi_output,
     resolve_metadata,
     stub_output,
@@ -98,6 +99,18 @@ class MiniscopeStorage(dg.ConfigurableResource):
         """Where the DANDI layout puts every session's file (`sub-<id>/...`)."""
         return Path(self.output_root).expanduser() / "dandiset"
 
+    @property
+    def claims_dir(self) -> Path:
+        """Which session wrote each dandiset file (see `claim_output`)."""
+        return Path(self.output_root).expanduser() / "dandiset_claims"
+
+    def converted(self) -> dict[str, Path]:
+        """{key: its NWB file} of the sessions converted in the layout of the settings."""
+        if self.dandi_layout:
+            return {k: p for k, p in claimed_outputs(self.claims_dir).items() if p.is_file()}
+        root = Path(self.output_root).expanduser()
+        return {p.parent.name: p for p in root.glob("*/*.nwb") if p.stem == p.parent.name}
+
     def dandi_layout_for(self, config: ConversionConfig | None) -> bool:
         """The run's choice, else the setting."""
         chosen = config.dandi_layout if config else None
@@ -112,7 +125,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
         path = self.nwb_path(key)
         if self.dandi_layout_for(config):
             path = dandi_output(session, self.dandiset_dir, metadata, options)
-            claim_output(path, key, Path(self.output_root).expanduser() / "dandiset_claims")
+            claim_output(path, key, self.claims_dir)
         return stub_output(path) if options.stub else path
 
     def chunks_dir(self, key: str) -> Path:

@@ -27,7 +27,7 @@ from .convert import (
     encode_videos,
     stub_output,
 )
-from .dandi_names import claim_output, dandi_output, require_dandi_metadata
+from .dandi_names import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
 from .errors import (
     FrameCountMismatch,
     MiniscopeFormatError,
@@ -103,6 +103,7 @@ __all__ = [
     "read_sync_file",
     # DANDI-ready output
     "claim_output",
+    "claimed_outputs",
     "dandi_output",
     "require_dandi_metadata",
     # checking a written file

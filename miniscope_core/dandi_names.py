@@ -131,6 +131,13 @@ def dandi_output(
     return dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
 
 
+def claimed_outputs(claims: Path) -> dict[str, Path]:
+    """{owner: the dandiset file it claimed} of every claim in `claims` (its latest, by time)."""
+    markers = sorted(claims.glob("*.owner"), key=lambda marker: marker.stat().st_mtime_ns)
+    owners = (marker.read_text(encoding="utf-8").splitlines() for marker in markers)
+    return {lines[0]: Path(lines[1]) for lines in owners if len(lines) >= 2}
+
+
 def claim_output(path: Path, owner: str, claims: Path) -> None:
     """Make `owner` (a session's key) the one session that writes `path` in a dandiset.
 

@@ -108,11 +108,25 @@ def test_backfill_names_sessions_by_key_or_folder(roots, capsys):
         main(["backfill", "m3", "--in-process"])
 
 
-def test_a_stub_backfill_writes_stub_files_only(roots):
+def test_a_stub_backfill_writes_stub_files_only(roots, capsys):
     raw, out = roots
     write_session(raw / "m1", n_acquisitions=1, scope=SCOPE, cameras=[])
     assert main(["backfill", "m1", "--in-process", "--stub"]) == 0
     assert sorted(p.name for p in (out / "m1").glob("*.nwb")) == ["m1_stub.nwb"]
+    assert f"m1: converted -> {out / 'm1' / 'm1_stub.nwb'}" in capsys.readouterr().out
+    assert main(["sessions"]) == 0
+    assert "\tnot converted\t" in capsys.readouterr().out  # a stub is not the conversion
+
+
+def test_sessions_in_the_dandi_layout_are_found_where_they_were_written(roots, monkeypatch, capsys):
+    raw, out = roots
+    write_session(raw / "m1", n_acquisitions=1, scope=SCOPE, cameras=[])
+    monkeypatch.setenv("MINISCOPE_DANDI_LAYOUT", "true")
+    assert main(["backfill", "m1", "--in-process"]) == 0
+    written = out / "dandiset" / "sub-m01" / "sub-m01_ses-m1_ophys.nwb"
+    assert f"m1: converted -> {written}" in capsys.readouterr().out
+    assert main(["sessions"]) == 0
+    assert "m1\tm1\tconverted\tcomplete" in capsys.readouterr().out
 
 
 def test_a_bad_setting_stops_the_code_location_with_one_line(tmp_path):
