@@ -14,7 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -48,6 +48,9 @@ CONVERSION_SETTINGS = (
     "compression_level",
 )
 _OWN_MESSAGE = "setting"  # error type whose message replaces "expected ..."
+Executor = Literal["in_process", "multiprocess", "celery"]
+EXECUTORS: tuple[str, ...] = get_args(Executor)
+_LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
 class SettingsError(ValueError):
@@ -109,6 +112,32 @@ class MiniscopeSettings(BaseModel):
     sensor_interval_seconds: int = _setting(
         30, "Seconds between two sensor ticks.", "a whole number of seconds, 1 or more", ge=1
     )
+    executor: Executor = _setting(
+        "in_process",
+        "Where a run's steps execute: in_process (one after another in the run's process), "
+        "multiprocess (a process per step, this machine), celery (Celery workers on any machine).",
+        "one of " + ", ".join(EXECUTORS),
+    )
+    celery_broker: str = _setting(
+        _LOCAL_REDIS,
+        "Celery broker URL the runs send steps to and the workers listen on (executor celery).",
+        "a broker URL such as redis://HOST:6379/0",
+        min_length=1,
+    )
+    celery_backend: str = _setting(
+        _LOCAL_REDIS,
+        "Celery result backend URL where the workers put each step's events (executor celery).",
+        "a result backend URL such as redis://HOST:6379/0",
+        min_length=1,
+    )
+    celery_requeue_seconds: int = _setting(
+        7200,
+        "A step whose Celery worker vanished (machine down) is run again elsewhere after this "
+        "long; keep it above the longest step, else a slow step runs twice.",
+        "a whole number of seconds, 1 or more",
+        ge=1,
+    )
+
     per_acquisition: bool = _setting(
         _LIBRARY.per_acquisition,
         "One image series per acquisition instead of one per device for the whole session.",

@@ -90,6 +90,14 @@ def test_a_settings_file_is_below_the_environment_and_overrides(tmp_path, name, 
             "MINISCOPE_DEFLATE_ENGINE='lz4': expected one of isal",
         ),
         (
+            {"MINISCOPE_EXECUTOR": "dask"},
+            "MINISCOPE_EXECUTOR='dask': expected one of in_process, multiprocess, celery",
+        ),
+        (
+            {"MINISCOPE_CELERY_REQUEUE_SECONDS": "0"},
+            "MINISCOPE_CELERY_REQUEUE_SECONDS='0': expected a whole number of seconds, 1 or more",
+        ),
+        (
             {"MINISCOPE_SETTLE_SECOND": "5"},
             "MINISCOPE_SETTLE_SECOND: not a setting; did you mean 'MINISCOPE_SETTLE_SECONDS'?",
         ),
@@ -113,6 +121,22 @@ def test_a_bad_file_value_names_the_file_and_key(tmp_path):
     path.write_text("stale_secs: 5\n")
     with pytest.raises(SettingsError, match=r"stale_secs: not a setting; did you mean 'stale_s"):
         MiniscopeSettings.load({"MINISCOPE_SETTINGS_FILE": str(path)})
+
+
+def test_the_executor_and_its_celery_urls_come_from_the_environment():
+    assert MiniscopeSettings().executor == "in_process"
+    chosen = MiniscopeSettings.load(
+        {
+            "MINISCOPE_EXECUTOR": "celery",
+            "MINISCOPE_CELERY_BROKER": "redis://head:6379/1",
+            "MINISCOPE_CELERY_BACKEND": "redis://head:6379/2",
+        }
+    )
+    assert (chosen.executor, chosen.celery_broker, chosen.celery_backend) == (
+        "celery",
+        "redis://head:6379/1",
+        "redis://head:6379/2",
+    )
 
 
 def test_conversion_overrides_are_checked_like_settings():
