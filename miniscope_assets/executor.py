@@ -34,7 +34,15 @@ def celery_config(settings: MiniscopeSettings) -> dict[str, Any]:
     """The celery executor's config, which the workers' YAML repeats."""
     from dagster_celery.defaults import broker_transport_options
 
-    transport = {**broker_transport_options, "visibility_timeout": settings.celery_requeue_seconds}
+    requeue = settings.celery_requeue_seconds
+    transport = {
+        **broker_transport_options,
+        "visibility_timeout": requeue,
+        # How often a worker looks for steps of vanished workers: a tenth of the wait, at most
+        # a minute (kombu's default scans every 100 s whatever the wait).
+        "unacked_restore_interval": min(60, max(1, requeue // 10)),
+        "unacked_restore_throttle": 1,
+    }
     return {
         "broker": settings.celery_broker,
         "backend": settings.celery_backend,

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 import dagster as dg
+import h5py
+import numpy as np
 import pytest
 import yaml
+from cluster_services import (
+    Postgres,
+    dagster_home,
+    environment,
+    require_cluster_tools,
+    start_head,
+    start_postgres,
+    start_redis,
+    start_worker,
+    wait_for,
+    worker_ready,
+)
+from dagster._serdes import deserialize_value
+from support import acquisition
 
+from miniscope_assets.cli import main as cli_main
 from miniscope_assets.executor import executor_for, worker_yaml
-from miniscope_core import MiniscopeSettings, SettingsError
+from miniscope_core import MiniscopeSettings, SettingsError, check_file, convert_session
+from miniscope_core.synthetic import DEFAULT_START, AcquisitionSpec, ScopeSpec, write_acquisition
 
 
 def test_the_executor_is_chosen_by_the_settings():
@@ -34,3 +54,157 @@ def test_the_workers_get_the_executors_celery_settings():
     assert config["broker"] == "redis://head:6379/3"
     assert config["config_source"]["task_acks_late"] is True
     assert config["config_source"]["broker_transport_options"]["visibility_timeout"] == 60
+
+
+# ---------------------------------------------------------------------------------------------
+# A real cluster on loopback: PostgreSQL, Redis, the head (daemon + webserver) and two workers.
+
+SESSIONS = 6
+BIG = ScopeSpec(n_frames=3000, height=160, width=240, frames_per_file=1000)  # a step of seconds
+REQUEUE_SECONDS = 30  # a killed worker's step runs elsewhere after this (and a sweep of 3 s)
+LAB = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
+SERIES = "acquisition/OnePhotonSeriesMiniscope"
+
+
+def _write_sessions(raw: Path) -> tuple[list[str], str]:
+    """Six tiny sessions of six animals and one big one; their partition keys."""
+    small = []
+    for i in range(SESSIONS):
+        acquisition(raw / f"mouse{i}" / "2021_05_14" / "11_34_45", f"mouse{i}", 0, seed=i)
+        small.append(f"mouse{i}__2021_05_14")
+    spec = AcquisitionSpec(start=DEFAULT_START, scopes=[BIG], cameras=[], animal="big")
+    write_acquisition(raw / "big" / "2021_05_14" / "11_34_45", spec)
+    return small, "big__2021_05_14"
+
+
+def _runs(postgres: Postgres, keys: list[str]) -> dict[str, list[str]]:
+    """{key: statuses of its runs, oldest first} from Postgres's runs table."""
+    rows = postgres.query(
+        "SELECT partition, status FROM runs WHERE partition = ANY(%s) ORDER BY id", keys
+    )
+    statuses: dict[str, list[str]] = {key: [] for key in keys}
+    for key, status in rows:
+        statuses[key].append(status)
+    return statuses
+
+
+def _all_done(postgres: Postgres, keys: list[str]) -> dict[str, list[str]] | None:
+    """The runs of `keys` once each key's last run has ended (else None)."""
+    statuses = _runs(postgres, keys)
+    ended = {"SUCCESS", "FAILURE", "CANCELED"}
+    if all(runs and runs[-1] in ended for runs in statuses.values()):
+        return statuses
+    return None
+
+
+def _step_workers(postgres: Postgres, key: str, step: str | None = None) -> list[tuple[str, str]]:
+    """(step, worker name) of every execution of a step (`step` only, if given) of `key`'s runs,
+    in order, from the engine events dagster-celery writes as a worker (NAME@host) takes it."""
+    rows = postgres.query(
+        "SELECT e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE r.partition = %s AND e.dagster_event_type = 'ENGINE_EVENT'"
+        " AND e.event LIKE %s ORDER BY e.id",
+        key,
+        "%in celery worker%",
+    )
+    taken = []
+    for (text,) in rows:
+        event = deserialize_value(text, dg.EventLogEntry).dagster_event
+        assert event is not None and event.engine_event_data is not None
+        worker = str(event.engine_event_data.metadata["Celery worker"].value)
+        if step in (None, event.step_key):
+            taken.append((str(event.step_key), worker.split("@")[0]))
+    return taken
+
+
+def _series(path: Path) -> dict[str, np.ndarray]:
+    """Pixels and timestamps of every acquisition series of an NWB file."""
+    with h5py.File(path, "r") as h5:
+        return {
+            f"{name}/{field}": h5["acquisition"][name][field][()]
+            for name in h5["acquisition"]
+            for field in ("data", "timestamps")
+            if field in h5["acquisition"][name]
+        }
+
+
+def _same_as_in_process(raw: Path, out: Path, key: str, lab: Path, reference: Path) -> None:
+    folder = raw / key.replace("__", "/")
+    expected = reference / f"{key}.nwb"
+    convert_session(folder, expected, lab_metadata_path=lab)
+    got, want = _series(out / key / f"{key}.nwb"), _series(expected)
+    assert got.keys() == want.keys() and f"{SERIES.split('/')[1]}/data" in got
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=f"{key}: {name}")
+
+
+def _checked(out: Path, key: str) -> None:
+    check = check_file(out / key / f"{key}.nwb")
+    assert check.passed, f"{key}: {check.problems}"
+
+
+@pytest.mark.cluster
+def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_path, monkeypatch):
+    require_cluster_tools()
+    raw, out, lab = tmp_path / "raw", tmp_path / "out", tmp_path / "lab.yaml"
+    small, big = _write_sessions(raw)
+    lab.write_text(LAB)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with ExitStack() as stack:
+        postgres = start_postgres(stack, logs)
+        broker = start_redis(stack, logs)
+        settings = {
+            "DAGSTER_HOME": str(
+                dagster_home(tmp_path / "home", max_concurrent_runs=SESSIONS, default_limit=2)
+            ),
+            **postgres.environment(),
+            "MINISCOPE_RAW_ROOT": str(raw),
+            "MINISCOPE_OUTPUT_ROOT": str(out),
+            "MINISCOPE_METADATA_FILE": str(lab),
+            "MINISCOPE_SENSOR_INTERVAL_SECONDS": "3600",  # the backfill converts, not the sensor
+            "MINISCOPE_EXECUTOR": "celery",
+            "MINISCOPE_CELERY_BROKER": broker,
+            "MINISCOPE_CELERY_BACKEND": broker,
+            "MINISCOPE_CELERY_REQUEUE_SECONDS": str(REQUEUE_SECONDS),
+        }
+        env = environment(**settings)
+        workers = {name: start_worker(stack, logs, env, name) for name in ("one", "two")}
+        url, _ = start_head(stack, logs, env)
+        wait_for(lambda: all(map(worker_ready, workers.values())), 120, "two Celery workers")
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+
+        # Six sessions through the daemon: every run succeeds, the steps spread over both.
+        assert cli_main(["backfill", *small, "--url", url]) == 0
+        runs = wait_for(lambda: _all_done(postgres, small), 300, "the backfill's runs", 1.0)
+        assert runs == {key: ["SUCCESS"] for key in small}
+        hosts = {
+            worker.split("@")[0] for key in small for _, worker in _step_workers(postgres, key)
+        }
+        assert hosts == {"one", "two"}
+        (events,) = postgres.query("SELECT count(*) FROM event_logs")[0:1]
+        assert events[0] > SESSIONS * 4 * 3  # the runs' events are in Postgres too
+
+        # A worker killed (SIGKILL, the whole machine gone) while it decodes the big session:
+        # its step goes back to the queue and the other worker completes the run.
+        assert cli_main(["backfill", big, "--url", url]) == 0
+        taken = wait_for(
+            lambda: _step_workers(postgres, big, "video_chunks"),
+            90,
+            "a worker to take the big session's video_chunks",
+            0.1,
+        )
+        first = taken[0][1]
+        workers[first].kill()
+        runs = wait_for(lambda: _all_done(postgres, [big]), 240, "the big session's run", 1.0)
+        assert runs == {big: ["SUCCESS"]}
+        taken = _step_workers(postgres, big, "video_chunks")
+        assert [name for _, name in taken] == [first, ({"one", "two"} - {first}).pop()]
+
+    # Outputs: valid, the same pixels and timestamps as in process, nothing half-written.
+    reference = tmp_path / "reference"
+    for key in [*small, big]:
+        _checked(out, key)
+        _same_as_in_process(raw, out, key, lab, reference)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]

@@ -1,0 +1,281 @@
+"""Real servers on 127.0.0.1 for the cluster tests: PostgreSQL, Redis, Dagster, Celery workers.
+
+Each server is a `Service`: started in its own process group with its output in a log file, and
+stopped by its PID (SIGTERM to the group, then SIGKILL) when the `ExitStack` given to it closes,
+even if the test failed. `require` skips a test whose binaries are missing, except in CI (CI=true),
+where it fails: `.ci/run` installs them, so their absence there is a broken setup, not a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEPLOY = PROJECT / "deploy"
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+VENV_BIN = Path(sys.executable).parent
+PG_USER, PG_DB = "dagster", "dagster"
+
+
+def require(what: str, present: bool) -> None:
+    """Skip the test if `what` is missing (fail in CI, which must have it)."""
+    if present:
+        return
+    reason = f"cluster test needs {what}"
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{reason} (.ci/run installs it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_cluster_tools() -> None:
+    """PostgreSQL 15 server binaries, redis-server and the [cluster] extra."""
+    require(f"PostgreSQL binaries in {POSTGRES_BIN}", (POSTGRES_BIN / "initdb").is_file())
+    require("redis-server (apt-get install redis-server)", shutil.which("redis-server") is not None)
+    for module in ("dagster_celery", "dagster_postgres"):
+        require(f"{module} (the [cluster] extra)", _importable(module))
+
+
+def _importable(module: str) -> bool:
+    with contextlib.suppress(ImportError):
+        __import__(module)
+        return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, what: str, every: float = 0.5) -> Any:
+    """The first true value of `condition()`; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+@dataclass
+class Service:
+    """One server process (and its children, in its own process group)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group at once, as when the machine dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, first: signal.Signals = signal.SIGTERM, grace: float = 15.0) -> None:
+        """`first` to the group, SIGKILL to the group if it is still running after `grace` s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace)
+        # Children that outlive the leader (a pool process) are still in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+def start(
+    stack: ExitStack,
+    name: str,
+    command: Sequence[str],
+    logs: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    first: signal.Signals = signal.SIGTERM,
+) -> Service:
+    """Start `command` as a Service stopped (by PID) when `stack` closes."""
+    log = logs / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            user=user,
+            start_new_session=True,
+        )
+    service = Service(name, process, log)
+    stack.callback(service.stop, first)
+    return service
+
+
+def _unprivileged() -> str | None:
+    """The user PostgreSQL runs as: `nobody` when we are root (initdb refuses root), else us."""
+    if os.geteuid() != 0:
+        return None
+    pwd.getpwnam("nobody")
+    return "nobody"
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    password: str
+    service: Service
+
+    def environment(self) -> dict[str, str]:
+        """The DAGSTER_PG_* variables deploy/dagster.yaml reads."""
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_DB": PG_DB,
+            "DAGSTER_PG_USER": PG_USER,
+            "DAGSTER_PG_PASSWORD": self.password,
+        }
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        import psycopg2  # the driver dagster-postgres installs
+
+        with (
+            psycopg2.connect(
+                host="127.0.0.1", port=self.port, dbname=PG_DB, user=PG_USER, password=self.password
+            ) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+
+def start_postgres(stack: ExitStack, logs: Path) -> Postgres:
+    """A throwaway cluster (initdb in a temporary folder) on 127.0.0.1 with a password, and a
+    database `dagster` owned by user `dagster`. The folder is removed when `stack` closes."""
+    user = _unprivileged()
+    folder = Path(tempfile.mkdtemp(prefix="miniscope-pg-"))  # not under pytest's root-only tmp
+    stack.callback(shutil.rmtree, folder, True)
+    password = os.urandom(12).hex()
+    (folder / "password").write_text(password)
+    if user:
+        owner = pwd.getpwnam(user)
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        os.chown(folder / "password", owner.pw_uid, owner.pw_gid)
+    data = folder / "data"
+    initdb = [str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "-E", "UTF8"]
+    initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={folder}/password"]
+    subprocess.run(initdb, check=True, capture_output=True, user=user, timeout=120, cwd=folder)
+    port = free_port()
+    server = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-h", "127.0.0.1"]
+    server += ["-p", str(port), "-k", str(folder), "-c", "fsync=off"]
+    # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for clients to leave).
+    service = start(stack, "postgres", server, logs, cwd=folder, user=user, first=signal.SIGINT)
+    ready = [str(POSTGRES_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)]
+    wait_for(lambda: subprocess.run(ready, capture_output=True).returncode == 0, 60, "Postgres")
+    postgres = Postgres(port, password, service)
+    createdb = [str(POSTGRES_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
+    createdb += ["-U", PG_USER, PG_DB]
+    env = {**os.environ, "PGPASSWORD": password}
+    subprocess.run(createdb, check=True, capture_output=True, env=env, timeout=60)
+    return postgres
+
+
+def start_redis(stack: ExitStack, logs: Path) -> str:
+    """redis-server on a free 127.0.0.1 port, nothing saved to disk; its URL."""
+    port = free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(logs)]
+    start(stack, "redis", command, logs)
+    wait_for(lambda: _answers(port), 30, "Redis")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+    return False
+
+
+def dagster_home(folder: Path, **limits: int) -> Path:
+    """`folder` with deploy/dagster.yaml in it, the run and pool limits replaced by `limits`
+    (max_concurrent_runs, default_limit) where given."""
+    import yaml
+
+    config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    concurrency = config["concurrency"]
+    if "max_concurrent_runs" in limits:
+        concurrency["runs"]["max_concurrent_runs"] = limits["max_concurrent_runs"]
+    if "default_limit" in limits:
+        concurrency["pools"]["default_limit"] = limits["default_limit"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def environment(**variables: str) -> dict[str, str]:
+    """This process's environment with this venv's tools first on PATH and `variables`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINISCOPE_")}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+    env.update(variables)
+    return env
+
+
+def start_head(stack: ExitStack, logs: Path, env: dict[str, str]) -> tuple[str, Service]:
+    """deploy/start-head.sh (daemon and webserver) on a free port; the webserver's URL."""
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    service = start(stack, "head", ["bash", str(DEPLOY / "start-head.sh")], logs, env=env)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert service.alive(), f"the head stopped:\n{service.tail()}"
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+        return False
+
+    wait_for(up, 120, "the Dagster webserver")
+    return url, service
+
+
+def start_worker(stack: ExitStack, logs: Path, env: dict[str, str], name: str) -> Service:
+    """deploy/start-worker.sh with one slot, named `name`."""
+    command = ["bash", str(DEPLOY / "start-worker.sh"), "1", name]
+    return start(stack, f"worker-{name}", command, logs, env=env)
+
+
+def worker_ready(service: Service) -> bool:
+    """The Celery worker says it is ready (its log shows `ready.`)."""
+    assert service.alive(), f"{service.name} stopped:\n{service.tail()}"
+    return " ready." in service.log.read_text(errors="replace")
