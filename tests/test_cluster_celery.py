@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +25,6 @@ from cluster_services import (
     worker_ready,
 )
 from dagster._serdes import deserialize_value
-from support import acquisition
 
 from miniscope_assets.cli import main as cli_main
 from miniscope_assets.executor import executor_for, worker_yaml
@@ -60,17 +60,20 @@ def test_the_workers_get_the_executors_celery_settings():
 # A real cluster on loopback: PostgreSQL, Redis, the head (daemon + webserver) and two workers.
 
 SESSIONS = 6
+SMALL = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)  # time the longest axis
 BIG = ScopeSpec(n_frames=3000, height=160, width=240, frames_per_file=1000)  # a step of seconds
 REQUEUE_SECONDS = 30  # a killed worker's step runs elsewhere after this (and a sweep of 3 s)
 LAB = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
-SERIES = "acquisition/OnePhotonSeriesMiniscope"
+SERIES = "OnePhotonSeriesMiniscope"
 
 
 def _write_sessions(raw: Path) -> tuple[list[str], str]:
     """Six tiny sessions of six animals and one big one; their partition keys."""
     small = []
     for i in range(SESSIONS):
-        acquisition(raw / f"mouse{i}" / "2021_05_14" / "11_34_45", f"mouse{i}", 0, seed=i)
+        scopes = [replace(SMALL, seed=i)]
+        spec = AcquisitionSpec(start=DEFAULT_START, scopes=scopes, cameras=[], animal=f"mouse{i}")
+        write_acquisition(raw / f"mouse{i}" / "2021_05_14" / "11_34_45", spec)
         small.append(f"mouse{i}__2021_05_14")
     spec = AcquisitionSpec(start=DEFAULT_START, scopes=[BIG], cameras=[], animal="big")
     write_acquisition(raw / "big" / "2021_05_14" / "11_34_45", spec)
@@ -133,7 +136,7 @@ def _same_as_in_process(raw: Path, out: Path, key: str, lab: Path, reference: Pa
     expected = reference / f"{key}.nwb"
     convert_session(folder, expected, lab_metadata_path=lab)
     got, want = _series(out / key / f"{key}.nwb"), _series(expected)
-    assert got.keys() == want.keys() and f"{SERIES.split('/')[1]}/data" in got
+    assert got.keys() == want.keys() and f"{SERIES}/data" in got
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=f"{key}: {name}")
 
