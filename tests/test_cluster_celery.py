@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from contextlib import ExitStack
 from dataclasses import replace
@@ -67,17 +69,20 @@ LAB = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 SERIES = "OnePhotonSeriesMiniscope"
 
 
-def _write_sessions(raw: Path) -> tuple[list[str], str]:
-    """Six tiny sessions of six animals and one big one; their partition keys."""
+def _write_sessions(raw: Path) -> tuple[list[str], list[str]]:
+    """Six tiny sessions of six animals and two big ones; their partition keys."""
     small = []
     for i in range(SESSIONS):
         scopes = [replace(SMALL, seed=i)]
         spec = AcquisitionSpec(start=DEFAULT_START, scopes=scopes, cameras=[], animal=f"mouse{i}")
         write_acquisition(raw / f"mouse{i}" / "2021_05_14" / "11_34_45", spec)
         small.append(f"mouse{i}__2021_05_14")
-    spec = AcquisitionSpec(start=DEFAULT_START, scopes=[BIG], cameras=[], animal="big")
-    write_acquisition(raw / "big" / "2021_05_14" / "11_34_45", spec)
-    return small, "big__2021_05_14"
+    big = []
+    for name in ("big", "bigger"):
+        spec = AcquisitionSpec(start=DEFAULT_START, scopes=[BIG], cameras=[], animal=name)
+        write_acquisition(raw / name / "2021_05_14" / "11_34_45", spec)
+        big.append(f"{name}__2021_05_14")
+    return small, big
 
 
 def _runs(postgres: Postgres, keys: list[str]) -> dict[str, list[str]]:
@@ -118,6 +123,28 @@ def _step_workers(postgres: Postgres, key: str, step: str | None = None) -> list
         if step in (None, event.step_key):
             taken.append((str(event.step_key), worker.split("@")[0]))
     return taken
+
+
+def _step_pid(postgres: Postgres, key: str, step: str) -> int | None:
+    """The PID of the process that started `step` of `key`'s first run, once it has."""
+    rows = postgres.query(
+        "SELECT e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE r.partition = %s AND e.dagster_event_type = 'STEP_START' AND e.step_key = %s"
+        " ORDER BY e.id LIMIT 1",
+        key,
+        step,
+    )
+    if not rows:
+        return None
+    event = deserialize_value(rows[0][0], dg.EventLogEntry).dagster_event
+    assert event is not None and event.pid is not None
+    return event.pid
+
+
+def _runs_until_success(postgres: Postgres, key: str) -> list[str] | None:
+    """The statuses of `key`'s runs once the last one succeeded (a failure may be retried)."""
+    statuses = _runs(postgres, [key])[key]
+    return statuses if statuses and statuses[-1] == "SUCCESS" else None
 
 
 def _series(path: Path) -> dict[str, np.ndarray]:
@@ -189,25 +216,35 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         (events,) = postgres.query("SELECT count(*) FROM event_logs")[0:1]
         assert events[0] > SESSIONS * 4 * 3  # the runs' events are in Postgres too
 
-        # A worker killed (SIGKILL, the whole machine gone) while it decodes the big session:
-        # its step goes back to the queue and the other worker completes the run.
-        assert cli_main(["backfill", big, "--url", url]) == 0
+        # A worker killed (SIGKILL, the whole machine gone) while it decodes a big session: its
+        # step goes back to the queue and the other worker completes the run.
+        assert cli_main(["backfill", big[0], "--url", url]) == 0
         taken = wait_for(
-            lambda: _step_workers(postgres, big, "video_chunks"),
-            90,
+            lambda: _step_workers(postgres, big[0], "video_chunks"),
+            120,
             "a worker to take the big session's video_chunks",
             0.1,
         )
         first = taken[0][1]
-        workers[first].kill()
-        runs = wait_for(lambda: _all_done(postgres, [big]), 240, "the big session's run", 1.0)
-        assert runs == {big: ["SUCCESS"]}
-        taken = _step_workers(postgres, big, "video_chunks")
-        assert [name for _, name in taken] == [first, ({"one", "two"} - {first}).pop()]
+        workers.pop(first).kill()
+        (survivor,) = workers
+        runs = wait_for(lambda: _all_done(postgres, [big[0]]), 240, "the big session's run", 1.0)
+        assert runs == {big[0]: ["SUCCESS"]}
+        taken = _step_workers(postgres, big[0], "video_chunks")
+        assert [name for _, name in taken] == [first, survivor]
+
+        # The process running a step killed under a live worker (as by the out-of-memory
+        # killer): the step fails, so does the run, and the daemon retries the run, which
+        # completes.
+        assert cli_main(["backfill", big[1], "--url", url]) == 0
+        pid = wait_for(lambda: _step_pid(postgres, big[1], "video_chunks"), 120, "a step", 0.1)
+        os.kill(pid, signal.SIGKILL)
+        runs = wait_for(lambda: _runs_until_success(postgres, big[1]), 240, "the retried run", 1.0)
+        assert runs == ["FAILURE", "SUCCESS"]
 
     # Outputs: valid, the same pixels and timestamps as in process, nothing half-written.
     reference = tmp_path / "reference"
-    for key in [*small, big]:
+    for key in [*small, *big]:
         _checked(out, key)
         _same_as_in_process(raw, out, key, lab, reference)
     assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
