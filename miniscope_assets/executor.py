@@ -26,7 +26,6 @@ import yaml
 
 from miniscope_core import MiniscopeSettings, SettingsError
 
-DEFINITIONS_MODULE = "miniscope_assets.definitions"
 CLUSTER_EXTRA = "pip install 'miniscope-nwb[dagster,cluster]'"
 
 
