@@ -4,8 +4,8 @@
 # SLOTS steps at once (default 1: a heavy step uses every core itself); NAME (default
 # "miniscope") becomes NAME@<host> in the run's event log, unique per machine. Needs the
 # environment of deploy/env.example (the same settings as the head) and the package installed
-# with the cluster extra. Stop it with SIGTERM to its process group (Ctrl-C): a step it was running
-# goes back to the queue after MINISCOPE_CELERY_REQUEUE_SECONDS and runs on another worker.
+# with the cluster extra. Ctrl-C stops it once its running step is done (Celery's warm shutdown);
+# a worker that dies instead has that step run by another after MINISCOPE_CELERY_REQUEUE_SECONDS.
 set -euo pipefail
 : "${DAGSTER_HOME:?set DAGSTER_HOME (see deploy/env.example)}"
 slots="${1:-1}"
