@@ -45,6 +45,7 @@ from miniscope_core import (
     recording_timings,
     require_dandi_metadata,
     session_timings,
+    stored_bytes,
     write_bytes,
     write_csv,
     write_json,
@@ -249,7 +250,7 @@ def nwb_file(
     if not storage.keep_chunks:
         shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
     totals = miniscope_totals(recording_timings(done.recordings))
-    size = path.stat().st_size
+    size = stored_bytes(path)
     previews = {p.stem: p.read_bytes() for p in sorted(storage.previews_dir(key).glob("*.png"))}
     return dg.MaterializeResult(
         metadata={

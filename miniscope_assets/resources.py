@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from miniscope_core import (
+    BACKENDS,
     CONVERSION_SETTINGS,
     STUB_FRAMES,
     ConversionOptions,
@@ -24,6 +25,7 @@ from miniscope_core import (
     claim_output,
     claimed_outputs,
     dandi_output,
+    for_backend,
     resolve_metadata,
     stub_output,
 )
@@ -57,6 +59,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
     dandi_layout: bool = _DEFAULTS.dandi_layout
     deflate_engine: str = _DEFAULTS.deflate_engine
     compression_level: int = _DEFAULTS.compression_level
+    backend: str = _DEFAULTS.backend
 
     @classmethod
     def from_settings(cls, settings: MiniscopeSettings) -> MiniscopeStorage:
@@ -91,8 +94,9 @@ class MiniscopeStorage(dg.ConfigurableResource):
         """Everything written for one session: `<output_root>/<key>/`."""
         return Path(self.output_root).expanduser() / key
 
-    def nwb_path(self, key: str) -> Path:
-        return self.session_dir(key) / f"{key}.nwb"
+    def nwb_path(self, key: str, backend: str | None = None) -> Path:
+        """`<key>.nwb`, or `<key>.nwb.zarr` for the zarr backend (default: the setting's)."""
+        return for_backend(self.session_dir(key) / f"{key}.nwb", backend or self.backend)
 
     @property
     def dandiset_dir(self) -> Path:
@@ -107,9 +111,10 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def converted(self) -> dict[str, Path]:
         """{key: its NWB file} of the sessions converted in the layout of the settings."""
         if self.dandi_layout:
-            return {k: p for k, p in claimed_outputs(self.claims_dir).items() if p.is_file()}
+            return {k: p for k, p in claimed_outputs(self.claims_dir).items() if p.exists()}
         root = Path(self.output_root).expanduser()
-        return {p.parent.name: p for p in root.glob("*/*.nwb") if p.stem == p.parent.name}
+        outputs = root.glob("*/*.nwb*")  # a file, or a Zarr store (directory)
+        return {p.parent.name: p for p in outputs if p.name in _names(p.parent.name)}
 
     def dandi_layout_for(self, config: ConversionConfig | None) -> bool:
         """The run's choice, else the setting."""
@@ -119,12 +124,13 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def output_path(
         self, key: str, session: Session, metadata: dict[str, Any], config: ConversionConfig
     ) -> Path:
-        """`<session dir>/<key>.nwb`, or in the DANDI layout `dandi organize`'s name; a stub
-        run's file beside it, never in its place."""
+        """`<session dir>/<key>.nwb`, or in the DANDI layout `dandi organize`'s name (either
+        `.nwb.zarr` for Zarr); a stub run's file beside it, never in its place."""
         options = self.options(config)
-        path = self.nwb_path(key)
+        path = self.nwb_path(key, options.backend)
         if self.dandi_layout_for(config):
             path = dandi_output(session, self.dandiset_dir, metadata, options)
+            path = for_backend(path, options.backend)
             claim_output(path, key, self.claims_dir)
         return stub_output(path) if options.stub else path
 
@@ -153,6 +159,11 @@ class MiniscopeStorage(dg.ConfigurableResource):
         return resolve_metadata(session, lab_file=self.lab_metadata, overrides=overrides or None)
 
 
+def _names(key: str) -> set[str]:
+    """The names a session's output has in its own folder, one per backend."""
+    return {for_backend(Path(f"{key}.nwb"), backend).name for backend in BACKENDS}
+
+
 def _unset_means(name: str) -> Any:
     """A run config field that, left unset, takes the code location's setting `name`."""
     variable = MiniscopeSettings.variables(name)[0]
@@ -176,6 +187,7 @@ class ConversionConfig(dg.Config):
         description=f"Stub run: only the first {STUB_FRAMES} frames of each acquisition, into "
         "<key>_stub.nwb beside the full file, to check metadata and layout in seconds.",
     )
+    backend: str | None = _unset_means("backend")
     metadata: dict[str, Any] = Field(
         default={},
         description="NWB metadata merged over every file (NWBFile, Subject, Ophys sections).",

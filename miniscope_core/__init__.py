@@ -58,6 +58,7 @@ from .sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
 from .synthetic import write_demo_session
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
+from .zarr_support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
 
 __all__ = [
     # sessions and collections
@@ -112,6 +113,10 @@ __all__ = [
     "VerificationError",
     "check_file",
     "verify_nwb",
+    "BACKENDS",
+    "ZarrUnavailableError",
+    "for_backend",
+    "stored_bytes",
     # summaries for reports and UIs
     "DeviceTiming",
     "FrameCount",

@@ -1,8 +1,9 @@
 """Safe outputs: a finished file appears whole or not at all, never over someone else's work.
 
 `atomic_output` is the one way an output is written. The body writes a hidden, per-process
-temporary file next to the output; only when it completes is that file renamed into place, so a
-reader (or the Dagster UI, or a sensor) never sees a half-written file. Around that it:
+temporary file (or directory: an NWB Zarr store) next to the output; only when it completes is
+it renamed into place, so a reader (or the Dagster UI, or a sensor) never sees a half-written
+output. Around that it:
 
 - refuses to replace an existing output unless asked to (checked at entry and again at the
   rename, which then cannot replace a file that appeared meanwhile);
@@ -113,7 +114,7 @@ def atomic_output(
                 yield temporary
                 _commit(temporary, path, overwrite)
             finally:
-                temporary.unlink(missing_ok=True)
+                _discard(temporary)
     except Exception as error:  # hdmf wraps h5py's errors in a plain Exception
         if (full := _no_space(path, expected_bytes, error)) is None:
             raise
@@ -134,10 +135,11 @@ def remove_stale(path: Path, *, locked: bool) -> list[Path]:
     """Remove temporary files of `path` left by killed runs; returns those removed.
 
     Holding the lock means nobody else is writing `path`, so every temporary file is stale,
-    including the `NAME.partial` of earlier versions. Without a lock (no flock on this system)
-    only those whose writer's PID is gone are removed.
+    including the `NAME.partial` of earlier versions, and so is an output a killed run had moved
+    aside to replace it (`.NAME.PID.replaced`, replacing was asked for). Without a lock (no flock
+    on this system) only those whose writer's PID is gone are removed.
     """
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.partial")
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.(partial|replaced)")
     removed = []
     for candidate in path.parent.iterdir():
         match = pattern.fullmatch(candidate.name)
@@ -147,7 +149,7 @@ def remove_stale(path: Path, *, locked: bool) -> list[Path]:
     if locked and old_style.exists():
         removed.append(old_style)
     for stale in removed:
-        stale.unlink(missing_ok=True)
+        _discard(stale)
     return removed
 
 
@@ -185,6 +187,14 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         raise OutputExistsError(path)
 
 
+def _discard(temporary: Path) -> None:
+    """Remove a temporary file or directory, if it is there."""
+    if temporary.is_dir() and not temporary.is_symlink():
+        shutil.rmtree(temporary, ignore_errors=True)
+    else:
+        temporary.unlink(missing_ok=True)
+
+
 def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
     """Rename the finished file into place; without `overwrite`, never over a file.
 
@@ -192,6 +202,9 @@ def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
     without hard links (FAT, some network shares) fall back to check-then-rename, which the
     lock still protects against other conversions.
     """
+    if temporary.is_dir():
+        _commit_directory(temporary, path, overwrite)
+        return
     if overwrite:
         os.replace(temporary, path)
         return
@@ -206,6 +219,34 @@ def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
         os.replace(temporary, path)
     else:
         temporary.unlink()
+
+
+def _commit_directory(temporary: Path, path: Path, overwrite: bool) -> None:
+    """Rename a finished directory into place; without `overwrite`, never over anything.
+
+    Directories have no hard links: the name is checked under the lock, and rename(2) itself
+    fails over a file or a non-empty directory, so nobody's data can be replaced. With
+    `overwrite` the old output is renamed aside first and removed once the new one has its name
+    (a reader sees the old one or the new one, or for an instant neither, never a mix).
+    """
+    if not os.path.lexists(path):
+        try:
+            os.rename(temporary, path)
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise OutputExistsError(path) from None
+            raise
+        return
+    if not overwrite:
+        raise OutputExistsError(path)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.replaced")
+    os.rename(path, aside)
+    try:
+        os.rename(temporary, path)
+    except BaseException:
+        os.rename(aside, path)
+        raise
+    _discard(aside)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from .report import SessionReport, inspect_session
 from .sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
 from .user_metadata import resolve_metadata
 from .validate import check_file
+from .zarr_support import BACKENDS, DEFAULT_BACKEND, for_backend, stored_bytes
 
 _STAGES = ("decoding + compressing", "assembling NWB")
 _EXIT_CODES = """exit codes: 0 done; 1 some sessions of a collection (or files to validate) failed;
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--no-decode", action="store_true", help="do not count video frames")
     validate = commands.add_parser("validate", help="check NWB files: schema, best practices, "
                                    "every image series reads back")  # fmt: skip
-    validate.add_argument("files", type=Path, nargs="+", help=".nwb files")
+    validate.add_argument("files", type=Path, nargs="+", help=".nwb files or .nwb.zarr stores")
     demo = commands.add_parser("demo", help="write the built-in demo session and convert it")
     demo.add_argument("folder", type=Path, nargs="?", default=Path("demo_data"))
     return parser
@@ -58,9 +59,15 @@ def _parser() -> argparse.ArgumentParser:
 def _add_convert(convert: argparse.ArgumentParser) -> None:
     convert.add_argument("session", type=Path, help="session, acquisition or device folder")
     where = convert.add_mutually_exclusive_group(required=True)
-    where.add_argument("-o", "--output", type=Path, help="the .nwb to write (one session)")
-    where.add_argument("--output-dir", type=Path, help="one <session name>.nwb per session here")
+    where.add_argument("-o", "--output", type=Path, help="the .nwb (.nwb.zarr) to write")
+    where.add_argument(
+        "--output-dir", type=Path, help="one <session name>.nwb[.zarr] per session here"
+    )
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    convert.add_argument(
+        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+        help="hdf5: a .nwb file; zarr: a .nwb.zarr directory (needs the [zarr] extra)",
+    )  # fmt: skip
     convert.add_argument("--metadata", type=Path, help="YAML/JSON with NWBFile, Subject, Ophys")
     convert.add_argument(
         "--lab-metadata", type=Path, help="lab-wide metadata, under the session's and --metadata"
@@ -165,6 +172,7 @@ def _options(args: argparse.Namespace) -> ConversionOptions:
         stub=args.stub,
         alignment=read_sync_file(args.sync) if args.sync else None,
         start_offset=args.start_offset,
+        backend=args.backend,
     )
 
 
@@ -230,17 +238,18 @@ def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:
 
 def _output_path(args: argparse.Namespace, name: str, folder: Path) -> Path:
     """`<name>.nwb`, or with --dandi the name `dandi organize` gives (metadata checked first);
-    a stub's name never is the full file's."""
+    `.nwb.zarr` for Zarr; a stub's name never is the full file's."""
     output = Path(args.output_dir / f"{name}.nwb")
     if args.dandi:
         session = discover(folder)
         metadata = resolve_metadata(session, args.lab_metadata, args.metadata)
         output = dandi_output(session, args.output_dir, metadata, _options(args))
+    output = for_backend(output, args.backend)
     return stub_output(output) if args.stub else output
 
 
 def _print_result(result: ConversionResult) -> None:
-    size_mb = result.output.stat().st_size / 1e6
+    size_mb = stored_bytes(result.output) / 1e6
     print(f"wrote {result.output} ({size_mb:.1f} MB) in {result.seconds:.1f} s")
     for name, frames in result.series_frames.items():
         print(f"  {name}: {frames} frames")

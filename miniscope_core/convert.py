@@ -36,6 +36,7 @@ from .sync import NewTimestamps, TimeAlignment, session_alignment
 from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
 from .validate import Verification, VerificationError, verify_nwb
 from .video import VideoInfo
+from .zarr_support import BACKENDS, DEFAULT_BACKEND, check_output_name, require_zarr
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,12 @@ class ConversionOptions:
     alignment: TimeAlignment | NewTimestamps | None = None
     start_offset: float = 0.0  # seconds added to every time, after the pairs
     neuroconv_names: bool = False  # name objects as NeuroConv does (nwb/naming.py)
+    backend: str = DEFAULT_BACKEND  # "hdf5" (a .nwb file) or "zarr" (a .nwb.zarr directory)
 
     def __post_init__(self) -> None:
         Deflater(self.deflate_engine, self.compression_level)  # a clear ValueError, early
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
 
     @property
     def deflater(self) -> Deflater:
@@ -227,6 +231,7 @@ def assemble(
     """
     metadata = metadata if metadata is not None else resolve_metadata(session)
     fill = fill or _copy_fill(on_frames)
+    _check_backend(output, options)
     args = (session, videos, output, options, metadata, fill, metadata_files)
     if write_to is not None:
         return _complete(_assemble_into(write_to, *args))
@@ -280,6 +285,13 @@ def plan_layout(
     return build_layout(recordings, metadata, clock, output, layout_options), recordings
 
 
+def _check_backend(output: Path, options: ConversionOptions) -> None:
+    """The output's name fits the backend, and Zarr can be written here: before any decoding."""
+    check_output_name(output, options.backend)
+    if options.backend == "zarr":
+        require_zarr(output)
+
+
 def _layout_options(options: ConversionOptions, metadata_files: tuple[str, ...]) -> LayoutOptions:
     script, script_name = source_script(asdict(options), list(metadata_files))
     return LayoutOptions(
@@ -301,7 +313,7 @@ def _write(
     options: ConversionOptions,
     fill: Filler,
 ) -> Assembly | Shortfall:
-    written = write_nwb(layout, path, fill)
+    written = write_nwb(layout, path, fill, options.backend)
     if isinstance(written, Shortfall):
         return written
     verification = verify_nwb(path, written) if options.verify else None
@@ -402,6 +414,7 @@ def convert_session(
     per-frame callback.
     """
     began = time.perf_counter()
+    _check_backend(Path(output), options)
     with recorded_warnings() as caught:  # from reading the folder on, for the result
         session = path if isinstance(path, Session) else discover(path)
         lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))

@@ -38,13 +38,18 @@ def copy_fill(dataset: h5py.Dataset, fill: Fill) -> int:
 
 
 def write_nwb(
-    layout: Layout, path: Path, fill: Filler = copy_fill
+    layout: Layout, path: Path, fill: Filler = copy_fill, backend: str = "hdf5"
 ) -> list[WrittenSeries] | Shortfall:
     """Write `layout` to `path`, each empty dataset completed by `fill`; what each series got.
 
     Stops at the first part that `fill` leaves short (a video that decodes to fewer frames than
-    its packets promised), since the layout was sized for the promise.
+    its packets promised), since the layout was sized for the promise. `backend` "zarr" writes
+    an NWB Zarr directory instead (`zarr_output`, an optional extra).
     """
+    if backend == "zarr":
+        from .zarr_output import write_nwb_zarr
+
+        return write_nwb_zarr(layout, path, fill)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The file path provided", module="pynwb")
         with NWBHDF5IO(path, mode="w") as io:
@@ -57,7 +62,7 @@ def write_nwb(
             if written < part.n_frames:
                 return Shortfall(part.video.source, part.n_frames, written)
             boundary.setdefault(part.dataset_path, {}).update(_boundary_chunks(dataset, part))
-    return _written(layout.fills, boundary)
+    return written_series(layout.fills, boundary)
 
 
 def _boundary_chunks(dataset: h5py.Dataset, part: Fill) -> dict[int, bytes]:
@@ -73,7 +78,8 @@ def _has_chunk(dataset: h5py.Dataset, coord: tuple[int, ...]) -> bool:
     return dataset.id.get_chunk_info_by_coord(coord).byte_offset is not None
 
 
-def _written(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> list[WrittenSeries]:
+def written_series(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> list[WrittenSeries]:
+    """What each series got: its fills' frames and shapes, and its boundary chunks' bytes."""
     series: dict[str, WrittenSeries] = {}
     for part in fills:
         path = part.dataset_path.removesuffix("/data")

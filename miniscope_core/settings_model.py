@@ -31,6 +31,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from .convert import ConversionOptions
 from .deflate import ENGINES, Deflater
 from .metadata_schema import did_you_mean
+from .zarr_support import BACKENDS
 
 PREFIX = "MINISCOPE_"
 SETTINGS_FILE_VARIABLE = PREFIX + "SETTINGS_FILE"
@@ -46,6 +47,7 @@ CONVERSION_SETTINGS = (
     "neuroconv_names",
     "deflate_engine",
     "compression_level",
+    "backend",
 )
 _OWN_MESSAGE = "setting"  # error type whose message replaces "expected ..."
 Executor = Literal["in_process", "multiprocess", "celery"]
@@ -174,6 +176,11 @@ class MiniscopeSettings(BaseModel):
         "Deflate level of the stored frames (isal 0-3, zlib 0-9).",
         "a whole number (isal 0-3, zlib 0-9)",
     )
+    backend: str = _setting(
+        _LIBRARY.backend,
+        "NWB file format: hdf5 (`<key>.nwb`) or zarr (`<key>.nwb.zarr`, needs the zarr extra).",
+        "one of " + ", ".join(BACKENDS),
+    )
 
     @field_validator("metadata_file", mode="before")
     @classmethod
@@ -187,6 +194,13 @@ class MiniscopeSettings(BaseModel):
         if engine not in ENGINES:
             raise ValueError("unknown engine")
         return engine
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        if backend not in BACKENDS:
+            raise ValueError("unknown backend")
+        return backend
 
     @field_validator("compression_level")
     @classmethod

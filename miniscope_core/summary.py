@@ -20,6 +20,7 @@ from .recordings import Recording
 from .session import Device, Session
 from .sync import session_alignment
 from .timestamps import Timing, measure_timing
+from .validate import open_nwb_root
 
 
 def plain(value: Any) -> Any:
@@ -227,9 +228,16 @@ def frame_counts(
 def _series_frames_by_device(nwb_path: Path) -> dict[str, int]:
     """Frames of every OnePhotonSeries, summed by the name of the device it links to."""
     frames: dict[str, int] = {}
-    with h5py.File(nwb_path, "r") as nwb:
+    with open_nwb_root(nwb_path) as nwb:
         for series in nwb["acquisition"].values():
             if series.attrs.get("neurodata_type") == "OnePhotonSeries":
-                device = series.get("device", getlink=True).path.rsplit("/", 1)[-1]
+                device = _link_target(series, "device").rsplit("/", 1)[-1]
                 frames[device] = frames.get(device, 0) + series["data"].shape[0]
     return frames
+
+
+def _link_target(group: Any, name: str) -> str:
+    """Where link `name` of an HDF5 group points, or of a Zarr group (its `zarr_link`s)."""
+    if isinstance(group, h5py.Group):
+        return str(group.get(name, getlink=True).path)
+    return next(str(link["path"]) for link in group.attrs["zarr_link"] if link["name"] == name)
