@@ -78,8 +78,10 @@ def test_pixels_and_timestamps_round_trip_exactly_as_in_the_hdf5_file(session, t
 
 @needs_zarr
 def test_every_frame_is_one_zlib_chunk_holding_the_hdf5_files_bytes(session, tmp_path):
+    """The store is filled from chunk files (--work-dir), the HDF5 file decoded directly."""
     zarr_out, hdf5_out = tmp_path / "s.nwb.zarr", tmp_path / "s.nwb"
-    convert_session(session, zarr_out, ConversionOptions(backend="zarr", compression_level=3))
+    zarr_options = ConversionOptions(backend="zarr", compression_level=3)
+    convert_session(session, zarr_out, zarr_options, work_dir=tmp_path / "chunks")
     convert_session(session, hdf5_out, ConversionOptions(compression_level=3))
     array = zarr_out / SCOPE_DATA
     meta = json.loads((array / ".zarray").read_text())
