@@ -33,6 +33,7 @@ from hdmf_zarr import ZarrDataIO
 from hdmf_zarr.nwb import NWBZarrIO
 from pynwb.validation import get_cached_namespaces_to_validate
 
+from .errors import MiniscopeFormatError
 from .nwb.base import Fill, Layout
 from .nwb_writer import Filler, Shortfall, written_series
 from .validate import WrittenSeries, inflate_problems
@@ -65,7 +66,7 @@ def write_nwb_zarr(layout: Layout, path: Path, fill: Filler) -> list[WrittenSeri
     return written_series(layout.fills, boundary)
 
 
-class _NoFrames(AbstractDataChunkIterator):  # type: ignore[misc]
+class _NoFrames(AbstractDataChunkIterator):
     """The pixel array's shape, type and chunking for pynwb, and no data: the fill writes it."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
@@ -159,6 +160,8 @@ def schema_errors(path: Path) -> list[Any]:
     Through an open `NWBZarrIO`: `pynwb.validate(path=...)` passes HDF5-only arguments that
     hdmf-zarr 0.13 refuses.
     """
+    if open_root(path).attrs.get("neurodata_type") != "NWBFile":
+        raise MiniscopeFormatError(path, "is a Zarr store but not NWB (no NWBFile at its root)")
     with NWBZarrIO(str(path), mode="r") as io:
         namespaces, manager, _ = get_cached_namespaces_to_validate(io=io)
     with NWBZarrIO(str(path), mode="r", manager=manager) as io:

@@ -111,6 +111,16 @@ def test_the_store_passes_the_same_validation_and_the_cli_validates_it(session, 
 
 
 @needs_zarr
+def test_a_zarr_store_that_is_not_nwb_is_refused_in_one_line(tmp_path, capsys):
+    store = tmp_path / "other.nwb.zarr"
+    store.mkdir()
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    assert main(["validate", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {store}: is a Zarr store but not NWB (no NWBFile at its root)\n"
+
+
+@needs_zarr
 def test_the_read_back_finds_a_missing_or_corrupt_frame_in_a_store(session, tmp_path):
     out = tmp_path / "s.nwb.zarr"
     convert_session(session, out, ConversionOptions(backend="zarr"))
