@@ -4,7 +4,7 @@
     miniscope-dagster sessions
     miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
         [--per-acquisition] [--strict] [--embed-cameras] [--neuroconv-names] [--dandi]
-        [--compression-level N] [--stub]
+        [--compression-level N] [--stub] [--backend hdf5|zarr]
 
 Settings come from the MINISCOPE_* environment variables and settings file (see
 `miniscope_core.settings_model`) unless given here. A backfill's conversion flags become the run
@@ -27,6 +27,7 @@ import dagster as dg
 import requests
 
 from miniscope_core import (
+    BACKENDS,
     SESSION_METADATA_FILE,
     SettingsError,
     folder_status,
@@ -168,6 +169,7 @@ def _choices(args: argparse.Namespace) -> ConversionConfig:
         dandi_layout=args.dandi,
         compression_level=args.compression_level,
         stub=args.stub,
+        backend=args.backend,
     )
 
 
@@ -256,6 +258,9 @@ def _conversion_flags(command: argparse.ArgumentParser) -> None:
     )
     choices.add_argument(
         "--stub", action="store_true", help="first frames only, into <key>_stub.nwb (a check)"
+    )
+    choices.add_argument(
+        "--backend", choices=BACKENDS, help="hdf5 (<key>.nwb) or zarr (<key>.nwb.zarr)"
     )
 
 

@@ -14,7 +14,7 @@ from pynwb import NWBHDF5IO
 from support import SMALL_CAMERA
 from test_atomic import dead_pid
 
-from miniscope_core import ConversionOptions, convert_session
+from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError, convert_session
 from miniscope_core.cli import main
 from miniscope_core.synthetic import ScopeSpec, write_session
 from miniscope_core.validate import check_file, verify_nwb
@@ -213,14 +213,15 @@ def test_without_hdmf_zarr_the_error_is_one_line(session, tmp_path, capsys, monk
 
 
 @needs_zarr
-def test_dagster_writes_the_store_when_the_setting_or_run_config_asks(session, tmp_path):
+def test_dagster_writes_the_store_when_the_run_config_or_the_setting_asks(session, tmp_path):
     dg = pytest.importorskip("dagster")
     assets = pytest.importorskip("miniscope_assets.assets")
     resources = pytest.importorskip("miniscope_assets.resources")
     storage = resources.MiniscopeStorage(
-        raw_root=str(tmp_path / "raw"), output_root=str(tmp_path / "out"), backend="zarr"
+        raw_root=str(tmp_path / "raw"), output_root=str(tmp_path / "out")
     )
-    assert resources.MiniscopeStorage.from_env(backend="zarr").backend == "zarr"
+    zarr_run = assets.conversion_run_config(resources.ConversionConfig(backend="zarr"))
+    assert zarr_run["ops"]["nwb_file"]["config"] == {"backend": "zarr"}
     key = "session"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("sessions", [key])
@@ -230,16 +231,22 @@ def test_dagster_writes_the_store_when_the_setting_or_run_config_asks(session, t
             partition_key=key,
             instance=instance,
             resources={"storage": storage},
+            run_config=zarr_run,
         )
     assert result.success
     path = tmp_path / "out" / key / "session.nwb.zarr"
-    assert storage.nwb_path(key) == path and verify_nwb(path).passed
+    assert verify_nwb(path).passed and not storage.nwb_path(key).exists()  # no .nwb written
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["nwb_valid"] and checks["frame_counts_agree"]
     (event,) = result.asset_materializations_for_node("nwb_file")
     assert event.metadata["path"].value == str(path)
     assert event.metadata["options"].value["backend"] == "zarr"
     assert event.metadata["size_bytes"].value > 2 * SCOPE.n_frames * 100
-    config = resources.ConversionConfig(backend="hdf5")
-    assert assets.conversion_run_config(config)["ops"]["nwb_file"]["config"] == {"backend": "hdf5"}
-    assert storage.options(config).backend == "hdf5"
+
+    by_setting = resources.MiniscopeStorage.from_settings(
+        MiniscopeSettings.load({"MINISCOPE_BACKEND": "zarr"})
+    )
+    assert by_setting.nwb_path(key).name == "session.nwb.zarr"
+    assert by_setting.options().backend == "zarr"
+    with pytest.raises(SettingsError, match="MINISCOPE_BACKEND='h5': expected one of hdf5, zarr"):
+        MiniscopeSettings.load({"MINISCOPE_BACKEND": "h5"})
