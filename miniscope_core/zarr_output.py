@@ -4,10 +4,10 @@ Codec: numcodecs `Zlib`. A Zlib chunk is a zlib stream, byte for byte what HDF5'
 ("gzip") filter stores, so the frames deflated once by the converter's threads (ISA-L or zlib,
 see `deflate.py`), or copied from the staged chunk files, are stored as they are: nothing is
 compressed twice, and Zarr and HDF5 outputs of a session hold the same bytes per frame. Zlib is
-in numcodecs' core set that zarr-python (hence pynwb with hdmf-zarr, and DANDI's tools) decodes
-without plugins, and zlib/deflate is the codec every other Zarr reader (zarr.js viewers,
-Julia, Java, zarrs) implements; Blosc also needs no plugin in Python but is a C library that
-browser and JVM readers often lack, and GZip adds a header that HDF5 does not write.
+in numcodecs' core set, which zarr-python (hence pynwb with hdmf-zarr, nwbinspector and DANDI's
+tools) decodes without plugins, and every other Zarr implementation reads zlib; Blosc also
+needs no plugin in Python, but elsewhere a native or WebAssembly build of c-blosc, and GZip
+adds a header that HDF5 does not write.
 
 pynwb (`NWBZarrIO`) writes the structure, with each image series' pixel array created at its
 full shape, one frame per chunk and no chunk stored; then every frame's chunk is written to the
