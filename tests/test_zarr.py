@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 from pynwb import NWBHDF5IO
 from support import SMALL_CAMERA
-from test_atomic import dead_pid
+from test_safety import _start, _wait_for_partial
 
 from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError, convert_session
 from miniscope_core.cli import main
-from miniscope_core.synthetic import ScopeSpec, write_session
+from miniscope_core.synthetic import ScopeSpec, write_demo_session, write_session
 from miniscope_core.validate import check_file, verify_nwb
 
 needs_zarr = pytest.mark.skipif(
@@ -157,12 +158,22 @@ def test_a_failed_write_leaves_no_store_behind(session, tmp_path, monkeypatch):
 
 
 @needs_zarr
-def test_a_store_left_by_a_killed_run_is_cleaned_up(session, tmp_path):
+def test_ctrl_c_or_kill_leave_no_store_and_a_rerun_cleans_up(tmp_path):
+    demo = write_demo_session(tmp_path / "raw")
     out = tmp_path / "s.nwb.zarr"
-    dead = tmp_path / f".s.nwb.zarr.{dead_pid()}.partial"
-    (dead / "acquisition").mkdir(parents=True)
-    (dead / ".zgroup").write_text("{}")
-    assert _convert(session, out, "--backend", "zarr") == 0
+    args = ["convert", str(demo), "-o", str(out), "--backend", "zarr", "--quiet"]
+    interrupted = _start(args, tmp_path)
+    _wait_for_partial(tmp_path, interrupted)
+    interrupted.send_signal(signal.SIGINT)
+    _, err = interrupted.communicate(timeout=60)
+    assert interrupted.returncode == 130 and err.strip() == "interrupted, nothing written"
+    assert not out.exists() and _hidden(tmp_path) == []
+    killed = _start(args, tmp_path)
+    _wait_for_partial(tmp_path, killed)
+    killed.kill()
+    killed.wait(timeout=30)
+    assert not out.exists() and any(p.is_dir() for p in tmp_path.glob(".s.nwb.zarr.*.partial"))
+    assert main(args) == 0
     assert _hidden(tmp_path) == [] and verify_nwb(out).passed
 
 
