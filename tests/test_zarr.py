@@ -255,6 +255,7 @@ def test_dagster_writes_the_store_when_the_run_config_or_the_setting_asks(sessio
     assert result.success
     path = tmp_path / "out" / key / "session.nwb.zarr"
     assert verify_nwb(path).passed and not storage.nwb_path(key).exists()  # no .nwb written
+    assert storage.converted() == {key: path}  # what `miniscope-dagster sessions` lists
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["nwb_valid"] and checks["frame_counts_agree"]
     (event,) = result.asset_materializations_for_node("nwb_file")
