@@ -4,47 +4,43 @@ Debian's slurm-wlm and munge, run as root (slurmd must be root to start jobs as 
 user): a fresh munge key, `munged` as the munge user, and both SLURM daemons in the foreground with
 a slurm.conf whose state, spool, logs and munge socket all live in the folder. `proctrack/linuxproc`
 and `task/none` need no cgroups, so it works in a container. The clients (sbatch, squeue, scancel)
-find this cluster through SLURM_CONF, which `env()` gives. Every daemon is stopped by its PID.
+find this cluster through SLURM_CONF, which `env()` adds. The daemons are `cluster_services`
+services, stopped by PID; the jobs are cancelled first (they outlive slurmd otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from cluster_services import free_port, start, wait_for
 
 NODE = "miniscope-node1"
 PARTITION = "debug"
-COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
+COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo")
 
 
-def missing() -> str | None:
-    """Why this machine cannot run the test cluster, or None when it can."""
+def needs() -> str | None:
+    """What this machine lacks to run the test cluster, or None when it has everything."""
     if os.geteuid() != 0:
-        return "a SLURM node must be started as root (slurmd runs jobs as their user)"
+        return "root (slurmd starts jobs as their user)"
     absent = [name for name in COMMANDS if shutil.which(name) is None]
     if absent:
-        return f"{', '.join(absent)} not installed (apt-get install slurm-wlm munge)"
+        return f"{', '.join(absent)} (apt-get install slurm-wlm munge)"
     try:
         pwd.getpwnam("munge")
     except KeyError:
-        return "no munge user (apt-get install munge)"
+        return "the munge user (apt-get install munge)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -54,7 +50,6 @@ class SlurmCluster:
     root: Path
     conf: Path
     cpus: int
-    pids: dict[str, int] = field(default_factory=dict)
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         return {**(os.environ if base is None else base), "SLURM_CONF": str(self.conf)}
@@ -78,18 +73,23 @@ class SlurmCluster:
         """The job's state as squeue tells it ("" once it has left the queue)."""
         return self.run("squeue", "-h", "-j", job, "-o", "%T").strip()
 
-    def log(self, name: str) -> str:
-        path = self.root / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def logs(self) -> str:
+        """The end of both daemons' logs, for a failure message."""
+        parts = []
+        for name in ("slurmctld", "slurmd"):
+            path = self.root / f"{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            parts.append(f"--- {name}.log\n{text[-2000:]}")
+        return "\n".join(parts)
 
 
-def _slurm_conf(root: Path, cpus: int, user: str) -> str:
+def _slurm_conf(root: Path, cpus: int) -> str:
     return f"""\
 ClusterName=miniscope
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
-SlurmUser={user}
+SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -111,15 +111,13 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 KillWait=5
-SlurmctldTimeout=30
-SlurmdTimeout=30
 NodeName={NODE} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def _munge_dirs(root: Path) -> Path:
-    """A munge folder owned by the munge user holding a fresh 1 KiB key (mode 0400)."""
+def _munge_folder(root: Path) -> Path:
+    """A folder of the munge user holding a fresh 1 KiB key (mode 0400)."""
     munge = pwd.getpwnam("munge")
     folder = root / "munge"
     folder.mkdir(mode=0o700)
@@ -131,60 +129,36 @@ def _munge_dirs(root: Path) -> Path:
     return folder
 
 
-def _start(
-    stack: ExitStack, cluster: SlurmCluster, name: str, command: list[str], user: str = "root"
-) -> None:
-    """Start a daemon in the foreground as `user` (own session), to be stopped by PID on exit."""
-    out = (cluster.root / f"{name}.out").open("w")
-    account = pwd.getpwnam(user)
-    process = subprocess.Popen(
-        command,
-        env=cluster.env(),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        user=account.pw_uid,
-        group=account.pw_gid,
-        extra_groups=[],
-    )
-    cluster.pids[name] = process.pid
-    stack.callback(_stop, process, out)
+def _cancel_jobs(cluster: SlurmCluster, seconds: float = 60) -> None:
+    """Cancel every job and wait (bounded) until they are gone, their processes with them."""
+    with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+        cluster.run("scancel", f"--partition={PARTITION}")
+        deadline = time.monotonic() + seconds
+        while cluster.run("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:
+            time.sleep(0.5)
 
 
-def _stop(process: subprocess.Popen, out) -> None:  # type: ignore[type-arg]
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    out.close()
-
-
-def _wait(condition, seconds: float, what: str, cluster: SlurmCluster) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    logs = "\n".join(f"--- {n}\n{cluster.log(n)[-2000:]}" for n in ("slurmctld", "slurmd"))
-    raise RuntimeError(f"timed out after {seconds} s waiting for {what}\n{logs}")
-
-
-def _node_idle(cluster: SlurmCluster) -> bool:
-    try:
+def _node_up(cluster: SlurmCluster) -> bool:
+    with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
         state = cluster.run("sinfo", "-h", "-n", NODE, "-o", "%t", timeout=10).strip()
-    except (RuntimeError, subprocess.TimeoutExpired):
-        return False
-    return state in ("idle", "mix", "alloc")
+        return state in ("idle", "mix", "alloc")
+    return False
+
+
+def _waited(
+    condition: Callable[[], object], seconds: float, what: str, cluster: SlurmCluster
+) -> None:
+    """wait_for, with the end of the daemons' logs in the message when it times out."""
+    try:
+        wait_for(condition, seconds, what, every=0.3)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{cluster.logs()}") from None
 
 
 @contextmanager
 def slurm_cluster(cpus: int | None = None) -> Iterator[SlurmCluster]:
-    """munged, slurmctld and slurmd in a new folder under /tmp, the node idle on entry; all
-    stopped and the folder removed on exit.
+    """munged, slurmctld and slurmd in a new folder under /tmp, the node up on entry; jobs
+    cancelled, daemons stopped and the folder removed on exit.
 
     Not under pytest's tmp_path: the munge user must reach its socket (pytest's folders are
     root's alone) and a socket path may not exceed 107 bytes."""
@@ -193,19 +167,20 @@ def slurm_cluster(cpus: int | None = None) -> Iterator[SlurmCluster]:
         root = Path(tempfile.mkdtemp(prefix="slurm-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
         root.chmod(0o755)
-        for folder in ("state", "spool"):
+        for folder in ("state", "spool", "out"):
             (root / folder).mkdir()
-        munge = _munge_dirs(root)
+        munge = _munge_folder(root)
         cluster = SlurmCluster(root=root, conf=root / "slurm.conf", cpus=cpus)
-        cluster.conf.write_text(_slurm_conf(root, cpus, "root"))
-        munged = ["munged", "--foreground", "--force"]
-        munged += [f"--key-file={munge}/munge.key", f"--socket={munge}/munge.socket"]
-        munged += [f"--pid-file={munge}/munged.pid", f"--log-file={munge}/munged.log"]
-        munged += [f"--seed-file={munge}/munged.seed"]
-        _start(stack, cluster, "munged", munged, user="munge")
-        socket_path = munge / "munge.socket"
-        _wait(socket_path.exists, 20, "the munge socket", cluster)
-        _start(stack, cluster, "slurmctld", ["slurmctld", "-D", "-f", str(cluster.conf)])
-        _start(stack, cluster, "slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(cluster.conf)])
-        _wait(lambda: _node_idle(cluster), 60, "the SLURM node to come up", cluster)
+        cluster.conf.write_text(_slurm_conf(root, cpus))
+        env = cluster.env()
+        munged = ["munged", "--foreground", "--force", f"--key-file={munge}/munge.key"]
+        munged += [f"--socket={munge}/munge.socket", f"--pid-file={munge}/munged.pid"]
+        munged += [f"--log-file={munge}/munged.log", f"--seed-file={munge}/munged.seed"]
+        start(stack, "munged", munged, root / "out", env=env, user="munge")
+        _waited((munge / "munge.socket").exists, 20, "the munge socket", cluster)
+        conf = ["-f", str(cluster.conf)]
+        start(stack, "slurmctld", ["slurmctld", "-D", *conf], root / "out", env=env)
+        start(stack, "slurmd", ["slurmd", "-D", "-N", NODE, *conf], root / "out", env=env)
+        _waited(lambda: _node_up(cluster), 60, "the SLURM node", cluster)
+        stack.callback(_cancel_jobs, cluster)  # before the daemons stop: jobs outlive slurmd
         yield cluster

@@ -29,7 +29,7 @@ from cluster_services import (
     wait_for,
 )
 from dagster._serdes import deserialize_value
-from slurm_cluster import SlurmCluster, missing, slurm_cluster
+from slurm_cluster import SlurmCluster, needs, slurm_cluster
 
 from miniscope_assets.cli import main as cli_main
 from miniscope_core import check_file, convert_session
@@ -131,8 +131,8 @@ def test_a_slurm_job_worker_converts_a_backfill_and_scancel_ends_in_a_retried_ru
     tmp_path, monkeypatch
 ):
     require_cluster_tools()
-    reason = missing()
-    require(reason or "SLURM", reason is None)
+    lacking = needs()
+    require(lacking or "", lacking is None)
     raw, out, lab = tmp_path / "raw", tmp_path / "out", tmp_path / "lab.yaml"
     logs = tmp_path / "logs"
     tiny, big = _write_sessions(raw)
