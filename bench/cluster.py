@@ -1,8 +1,9 @@
 """Benchmark of the distributed path: a backfill of N sessions in process vs through Celery.
 
 One run, on this machine: N synthetic sessions are written into a temporary folder, then
-converted three ways, each into an empty output folder:
+converted four ways, each into an empty output folder:
 
+- library only: `convert_session` on each, no Dagster (what the conversions alone cost);
 - in process: `convert_in_process` (what `miniscope-dagster backfill --in-process` does), the
   sessions one after another in this process, run history in a SQLite DAGSTER_HOME;
 - Celery with 1 worker, then with 2 workers: the deployment of deploy/ on loopback (PostgreSQL,
@@ -40,6 +41,7 @@ sys.path.insert(0, str(PROJECT / "tests"))  # the loopback servers of the cluste
 
 LAB = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 ENDED = ("SUCCESS", "FAILURE", "CANCELED")
+LIBRARY, IN_PROCESS = "library only", "in process"
 RUN_TIMEOUT = 900.0  # seconds a backfill may take before the benchmark gives up
 
 
@@ -96,6 +98,19 @@ def environ(**variables: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def library(work: Path, folders: dict[str, Path], lab: Path) -> Result:
+    """The conversions alone, without Dagster: `convert_session` one session after another."""
+    from miniscope_core import convert_session
+
+    out = _empty(work / "out")
+    load = os.getloadavg()[0]
+    began = time.time()
+    for key, folder in folders.items():
+        convert_session(folder, out / key / f"{key}.nwb", lab_metadata_path=lab)
+    wall = time.time() - began
+    return Result(LIBRARY, 1, len(folders), wall, 0, load)
+
+
 def in_process(work: Path, raw: Path, folders: dict[str, Path], lab: Path) -> Result:
     """The backfill in this process, as `miniscope-dagster backfill --in-process` runs it."""
     from miniscope_assets.cli import convert_in_process
@@ -112,7 +127,7 @@ def in_process(work: Path, raw: Path, folders: dict[str, Path], lab: Path) -> Re
         code = convert_in_process(storage, folders, "bench")
         wall = time.time() - began
     failed = sum(not (out / key / f"{key}.nwb").is_file() for key in folders) + (code != 0)
-    return Result("in process", 1, len(folders), wall, failed, load)
+    return Result(IN_PROCESS, 1, len(folders), wall, failed, load)
 
 
 def _empty(folder: Path) -> Path:
@@ -199,7 +214,8 @@ def _celery_backfill(
 
 
 def report(results: list[Result], frames: int, size: int) -> str:
-    base = results[0]
+    """The table; overhead is per session against the in-process backfill."""
+    base = next(r for r in results if r.path == IN_PROCESS)
     lines = [
         f"{base.sessions} sessions of 1 acquisition, {frames} frames {size}x{size} FFV1, "
         f"{os.cpu_count()} cores",
@@ -232,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         raw, lab = work / "raw", work / "lab.yaml"
         lab.write_text(LAB)
         folders = write_sessions(raw, args.sessions, args.frames, args.size)
-        results = [in_process(work, raw, folders, lab)]
+        results = [library(work, folders, lab), in_process(work, raw, folders, lab)]
         results += celery(work, raw, folders, lab, args.workers)
     text = report(results, args.frames, args.size)
     print(text)
