@@ -36,6 +36,7 @@ import pandas as pd
 from .clock import StartTime
 from .errors import MiniscopeFormatError, MiniscopeWarning, MissingDeviceWarning
 from .session import Acquisition, Device, DeviceKind
+from .timestamps import read_table
 from .video import count_frames
 
 TIMESTAMP_FILE = "timestamp.dat"
@@ -97,17 +98,11 @@ def is_legacy_folder(folder: str | Path) -> bool:
 
 def read_timestamp_dat(path: Path) -> pd.DataFrame:
     """The four integer columns of timestamp.dat, by name; a short or garbled row names itself."""
-    if not path.is_file():
-        raise MiniscopeFormatError(path, "is missing (a legacy V3 recording always has one)")
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as error:
-        raise MiniscopeFormatError(
-            path, "is empty (expected camNum, frameNum, sysClock, buffer)"
-        ) from error
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MiniscopeFormatError(path, f"is not tab-separated text: {error}") from error
-    table.columns = [str(column).strip() for column in table.columns]
+    table = read_table(
+        path, "tab-separated camNum, frameNum, sysClock, buffer",
+        "is missing (a legacy V3 recording always has one)",
+        sep="\t", dtype=str, keep_default_na=False,
+    )  # fmt: skip
     missing = [column for column in _COLUMNS if column not in table.columns]
     if missing:
         raise MiniscopeFormatError(path, f"has no {', '.join(missing)} column (is it truncated?)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,19 +54,28 @@ class Timing:
         return sum(gap.missing for gap in self.gaps)
 
 
+def read_table(
+    path: Path, expected: str, missing: str = "is missing", **options: Any
+) -> pd.DataFrame:
+    """A timestamp file as a table (`pd.read_csv` with `options`), its column names stripped;
+    a missing, empty or unparsable file is a one-line error naming it."""
+    if not path.is_file():
+        raise MiniscopeFormatError(path, missing)
+    try:
+        table = pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError as error:
+        raise MiniscopeFormatError(path, f"is empty (expected {expected})") from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise MiniscopeFormatError(
+            path, f"is not a readable table ({expected}): {error}"
+        ) from error
+    table.columns = [str(column).strip() for column in table.columns]
+    return table
+
+
 def read_timestamps(path: Path) -> pd.DataFrame:
     """Columns renamed to frame/time_ms/buffer[/daq_frame/unix_ms]; read by name, not position."""
-    if not path.is_file():
-        raise MiniscopeFormatError(path, "is missing")
-    try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError as error:
-        raise MiniscopeFormatError(
-            path, "is empty (expected a header and one row per frame)"
-        ) from error
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MiniscopeFormatError(path, f"is not a readable CSV: {error}") from error
-    table.columns = [str(column).strip() for column in table.columns]
+    table = read_table(path, "a header and one row per frame", skipinitialspace=True)
     if TIME_COLUMN not in table.columns:
         raise MiniscopeFormatError(
             path, f"has no {TIME_COLUMN!r} column (columns: {', '.join(table.columns)})"

@@ -198,25 +198,32 @@ def avi_finalised(path: Path) -> bool:
     return riff_size not in _UNFINISHED_SIZES and riff_size + 8 <= path.stat().st_size
 
 
-def avi_frame_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the AVI's video format header, without starting a decoder."""
+def _video_format(path: Path, length: int) -> bytes | None:
+    """The first `length` bytes of the AVI's video format chunk (`strf`: a BITMAPINFOHEADER
+    after its 8-byte chunk header), or None when the file has none."""
     with path.open("rb") as handle:
         header = handle.read(_HEADER_BYTES)
     at = header.find(b"strf")
-    if header[:4] != b"RIFF" or at < 0 or len(header) < at + 20:
+    if header[:4] != b"RIFF" or at < 0 or len(header) < at + length:
         return None
-    width, height = struct.unpack("<ii", header[at + 12 : at + 20])
+    return header[at : at + length]
+
+
+def avi_frame_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the AVI's video format header, without starting a decoder."""
+    strf = _video_format(path, 20)
+    if strf is None:
+        return None
+    width, height = struct.unpack("<ii", strf[12:20])
     return (width, abs(height)) if width > 0 and height else None
 
 
 def avi_palettised(path: Path) -> bool:
     """True for an uncompressed (BI_RGB) AVI of 8 bits or fewer per pixel: palette indices."""
-    with path.open("rb") as handle:
-        header = handle.read(_HEADER_BYTES)
-    at = header.find(b"strf")
-    if header[:4] != b"RIFF" or at < 0 or len(header) < at + 28:
+    strf = _video_format(path, 28)
+    if strf is None:
         return False
-    bits, compression = struct.unpack("<HI", header[at + 22 : at + 28])
+    bits, compression = struct.unpack("<HI", strf[22:28])
     return bits <= 8 and compression == 0
 
 

@@ -177,6 +177,46 @@ class Postgres:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
+    def step_workers(self, key: str, step: str | None = None) -> list[tuple[str, str]]:
+        """(step, worker NAME) of every execution of a step (`step` only, if given) of `key`'s
+        runs, in order, from the engine events dagster-celery writes as a worker (NAME@host)
+        takes it."""
+        import dagster as dg
+        from dagster._serdes import deserialize_value
+
+        rows = self.query(
+            "SELECT e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.partition = %s AND e.dagster_event_type = 'ENGINE_EVENT'"
+            " AND e.event LIKE %s ORDER BY e.id",
+            key,
+            "%in celery worker%",
+        )
+        taken = []
+        for (text,) in rows:
+            event = deserialize_value(text, dg.EventLogEntry).dagster_event
+            assert event is not None and event.engine_event_data is not None
+            worker = str(event.engine_event_data.metadata["Celery worker"].value)
+            if step in (None, event.step_key):
+                taken.append((str(event.step_key), worker.split("@")[0]))
+        return taken
+
+
+def celery_settings(
+    home: Path, postgres: Postgres, broker: str, raw: Path, out: Path, lab: Path
+) -> dict[str, str]:
+    """The MINISCOPE_* settings and DAGSTER_HOME that a head and its Celery workers share."""
+    return {
+        "DAGSTER_HOME": str(home),
+        **postgres.environment(),
+        "MINISCOPE_RAW_ROOT": str(raw),
+        "MINISCOPE_OUTPUT_ROOT": str(out),
+        "MINISCOPE_METADATA_FILE": str(lab),
+        "MINISCOPE_SENSOR_INTERVAL_SECONDS": "3600",  # the backfill converts, not the sensor
+        "MINISCOPE_EXECUTOR": "celery",
+        "MINISCOPE_CELERY_BROKER": broker,
+        "MINISCOPE_CELERY_BACKEND": broker,
+    }
+
 
 def start_postgres(stack: ExitStack, logs: Path) -> Postgres:
     """A throwaway cluster (initdb in a temporary folder) on 127.0.0.1 with a password, and a

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from cluster_services import (
     Postgres,
+    celery_settings,
     dagster_home,
     environment,
     require_cluster_tools,
@@ -105,26 +106,6 @@ def _all_done(postgres: Postgres, keys: list[str]) -> dict[str, list[str]] | Non
     return None
 
 
-def _step_workers(postgres: Postgres, key: str, step: str | None = None) -> list[tuple[str, str]]:
-    """(step, worker name) of every execution of a step (`step` only, if given) of `key`'s runs,
-    in order, from the engine events dagster-celery writes as a worker (NAME@host) takes it."""
-    rows = postgres.query(
-        "SELECT e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE r.partition = %s AND e.dagster_event_type = 'ENGINE_EVENT'"
-        " AND e.event LIKE %s ORDER BY e.id",
-        key,
-        "%in celery worker%",
-    )
-    taken = []
-    for (text,) in rows:
-        event = deserialize_value(text, dg.EventLogEntry).dagster_event
-        assert event is not None and event.engine_event_data is not None
-        worker = str(event.engine_event_data.metadata["Celery worker"].value)
-        if step in (None, event.step_key):
-            taken.append((str(event.step_key), worker.split("@")[0]))
-    return taken
-
-
 def _step_pid(postgres: Postgres, key: str, step: str) -> int | None:
     """The PID of the process that started `step` of `key`'s first run, once it has."""
     rows = postgres.query(
@@ -184,18 +165,9 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
     with ExitStack() as stack:
         postgres = start_postgres(stack, logs)
         broker = start_redis(stack, logs)
+        home = dagster_home(tmp_path / "home", max_concurrent_runs=SESSIONS, default_limit=2)
         settings = {
-            "DAGSTER_HOME": str(
-                dagster_home(tmp_path / "home", max_concurrent_runs=SESSIONS, default_limit=2)
-            ),
-            **postgres.environment(),
-            "MINISCOPE_RAW_ROOT": str(raw),
-            "MINISCOPE_OUTPUT_ROOT": str(out),
-            "MINISCOPE_METADATA_FILE": str(lab),
-            "MINISCOPE_SENSOR_INTERVAL_SECONDS": "3600",  # the backfill converts, not the sensor
-            "MINISCOPE_EXECUTOR": "celery",
-            "MINISCOPE_CELERY_BROKER": broker,
-            "MINISCOPE_CELERY_BACKEND": broker,
+            **celery_settings(home, postgres, broker, raw, out, lab),
             "MINISCOPE_CELERY_REQUEUE_SECONDS": str(REQUEUE_SECONDS),
         }
         env = environment(**settings)
@@ -209,9 +181,7 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         assert cli_main(["backfill", *small, "--url", url]) == 0
         runs = wait_for(lambda: _all_done(postgres, small), 300, "the backfill's runs", 1.0)
         assert runs == {key: ["SUCCESS"] for key in small}
-        hosts = {
-            worker.split("@")[0] for key in small for _, worker in _step_workers(postgres, key)
-        }
+        hosts = {worker for key in small for _, worker in postgres.step_workers(key)}
         assert hosts == {"one", "two"}
         (events,) = postgres.query("SELECT count(*) FROM event_logs")[0:1]
         assert events[0] > SESSIONS * 4 * 3  # the runs' events are in Postgres too
@@ -220,7 +190,7 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         # step goes back to the queue and the other worker completes the run.
         assert cli_main(["backfill", big[0], "--url", url]) == 0
         taken = wait_for(
-            lambda: _step_workers(postgres, big[0], "video_chunks"),
+            lambda: postgres.step_workers(big[0], "video_chunks"),
             120,
             "a worker to take the big session's video_chunks",
             0.1,
@@ -230,7 +200,7 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         (survivor,) = workers
         runs = wait_for(lambda: _all_done(postgres, [big[0]]), 240, "the big session's run", 1.0)
         assert runs == {big[0]: ["SUCCESS"]}
-        taken = _step_workers(postgres, big[0], "video_chunks")
+        taken = postgres.step_workers(big[0], "video_chunks")
         assert [name for _, name in taken] == [first, survivor]
 
         # The process running a step killed under a live worker (as by the out-of-memory

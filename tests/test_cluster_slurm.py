@@ -12,13 +12,13 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-import dagster as dg
 import h5py
 import numpy as np
 import pytest
 from cluster_services import (
     DEPLOY,
     Postgres,
+    celery_settings,
     dagster_home,
     environment,
     require,
@@ -28,7 +28,6 @@ from cluster_services import (
     start_redis,
     wait_for,
 )
-from dagster._serdes import deserialize_value
 from slurm_cluster import SlurmCluster, needs, slurm_cluster
 
 from miniscope_assets.cli import main as cli_main
@@ -84,23 +83,8 @@ def _runs(postgres: Postgres, keys: list[str]) -> dict[str, list[str]] | None:
 
 
 def _takers(postgres: Postgres, key: str, step: str | None = None) -> list[str]:
-    """The Celery worker (NAME of NAME@host) of every execution of `key`'s steps (of `step`
-    only, if given), in order, from the engine events a worker writes as it takes a step."""
-    rows = postgres.query(
-        "SELECT e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE r.partition = %s AND e.dagster_event_type = 'ENGINE_EVENT'"
-        " AND e.event LIKE %s ORDER BY e.id",
-        key,
-        "%in celery worker%",
-    )
-    takers = []
-    for (text,) in rows:
-        event = deserialize_value(text, dg.EventLogEntry).dagster_event
-        assert event is not None and event.engine_event_data is not None
-        if step in (None, event.step_key):
-            worker = event.engine_event_data.metadata["Celery worker"].value
-            takers.append(str(worker).split("@")[0])
-    return takers
+    """The Celery worker NAME of every execution of `key`'s steps (of `step` only, if given)."""
+    return [worker for _, worker in postgres.step_workers(key, step)]
 
 
 def _pixels_and_times(path: Path) -> dict[str, np.ndarray]:
@@ -141,17 +125,8 @@ def test_a_slurm_job_worker_converts_a_backfill_and_scancel_ends_in_a_retried_ru
     with ExitStack() as stack:
         postgres = start_postgres(stack, logs)
         broker = start_redis(stack, logs)
-        settings = {
-            "DAGSTER_HOME": str(dagster_home(tmp_path / "home", max_concurrent_runs=3)),
-            **postgres.environment(),
-            "MINISCOPE_RAW_ROOT": str(raw),
-            "MINISCOPE_OUTPUT_ROOT": str(out),
-            "MINISCOPE_METADATA_FILE": str(lab),
-            "MINISCOPE_SENSOR_INTERVAL_SECONDS": "3600",  # the backfill converts, not the sensor
-            "MINISCOPE_EXECUTOR": "celery",
-            "MINISCOPE_CELERY_BROKER": broker,
-            "MINISCOPE_CELERY_BACKEND": broker,
-        }
+        home = dagster_home(tmp_path / "home", max_concurrent_runs=3)
+        settings = celery_settings(home, postgres, broker, raw, out, lab)
         env = environment(**settings)
         slurm = stack.enter_context(slurm_cluster())
         first, output = _submit(slurm, env, logs)
