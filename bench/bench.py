@@ -38,6 +38,8 @@ OURS_CONFIGS = {DEFAULT_CONFIG: ("isal", 2), "zlib 4": ("zlib", 4), "zlib 1": ("
 NEUROCONV_LEVEL = 4  # h5py's gzip default, which NeuroConv keeps
 SAMPLE_SECONDS = 0.02  # how often the children's RSS is sampled
 TARGET_SPEEDUP, TARGET_RSS_MB, TARGET_ROOFLINE = 3.0, 300.0, 0.80
+TARGET_DEFAULT_ROOFLINE = 0.90  # issue 8: the default conversion within 10 % of the machine
+TARGET_PYTHON_RSS_MB = 150.0  # issue 8: the converter's own process, at every session length
 TARGET_VERIFY_SHARE = 0.03  # read-back verification, share of the conversion time
 SAME_RSS_TOLERANCE = 0.10  # "the same" peak RSS for 1 and N acquisitions: within 10 %
 MB = 1024 * 1024
@@ -586,6 +588,9 @@ def _memory_targets(results: Record) -> list[Check]:
     worst = max(run["peak_rss_mb"] + run["children_peak_rss_mb"] for run in runs)
     text = f"peak RSS, Python + child, < {TARGET_RSS_MB:.0f} MB at every size: worst {worst:.0f} MB"
     checks = [(text, worst < TARGET_RSS_MB)]
+    python = max(run["peak_rss_mb"] for run in runs)
+    text = f"peak RSS of the converter's process < {TARGET_PYTHON_RSS_MB:.0f} MB at every size: "
+    checks.append((text + f"worst {python:.0f} MB", python < TARGET_PYTHON_RSS_MB))
     peaks = [run["peak_rss_mb"] for run in results["scaling"].values()]
     if len(peaks) > 1:
         spread = (max(peaks) - min(peaks)) / min(peaks)
@@ -611,8 +616,9 @@ def targets(results: Record) -> list[Check]:
     checks += [_verify_target(results), *_memory_targets(results)]
     for config, run in results["ours"].items():
         share = run["fps"] / results["roofline"]["fps"][config]
-        text = f">= {TARGET_ROOFLINE:.0%} of roofline, ours {config}: {share:.0%}"
-        checks.append((text, share >= TARGET_ROOFLINE))
+        target = TARGET_DEFAULT_ROOFLINE if config == DEFAULT_CONFIG else TARGET_ROOFLINE
+        text = f">= {target:.0%} of roofline, ours {config}: {share:.0%}"
+        checks.append((text, share >= target))
     return checks
 
 
