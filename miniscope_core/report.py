@@ -8,7 +8,7 @@ from typing import Any
 
 from .alignment import align_frames, daq_layout
 from .collection import discover
-from .errors import MiniscopeFormatError, recorded_warnings
+from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
 from .orientation import read_head_orientation
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
@@ -67,7 +67,7 @@ def inspect_session(path: Path | str, decode: bool = True) -> SessionReport:
             report.clock_alignment = alignment.describe() if alignment else None
         except MiniscopeFormatError as error:
             report.problems.append(str(error))
-    report.problems[:0] = [str(w.message) for w in caught]
+    report.problems[:0] = lab_messages(caught)  # not the libraries' deprecation notices
     return report
 
 
