@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +18,15 @@ from miniscope_core import STUB_FRAMES, stub_output
 from miniscope_core.synthetic import write_session
 
 SCOPE = "OnePhotonSeriesMiniscope"
+PER_ACQUISITION = 120
 
 
 @pytest.fixture
 def raw(tmp_path: Path) -> Path:
-    """The session of test_assets (key KEY), 2 x 90 scope frames."""
+    """The session of test_assets (key KEY) with 2 x 120 scope frames, more than a stub keeps."""
     folder = tmp_path / "raw" / "mouse1" / "2024_01_15"
-    write_session(folder, n_acquisitions=2, scope=test_assets.SCOPE, cameras=[test_assets.CAMERA])
+    scope = replace(test_assets.SCOPE, n_frames=PER_ACQUISITION)
+    write_session(folder, n_acquisitions=2, scope=scope, cameras=[test_assets.CAMERA])
     return folder
 
 
@@ -41,12 +44,12 @@ def test_a_stub_run_writes_beside_the_full_file_and_never_in_its_place(raw, tmp_
         )
         full = materialise(storage, instance)
         assert full.success
+    rows = np.r_[0:STUB_FRAMES, PER_ACQUISITION : PER_ACQUISITION + STUB_FRAMES]
     with read_nwb(stub) as part, read_nwb(storage.nwb_path(KEY)) as whole:
-        frames = whole.acquisition[SCOPE].data.shape[0]
-        assert part.acquisition[SCOPE].data.shape[0] == min(frames, 2 * STUB_FRAMES)
-        np.testing.assert_array_equal(
-            part.acquisition[SCOPE].data[:10], whole.acquisition[SCOPE].data[:10]
-        )
+        assert whole.acquisition[SCOPE].data.shape[0] == 2 * PER_ACQUISITION
+        stored, full = part.acquisition[SCOPE], whole.acquisition[SCOPE]
+        np.testing.assert_array_equal(stored.data[:], full.data[rows])
+        np.testing.assert_array_equal(stored.timestamps[:], full.timestamps[rows])
         assert "Stub conversion" in part.notes
 
 
