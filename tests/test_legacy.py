@@ -14,6 +14,7 @@ from support import acquisition, read_nwb
 from miniscope_core import (
     ConversionOptions,
     MiniscopeFormatError,
+    OutputError,
     check_file,
     convert_session,
     discover,
@@ -95,6 +96,8 @@ def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_pat
     with pytest.warns(UnreliableClockWarning):
         result = convert_session(tmp_path, tmp_path / "out.nwb", ConversionOptions(stub=True))
     assert sum("sysClock" in message for message in result.warnings) == 2  # in the result too
+    with pytest.warns(UnreliableClockWarning), pytest.raises(OutputError):
+        convert_session(tmp_path, tmp_path / "out.nwb")  # exists: what was found is still said
 
 
 @pytest.mark.parametrize(
