@@ -14,9 +14,9 @@ cores each, because FFV1's frame threading costs about 8 % more CPU than decodin
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,6 @@ from .video import VideoInfo, VideoStream, avi_index, count_frames, frame_size, 
 
 DATASET = "frames"
 _GROW = 512  # frames added to the dataset extent at a time
-_SPARE_FRAMES = 2  # frames read ahead of the deflate threads, beyond one per thread
 _SPLIT_FRAMES = 240  # fewer: one decoder (a second ffmpeg start would cost more than it saves)
 DEFAULT_DEFLATER = Deflater()
 
@@ -132,63 +131,95 @@ def write_chunks(
 ) -> tuple[int, str]:
     """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
 
-    Returns (frames written, decoding error); frames decoded before an error are kept.
+    Each of `workers` threads reads a frame from its share's pipe into a buffer of its own,
+    deflates it and stores it: the frame never changes hands or cores between the three, and no
+    per-frame task or future is made (on two cores every bit of Python's CPU is the decoder's).
+    Threads are dealt to the shares evenly; two on one share take its frames in turn (a decoder
+    faster than one deflating thread, as for uncompressed GREY video, then still keeps every
+    core busy). Returns (frames written, decoding error); frames decoded before an error are
+    kept, at their rows.
     """
-    zeros = (0,) * (dataset.ndim - 1)
-    written, error = [0] * len(shares), ""
-    try:
-        for share, chunk in _compressed(shares, deflate, workers or os.cpu_count() or 1):
-            row = shares[share].first_row + written[share]
-            if grow and row >= dataset.shape[0]:
-                dataset.resize(row + _GROW, axis=0)
-            dataset.id.write_direct_chunk((row, *zeros), chunk)
-            written[share] += 1
-            if on_frame:
-                on_frame(1)
-    except MiniscopeFormatError as failure:
-        error = failure.problem
-    return sum(written), error
-
-
-def _compressed(
-    shares: Sequence[Share], deflate: Deflater, workers: int
-) -> Iterator[tuple[int, bytes]]:
-    """(share, deflated frame) for the frames of every share, the shares read in turn.
-
-    This thread reads each frame from an ffmpeg pipe into one of a ring of buffers and hands it
-    to a deflate thread; a buffer is refilled only once its frame has been deflated and taken,
-    so memory stays a few frames per share whatever the video's length. Reading the shares in
-    turn keeps every decoder busy (each pipe holds a few frames). A decoding error is raised only
-    after every frame decoded before it has been yielded.
-    """
-    shape = shares[0].stream.frame_shape
-    ring = [np.empty(shape, np.uint8) for _ in range(len(shares) * (workers + _SPARE_FRAMES))]
-    pending: deque[tuple[int, Future[bytes]]] = deque()
-    wanted = [-1 if share.limit is None else share.limit for share in shares]  # -1: all
-    live, reads = list(range(len(shares))), 0
-    failure: MiniscopeFormatError | None = None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    store = _Store(dataset, grow, on_frame)
+    readers = [_Reader(share) for share in shares]
+    per_share = max(1, (workers or os.cpu_count() or 1) // len(shares))
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=per_share * len(shares)) as pool:
+        futures = [
+            pool.submit(_deflate_share, reader, deflate, store, stop)
+            for reader in readers
+            for _ in range(per_share)
+        ]
         try:
-            while live:
-                for share in list(live):
-                    if len(pending) == len(ring):
-                        done, future = pending.popleft()
-                        yield done, future.result()
-                    frame = ring[reads % len(ring)]
-                    if wanted[share] == 0 or not shares[share].stream.read_into(frame):
-                        live.remove(share)
-                        continue
-                    reads += 1
-                    if wanted[share] > 0:
-                        wanted[share] -= 1
-                    pending.append((share, pool.submit(deflate, frame)))
-        except MiniscopeFormatError as error:
-            failure = error
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
-    if failure is not None:
-        raise failure
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # an exception in one thread, or Ctrl-C here, stops the others
+    errors = [future.result() for future in futures]  # raises what a thread raised
+    return store.written, next((error for error in errors if error), "")
+
+
+class _Reader:
+    """A share's stream, read by its threads one frame at a time, with the next frame's row."""
+
+    def __init__(self, share: Share) -> None:
+        self.share = share
+        self.lock = threading.Lock()
+        self.read = 0
+        self.ended = False
+
+    def next_into(self, frame: np.ndarray) -> int | None:
+        """Read the next frame into `frame`: its row, or None at the end of the share.
+
+        Raises MiniscopeFormatError (once) if its decoder failed; the share has then ended.
+        """
+        with self.lock:
+            limit = self.share.limit
+            if self.ended or (limit is not None and self.read >= limit):
+                return None
+            try:
+                got = self.share.stream.read_into(frame)
+            except MiniscopeFormatError:
+                self.ended = True
+                raise
+            if not got:
+                self.ended = True
+                return None
+            self.read += 1
+            return self.share.first_row + self.read - 1
+
+
+class _Store:
+    """Chunk writes into one dataset from several threads, counted (HDF5 takes one at a time)."""
+
+    def __init__(
+        self, dataset: h5py.Dataset, grow: bool, on_frame: Callable[[int], None] | None
+    ) -> None:
+        self.dataset, self.grow, self.on_frame = dataset, grow, on_frame
+        self.zeros = (0,) * (dataset.ndim - 1)
+        self.lock = threading.Lock()
+        self.written = 0
+
+    def put(self, row: int, chunk: bytes) -> None:
+        with self.lock:
+            if self.grow and row >= self.dataset.shape[0]:
+                self.dataset.resize(row + _GROW, axis=0)
+            self.dataset.id.write_direct_chunk((row, *self.zeros), chunk)
+            self.written += 1
+            if self.on_frame:
+                self.on_frame(1)
+
+
+def _deflate_share(reader: _Reader, deflate: Deflater, store: _Store, stop: threading.Event) -> str:
+    """One thread's loop: read, deflate, store, until the share ends; its decoding error or ""."""
+    frame = np.empty(reader.share.stream.frame_shape, np.uint8)
+    while not stop.is_set():
+        try:
+            row = reader.next_into(frame)
+        except MiniscopeFormatError as failure:
+            return failure.problem
+        if row is None:
+            break
+        store.put(row, deflate(frame))
+    return ""
 
 
 def encode_into(

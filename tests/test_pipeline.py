@@ -101,6 +101,44 @@ def test_write_chunks_stops_at_its_limit_and_inflates_to_the_frames(tmp_path):
         np.testing.assert_array_equal(frame, expected.T)
 
 
+def test_a_write_that_fails_stops_every_thread_at_once_and_is_raised(tmp_path, monkeypatch):
+    """Disk full while storing the second share's frames: the error comes out, and the first
+    share's thread stops within a few frames instead of decoding the rest of its video."""
+    video = tmp_path / "v.avi"
+    write_video(video, _frames(400), "GREY", SIZE)
+    put = chunks._Store.put
+
+    def full_from_row_200(store, row, chunk):
+        if row >= 200:
+            raise OSError("No space left on device")
+        put(store, row, chunk)
+
+    monkeypatch.setattr(chunks._Store, "put", full_from_row_200)
+    with h5py.File(tmp_path / "o.h5", "w") as h5:
+        data = h5.create_dataset("d", (400, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
+        with open_video(video, nwb_order=True) as head, open_video(video, nwb_order=True) as tail:
+            shares = [Share(head, 0, 200), Share(tail, 200, 200)]
+            with pytest.raises(OSError, match="No space left"):
+                write_chunks(shares, data, Deflater(), 2, None)
+            frame = np.empty(head.frame_shape, np.uint8)
+            left = sum(1 for _ in iter(lambda: head.read_into(frame), False))
+    assert left > 300  # of the 400 frames the first decoder would have given
+
+
+def test_two_threads_on_one_share_store_every_frame_at_its_row(tmp_path):
+    """A fast decoder (GREY) with two deflating threads taking its frames in turn."""
+    video = tmp_path / "v.avi"
+    truth = _frames(60)
+    write_video(video, truth, "GREY", SIZE)
+    seen: list[int] = []
+    with h5py.File(tmp_path / "o.h5", "w") as h5:
+        data = h5.create_dataset("d", (60, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
+        with open_video(video, nwb_order=True) as stream:
+            result = write_chunks([Share(stream, 0, None)], data, Deflater(), 2, seen.append)
+        assert result == (60, "") and sum(seen) == 60
+        np.testing.assert_array_equal(data[:], np.stack([frame.T for frame in truth]))
+
+
 def test_a_probe_knows_the_video_and_a_chunk_file_adds_where_its_frames_are(tmp_path):
     video = tmp_path / "v.avi"
     write_video(video, _frames(9), "GREY", SIZE)
