@@ -95,7 +95,9 @@ def _add_convert(convert: argparse.ArgumentParser) -> None:
         "--compression-level", type=int, default=DEFAULT_LEVEL, help="isal 0-3, zlib 0-9"
     )
     convert.add_argument(
-        "--workers", type=_positive, help="compression threads (default: all cores)"
+        "--workers",
+        type=_positive,
+        help="compression threads (default: all cores; at least one per decoder)",
     )
     convert.add_argument("--work-dir", type=Path, help="keep chunk files here for re-runs")
     convert.add_argument(

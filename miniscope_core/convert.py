@@ -49,7 +49,7 @@ class ConversionOptions:
     compression_level: int = DEFAULT_LEVEL
     deflate_engine: str = DEFAULT_ENGINE
     embed_cameras: bool = False
-    workers: int | None = None
+    workers: int | None = None  # compression threads; None: all cores; at least one per decoder
     verify: bool = True  # read the file back before it takes its final name
     stub: bool = False  # only the first STUB_FRAMES frames of each device and acquisition
     # sync pairs to another clock; None: the session's own sync.csv if it has one (sync.py)
