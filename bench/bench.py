@@ -383,7 +383,7 @@ def roofline(session: Path, frames: int, cores: int) -> Record:
         "alone": {
             "decode_ms": decode_ms,
             "compress_ms": compress_ms,
-            "fps": {c: 1000 * cores / (decode_ms + ms) for c, ms in compress_ms.items()},
+            "fps": {c: roofline_fps(cores, decode_ms, ms) for c, ms in compress_ms.items()},
         },
         "loaded": {},
         "decode_wall_ms": 1000 * one_wall / frames,
@@ -391,6 +391,11 @@ def roofline(session: Path, frames: int, cores: int) -> Record:
         "decode_2threads_cpu_ms": 1000 * two_cpu / frames,
         "camera_count_s": count_seconds(session_videos(session, "BehavCam_2")),
     }
+
+
+def roofline_fps(cores: int, decode_ms: float, compress_ms: float) -> float:
+    """Frames/s with decoding and deflating spread perfectly over `cores` (ms CPU per frame)."""
+    return 1000 * cores / (decode_ms + compress_ms)
 
 
 def loaded_cpu(video: Path, held: list[Any], config: str, cores: int) -> Record:
@@ -414,7 +419,7 @@ def finish_roofline(roof: Record) -> None:
         decode = sum(m["decode_ms"] for m in measures) / len(measures)
         compress = sum(m["compress_ms"] for m in measures) / len(measures)
         roof["decode_ms"][config], roof["compress_ms"][config] = decode, compress
-        roof["fps"][config] = 1000 * roof["cores"] / (decode + compress)
+        roof["fps"][config] = roofline_fps(roof["cores"], decode, compress)
 
 
 # ---------------------------------------------------------------- environment

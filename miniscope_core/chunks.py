@@ -131,13 +131,13 @@ def write_chunks(
 ) -> tuple[int, str]:
     """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
 
-    Each of `workers` threads reads a frame from its share's pipe into a buffer of its own,
-    deflates it and stores it: the frame never changes hands or cores between the three, and no
-    per-frame task or future is made (on two cores every bit of Python's CPU is the decoder's).
-    Threads are dealt to the shares evenly; two on one share take its frames in turn (a decoder
-    faster than one deflating thread, as for uncompressed GREY video, then still keeps every
-    core busy). Returns (frames written, decoding error); frames decoded before an error are
-    kept, at their rows.
+    Each thread reads a frame from its share's pipe into a buffer of its own, deflates it and
+    stores it: the frame never changes hands or cores between the three, and no per-frame task
+    or future is made (on two cores every bit of Python's CPU is the decoder's). The `workers`
+    threads are dealt to the shares evenly, at least one each; two on one share take its frames
+    in turn (a decoder faster than one deflating thread, as for uncompressed GREY video, then
+    still keeps every core busy). Returns (frames written, decoding error); frames decoded
+    before an error are kept, at their rows.
     """
     store = _Store(dataset, grow, on_frame)
     readers = [_Reader(share) for share in shares]

@@ -12,7 +12,6 @@ import hashlib
 import math
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,13 @@ from .chunks import ChunkFile, encode_into, encode_video, probe_video, read_chun
 from .clock import aligned_clock, session_clock
 from .collection import discover
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, Deflater
-from .errors import MiniscopeFormatError, lab_messages, recorded_warnings, replay
+from .errors import (
+    MiniscopeFormatError,
+    lab_messages,
+    recorded_warnings,
+    relayed_warnings,
+    replay,
+)
 from .nwb.base import Fill, Layout, LayoutOptions
 from .nwb.layout import build_layout
 from .nwb.naming import Naming
@@ -416,15 +421,21 @@ def convert_session(
     """
     began = time.perf_counter()
     _check_backend(Path(output), options)
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with recorded_warnings() as caught:  # from reading the folder on, for the result
-            done = _convert(
-                path, Path(output), options, metadata, metadata_path, lab_metadata_path,
-                work_dir, progress, overwrite,
-            )  # fmt: skip
-    finally:
-        replay(caught)  # also when it failed: what was found may say why
+    with relayed_warnings() as caught:  # from reading the folder on, for the result
+        session = path if isinstance(path, Session) else discover(path)
+        lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
+        merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
+        if options.alignment is None:  # the session's sync.csv, checked before any decoding
+            options = replace(options, alignment=session_alignment(session.root))
+        sources = tuple(str(f) for f in metadata_files(session, lab, user))
+        videos = probe_videos(session, options)
+        expected = estimated_bytes(videos, STUB_FRAMES if options.stub else None)
+        with atomic_output(Path(output), overwrite=overwrite, expected_bytes=expected) as target:
+            job = _Job(session, target, Path(output), options, merged, progress, sources)
+            if work_dir is not None and not options.stub:
+                done = _staged(job, Path(work_dir))
+            else:
+                done = _direct_or_staged(job, videos)
     return ConversionResult(
         output=Path(output),
         series_frames=done.series_frames,
@@ -444,30 +455,3 @@ def _direct_or_staged(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly:
         return _staged_in_scratch(job)
     replay(attempt)
     return direct
-
-
-def _convert(
-    path: Session | Path | str,
-    output: Path,
-    options: ConversionOptions,
-    metadata: dict[str, Any] | None,
-    metadata_path: Path | str | None,
-    lab_metadata_path: Path | str | None,
-    work_dir: Path | str | None,
-    progress: Callable[[int, int], Progress] | None,
-    overwrite: bool,
-) -> Assembly:
-    """`convert_session` without its warning capture."""
-    session = path if isinstance(path, Session) else discover(path)
-    lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
-    merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
-    if options.alignment is None:  # the session's sync.csv, checked before any decoding
-        options = replace(options, alignment=session_alignment(session.root))
-    sources = tuple(str(f) for f in metadata_files(session, lab, user))
-    videos = probe_videos(session, options)
-    expected = estimated_bytes(videos, STUB_FRAMES if options.stub else None)
-    with atomic_output(output, overwrite=overwrite, expected_bytes=expected) as target:
-        job = _Job(session, target, output, options, merged, progress, sources)
-        if work_dir is not None and not options.stub:
-            return _staged(job, Path(work_dir))
-        return _direct_or_staged(job, videos)

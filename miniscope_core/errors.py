@@ -37,6 +37,18 @@ def recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
+@contextmanager
+def relayed_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """`recorded_warnings`, warned again on the way out, also when the block fails (what was
+    found in a session may say why its conversion failed)."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with recorded_warnings() as caught:
+            yield caught
+    finally:
+        replay(caught)
+
+
 def replay(caught: list[warnings.WarningMessage]) -> None:
     """Warn again what was recorded, as it was first warned (to an outer recorder, or the user)."""
     for w in caught:
