@@ -1,4 +1,5 @@
-"""Behaviour cameras: a device and its video, linked to the .avi files or embedded."""
+"""Behaviour: cameras (a device and its video, linked to the .avi files or embedded) and the
+head orientation of each Miniscope's BNO055."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
+from pynwb import TimeSeries
 from pynwb.device import Device
 from pynwb.image import ImageSeries
 
+from ..orientation import HeadOrientation, read_orientation
 from ..recordings import Recording
 from .base import (
     LayoutContext,
     SeriesGroup,
+    acquisition_groups,
     series_groups,
     settings_text,
     timestamps_sources,
@@ -92,3 +96,54 @@ def _external_files(ctx: LayoutContext, recordings: list[Recording]) -> tuple[li
             starting.append(offset)
             offset += segment.n_frames
     return files, starting
+
+
+def add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
+    """BNO055 quaternions, one series per scope (per acquisition in that mode): it has no frames,
+    so a frame size change does not split it. Empty and damaged rows are left out and counted
+    in the description; a file that cannot be read is left out (`read_orientation` warns)."""
+    naming = naming_of(ctx.options)
+    for suffix, group in acquisition_groups(
+        recordings, ctx.options.per_acquisition, naming.acquisition_suffix
+    ):
+        times, values, read = [], [], []
+        for recording in group:
+            path = recording.device.head_orientation_path
+            if path is None:
+                continue
+            orientation = read_orientation(path)
+            if orientation.problem is not None:
+                continue
+            read.append(orientation)
+            times.append(ctx.seconds(recording, orientation.time_ms))
+            values.append(orientation.quaternions)
+        if not times or not sum(len(t) for t in times):
+            continue
+        ctx.behavior().add(
+            TimeSeries(
+                name=f"{name}{suffix}",
+                data=H5DataIO(np.concatenate(values), compression="gzip"),
+                timestamps=H5DataIO(np.concatenate(times), compression="gzip"),
+                unit="n.a.",
+                description=(
+                    f"Head orientation of Miniscope {group[0].device.name!r} from its BNO055 "
+                    "IMU as unit quaternions (w, x, y, z), Hamilton scalar-first. "
+                    + _orientation_counts(read)
+                ),
+            )
+        )
+
+
+def _orientation_counts(read: list[HeadOrientation]) -> str:
+    """How many rows of headOrientation.csv became samples, were empty, or were damaged."""
+    samples = sum(o.samples for o in read)
+    rows = sum(o.rows for o in read)
+    missing = sum(o.missing for o in read)
+    damaged = sum(o.damaged for o in read)
+    files = f" of {len(read)} files" if len(read) > 1 else ""
+    return (
+        f"{samples} samples kept of {rows} rows of headOrientation.csv{files}; {missing} rows "
+        "empty (0,0,0,0: no sample) and left out; "
+        f"{damaged} rows damaged (not five finite numbers, or a quaternion whose norm is not "
+        "within 0.1 of 1) and left out."
+    )

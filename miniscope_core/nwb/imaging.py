@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
 from ndx_miniscope import Miniscope
-from pynwb import TimeSeries
 from pynwb.ophys import ImagingPlane, OnePhotonSeries, OpticalChannel
 
-from ..orientation import read_head_orientation
 from ..recordings import Recording
 from ..user_metadata import ophys_for
 from .base import (
     LayoutContext,
     SeriesGroup,
-    acquisition_groups,
     series_groups,
     timestamps_sources,
 )
+from .behavior import add_head_orientation
 from .devices import miniscope_device
 from .naming import naming_of
 
@@ -31,7 +29,7 @@ def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
     suffix = naming.acquisition_suffix
     for group in series_groups(recordings, prefix, ctx.options.per_acquisition, True, suffix):
         _add_image_series(ctx, group, plane)
-    _add_head_orientation(ctx, recordings, naming.head_orientation(device.name))
+    add_head_orientation(ctx, recordings, naming.head_orientation(device.name))
 
 
 def _imaging_plane(
@@ -74,35 +72,3 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
         device=plane.device,
     )
     ctx.nwbfile.add_acquisition(series)
-
-
-def _add_head_orientation(ctx: LayoutContext, recordings: list[Recording], name: str) -> None:
-    """BNO055 quaternions, one series per scope (per acquisition in that mode): it has no frames,
-    so a frame size change does not split it."""
-    naming = naming_of(ctx.options)
-    for suffix, group in acquisition_groups(
-        recordings, ctx.options.per_acquisition, naming.acquisition_suffix
-    ):
-        times, values = [], []
-        for recording in group:
-            path = recording.device.head_orientation_path
-            if path is None:
-                continue
-            time_ms, quaternions = read_head_orientation(path)
-            times.append(ctx.seconds(recording, time_ms))
-            values.append(quaternions)
-        if not times or not sum(len(t) for t in times):
-            continue
-        ctx.behavior().add(
-            TimeSeries(
-                name=f"{name}{suffix}",
-                data=H5DataIO(np.concatenate(values), compression="gzip"),
-                timestamps=H5DataIO(np.concatenate(times), compression="gzip"),
-                unit="n.a.",
-                description=(
-                    f"Head orientation of Miniscope {group[0].device.name!r} from its BNO055 "
-                    "IMU as unit quaternions (w, x, y, z), Hamilton scalar-first. Rows the DAQ "
-                    "wrote as 0,0,0,0 (no sample) are left out."
-                ),
-            )
-        )

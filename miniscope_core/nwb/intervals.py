@@ -9,7 +9,7 @@ import numpy as np
 from pynwb.epoch import TimeIntervals
 from pynwb.event import EventsTable
 
-from ..notes import read_notes
+from ..notes import read_notes_file
 from ..recordings import Recording
 from ..settings import frame_rate_hz, gain_factor, number, saved_roi
 from .base import DEVICE_TABLE, LayoutContext
@@ -144,21 +144,31 @@ def add_dropped_frames(ctx: LayoutContext, recordings: list[Recording]) -> None:
 
 
 def add_notes(ctx: LayoutContext, recordings: list[Recording]) -> None:
-    """notes.csv rows of every acquisition, in one events table with an annotation column."""
+    """notes.csv rows of every acquisition, in one events table with an annotation column.
+    Lines that do not start with a time are left out (`read_notes_file` warns of them)."""
     rows: list[tuple[float, str]] = []
     seen = set()
+    skipped = 0
     for recording in recordings:
         acquisition = recording.acquisition
         if acquisition.notes_path is None or acquisition.label in seen:
             continue
         seen.add(acquisition.label)
-        for time_ms, text in read_notes(acquisition.notes_path):
+        notes = read_notes_file(acquisition.notes_path)
+        skipped += notes.skipped
+        for time_ms, text in notes.rows:
             rows.append((float(ctx.seconds(recording, np.array([time_ms]))[0]), text))
     if not rows:
         return
+    left_out = (
+        f" {skipped} line{'s' if skipped != 1 else ''} that did not start with a time "
+        f"{'were' if skipped != 1 else 'was'} left out."
+        if skipped
+        else ""
+    )
     table = EventsTable(
         name="notes",
-        description="Notes typed while recording, and setting changes the DAQ logged.",
+        description="Notes typed while recording, and setting changes the DAQ logged." + left_out,
         source_description="notes.csv of each acquisition (settings_and_notes.dat for legacy V3)",
     )
     table.add_column("annotation", "The note text.")
