@@ -7,6 +7,9 @@ shifts one device against another.
 
 from __future__ import annotations
 
+import json
+import math
+import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,15 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import MiniscopeFormatError
+from .errors import MiniscopeFormatError, MiniscopeWarning
 from .sync import NewTimestamps, TimeAlignment
 
 if TYPE_CHECKING:
     from .recordings import Recording
     from .session import Session
 
-_START_FIELDS = ("year", "month", "day", "hour", "minute", "second", "msec", "msecSinceEpoch")
+_DATE_FIELDS = ("year", "month", "day", "hour", "minute", "second")
+_START_FIELDS = (*_DATE_FIELDS, "msec", "msecSinceEpoch")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class AssumedZoneWarning(MiniscopeWarning):
+    """A recording start was read in this computer's time zone: the file carries none."""
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,15 @@ class StartTime:
 
     epoch_ms: int
     utc_offset_minutes: int
-    # Legacy V3: read from folder names (to the second, zone assumed), so a given start wins.
+    # Wall-clock fields read in this computer's time zone (the file gives no UTC instant), so
+    # a given NWBFile.session_start_time wins (see `session_clock`).
+    zone_assumed: bool = False
+    # Legacy V3: read from folder names, to the second (always zone_assumed).
     from_folder_names: bool = False
+
+    def __post_init__(self) -> None:
+        if self.from_folder_names and not self.zone_assumed:
+            object.__setattr__(self, "zone_assumed", True)
 
     def as_datetime(self, epoch_ms: int | None = None) -> datetime:
         """This start (or another instant, in the same local zone) as an aware datetime."""
@@ -43,24 +58,84 @@ class StartTime:
 def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
     """Start time from nested `recordingStartTime` (v1.10+) or flat keys (v1.0x).
 
-    The local wall-clock fields minus the UTC `msecSinceEpoch` give the PC's UTC offset.
+    The local wall-clock fields minus the UTC `msecSinceEpoch` give the PC's UTC offset. Without
+    `msecSinceEpoch` the fields are read in this computer's time zone (as legacy V3 folder names
+    are), with an `AssumedZoneWarning`; a missing `msec` is then 0 (the start is to the second).
+    With `msecSinceEpoch`, a missing `msec` changes nothing (the instant is exact, the offset is
+    rounded to 15 minutes) and is not warned of.
     """
-    fields = metadata.get("recordingStartTime", metadata)
-    if not isinstance(fields, dict) or any(key not in fields for key in _START_FIELDS):
+    nested = "recordingStartTime" in metadata
+    if nested and not isinstance(metadata["recordingStartTime"], dict):
+        value = _short(metadata["recordingStartTime"])
+        raise MiniscopeFormatError(
+            path, f"recordingStartTime = {value} is not a mapping of year, month, day, ..."
+        )
+    fields = metadata["recordingStartTime"] if nested else metadata
+    where = "recordingStartTime." if nested else ""
+    if not isinstance(fields, dict) or any(key not in fields for key in _DATE_FIELDS):
         missing = [
             key for key in _START_FIELDS if not isinstance(fields, dict) or key not in fields
         ]
         raise MiniscopeFormatError(path, f"has no recording start time (missing {missing})")
+    values = {
+        key: _whole_number(fields[key], path, where + key)
+        for key in _START_FIELDS
+        if fields.get(key) is not None or key in _DATE_FIELDS
+    }
     try:
-        year, month, day, hour, minute, second = (int(fields[key]) for key in _START_FIELDS[:6])
-        local = datetime(year, month, day, hour, minute, second)
-        local += timedelta(milliseconds=int(fields["msec"]))
-        epoch_ms = int(fields["msecSinceEpoch"])
-    except (TypeError, ValueError) as error:
-        raise MiniscopeFormatError(path, f"has an invalid recording start time: {error}") from error
+        local = datetime(*(values[key] for key in _DATE_FIELDS))
+    except ValueError as error:
+        date = ", ".join(f"{key} {values[key]}" for key in _DATE_FIELDS)
+        raise MiniscopeFormatError(
+            path, f"has an invalid recording start time ({date}): {error}"
+        ) from error
+    local += timedelta(milliseconds=values.get("msec", 0))
+    if "msecSinceEpoch" not in values:
+        return _zone_assumed(local, "msec" in values, path, where)
+    epoch_ms = values["msecSinceEpoch"]
     utc = (_EPOCH + timedelta(milliseconds=epoch_ms)).replace(tzinfo=None)
     offset_minutes = round((local - utc).total_seconds() / 900) * 15
     return StartTime(epoch_ms=epoch_ms, utc_offset_minutes=offset_minutes)
+
+
+def _whole_number(value: Any, path: Path, key: str) -> int:
+    """A start-time field as an int: a JSON integer (or a float or numeric string holding one)."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or not number.is_integer():
+        raise MiniscopeFormatError(
+            path, f"{key} = {_short(value)} is not a whole number (recording start time)"
+        )
+    return int(value) if isinstance(value, int) else int(number)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _zone_assumed(local: datetime, has_msec: bool, path: Path, where: str) -> StartTime:
+    """The local wall-clock start in this computer's time zone, with a warning saying so."""
+    aware = local.astimezone()
+    offset = aware.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign, absolute = ("+" if minutes >= 0 else "-"), abs(minutes)
+    zone = f"{aware.tzname()}, UTC{sign}{absolute // 60:02d}:{absolute % 60:02d}"
+    precision = "" if has_msec else f" and no {where}msec (read as 0)"
+    warnings.warn(
+        f"{path}: no {where}msecSinceEpoch{precision}: the recording start "
+        f"{local.isoformat(timespec='milliseconds')} was read in this computer's time zone "
+        f"({zone}); NWBFile.session_start_time in the metadata file (--metadata) overrides it",
+        AssumedZoneWarning,
+        stacklevel=3,
+    )
+    return StartTime(round(aware.timestamp() * 1000), minutes, zone_assumed=True)
 
 
 @dataclass(frozen=True)
@@ -111,15 +186,16 @@ def session_clock(
     """Time zero: the earliest frame of the session (or the user's `session_start_time`, which
     the metadata schema has already checked to be an aware datetime).
 
-    Starts read from legacy V3 folder names are wall-clock seconds in an assumed zone, so a
-    given `session_start_time` is taken as the first acquisition's Record instead: later
-    acquisitions keep their distance from it, frames their sysClock.
+    Starts read in an assumed zone (legacy V3 folder names, or a metaData.json without
+    msecSinceEpoch: `StartTime.zone_assumed`) are wall-clock times whose zone is a guess, so a
+    given `session_start_time` is taken as the first such acquisition's Record instead: later
+    acquisitions keep their distance from it, frames their own times.
     """
     starts = [a.start for a in session.acquisitions if a.start is not None]
     user_start = (metadata.get("NWBFile") or {}).get("session_start_time")
     if user_start is not None:
         user_ms = round(user_start.timestamp() * 1000)
-        named = [s.epoch_ms for s in starts if s.from_folder_names]
+        named = [s.epoch_ms for s in starts if s.zone_assumed]
         anchor = min(named) if named else user_ms
         return SessionClock(start=user_start, start_ms=anchor, fallback_ms=anchor)
     if len(starts) < len(session.acquisitions):
