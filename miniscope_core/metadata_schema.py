@@ -404,6 +404,20 @@ def validate_metadata(data: Any, source: Path | str, scopes: Mapping[str, str]) 
     return {section: values for section, values in shaped.items() if values}
 
 
+def check_date_of_birth(
+    date_of_birth: datetime, session_start: datetime, source: Path | str, start_from: str
+) -> None:
+    """A MetadataError naming `source` when the subject was born after the session started
+    (`start_from` says where that start comes from); both are aware datetimes."""
+    if date_of_birth > session_start:
+        raise MetadataError(
+            source,
+            f"Subject.date_of_birth = {date_of_birth.isoformat()}: after the session start "
+            f"{session_start.isoformat()} ({start_from}); expected the date the animal was born, "
+            "before the recording",
+        )
+
+
 def _problem(detail: ErrorDetails) -> str:
     """One pydantic error as `key.path = value: expectation`."""
     expectation = {

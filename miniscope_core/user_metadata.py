@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .metadata_schema import MetadataError, validate_metadata
+from .metadata_schema import MetadataError, check_date_of_birth, validate_metadata
 from .nwb.base import camel
 from .session import Session
 
@@ -42,13 +42,44 @@ def resolve_metadata(
     file (--metadata) < overrides (Dagster run config / Python dict)
 
     Returns our shape with pynwb-ready values (aware datetimes, lists, floats); keys nobody gave
-    are absent. Raises MetadataError naming the file, key, value and what is expected.
+    are absent. Raises MetadataError naming the file, key, value and what is expected, also for
+    a Subject.date_of_birth after the session's start (`check_birth_before_start`).
     """
     scopes = _scope_names(session)
     merged: dict[str, Any] = {}
+    given: dict[str, Path | str] = {}  # "Section.key" -> the layer its value comes from
     for source, layer in _layers(session, lab_file, user_file, overrides):
-        merged = deep_merge(merged, validate_metadata(layer, source, scopes))
-    return validate_metadata(merged, MERGED_SOURCE, scopes)
+        checked = validate_metadata(layer, source, scopes)
+        for section, values in checked.items():
+            given.update({f"{section}.{key}": source for key in values})
+        merged = deep_merge(merged, checked)
+    resolved = validate_metadata(merged, MERGED_SOURCE, scopes)
+    check_birth_before_start(resolved, session, given)
+    return resolved
+
+
+def check_birth_before_start(
+    metadata: dict[str, Any], session: Session, given: dict[str, Path | str] | None = None
+) -> None:
+    """Refuse a `Subject.date_of_birth` after the session's start, in one line naming the
+    metadata file that gives it (`given` maps "Section.key" to its layer): the start is the
+    user's `NWBFile.session_start_time`, else the first recorded acquisition start (no video
+    needed). Without either the check waits: `session_clock` will ask for a start time."""
+    birth = (metadata.get("Subject") or {}).get("date_of_birth")
+    if birth is None:
+        return
+    given = given or {}
+    start = (metadata.get("NWBFile") or {}).get("session_start_time")
+    if start is not None:
+        where = "NWBFile.session_start_time in "
+        where += str(given.get("NWBFile.session_start_time", MERGED_SOURCE))
+    else:
+        recorded = [(a.start, a.folder) for a in session.acquisitions if a.start is not None]
+        if not recorded:
+            return
+        first, folder = min(recorded, key=lambda pair: pair[0].epoch_ms)
+        start, where = first.as_datetime(), f"the recorded start of {folder}"
+    check_date_of_birth(birth, start, given.get("Subject.date_of_birth", MERGED_SOURCE), where)
 
 
 def _layers(
