@@ -83,7 +83,10 @@ def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
         if fields.get(key) is not None or key in _DATE_FIELDS
     }
     try:
-        local = datetime(*(values[key] for key in _DATE_FIELDS))
+        local = datetime(
+            values["year"], values["month"], values["day"],
+            values["hour"], values["minute"], values["second"],
+        )  # fmt: skip
     except ValueError as error:
         date = ", ".join(f"{key} {values[key]}" for key in _DATE_FIELDS)
         raise MiniscopeFormatError(
