@@ -25,10 +25,11 @@ class Segment:
     first_row: int
 
 
-def _report(message: str, path: Path, strict: bool) -> None:
+def _report(message: str, path: Path, strict: bool, kept: str = "") -> None:
+    """A mismatch: an error with strict (nothing is kept then), else a warning saying what is."""
     if strict:
         raise MiniscopeFormatError(path, message)
-    warnings.warn(f"{path}: {message}", FrameCountMismatch, stacklevel=3)
+    warnings.warn(f"{path}: {message}{kept}", FrameCountMismatch, stacklevel=3)
 
 
 def align_frames(
@@ -39,10 +40,12 @@ def align_frames(
     n_rows: int,
     timestamps_path: Path,
     strict: bool = False,
+    missing: tuple[str, ...] = (),
 ) -> list[Segment]:
     """One segment per video: the frames that have both a decoded image and a timestamp.
 
-    `capacities[k]` is how many rows file k can hold (None: all rows after `first_rows[k]`).
+    `capacities[k]` is how many rows file k can hold (None: all rows after `first_rows[k]`);
+    `missing` names the video files the layout expects but the folder lacks.
     Mismatches keep the shorter side and warn naming the file and both counts (error if strict).
     """
     segments = []
@@ -56,26 +59,86 @@ def align_frames(
         if decoded != expected:
             _report(
                 f"{decoded} decodable frames but {timestamps_path.name} lists {expected} for "
-                f"this file; keeping {min(decoded, expected)}",
+                "this file",
                 video,
                 strict,
+                f"; keeping {min(decoded, expected)}",
             )
         segments.append(Segment(number, min(decoded, expected), first_row))
     if assigned < n_rows:
+        files = f" ({', '.join(missing)} missing)" if missing else ""
         _report(
-            f"{n_rows - assigned} of {n_rows} rows belong to no video file (missing .avi); "
-            "they are skipped",
+            f"{n_rows - assigned} of {n_rows} rows belong to no video file{files}",
             timestamps_path,
             strict,
+            "; they are skipped",
         )
     return segments
 
 
+@dataclass(frozen=True)
+class FileLayout:
+    """Where each `k.avi` starts among the timestamp rows, and the files the layout lacks."""
+
+    first_rows: list[int]
+    capacities: list[int | None]
+    missing: tuple[str, ...] = ()
+
+
 def daq_layout(
-    indices: tuple[int, ...], frames_per_file: int
-) -> tuple[list[int], list[int | None]]:
-    """First rows and capacities of `k.avi` files: the DAQ starts a file every framesPerFile."""
-    return [index * frames_per_file for index in indices], [frames_per_file] * len(indices)
+    indices: tuple[int, ...],
+    frame_counts: list[int],
+    frames_per_file: int | None,
+    n_rows: int,
+    settings_path: Path,
+) -> FileLayout:
+    """The DAQ starts a file every framesPerFile saved frames: `k.avi` holds rows from
+    `k * framesPerFile`.
+
+    The videos' own counts decide when framesPerFile is missing or unusable (None), or when
+    they contradict it (a file holds more frames than it says, or every file but the last holds
+    the same other count and all of them add up to the rows): that is said, naming the file.
+    """
+    counts = [count for _, count in sorted(zip(indices, frame_counts, strict=True))]
+    told = max(counts[:-1]) if len(counts) > 1 and max(counts[:-1]) > 0 else None
+    per_file = frames_per_file
+    if per_file is None:
+        per_file = told
+        if told is not None:
+            _say_layout(settings_path, f"framesPerFile is missing or not a count of frames; "
+                        f"the videos hold {told} frames per file, which is used")  # fmt: skip
+    elif told is not None and told != per_file and _videos_contradict(counts, per_file, n_rows):
+        _say_layout(settings_path, f"framesPerFile {per_file} contradicts the videos, which "
+                    f"hold {told} frames per file; their count is used")  # fmt: skip
+        per_file = told
+    if per_file is None:
+        return _unknown_layout(indices, settings_path)
+    needed = -(-n_rows // per_file)
+    missing = tuple(f"{k}.avi" for k in range(max(needed, max(indices, default=-1) + 1))
+                    if k not in indices)  # fmt: skip
+    return FileLayout([k * per_file for k in indices], [per_file] * len(indices), missing)
+
+
+def _videos_contradict(counts: list[int], per_file: int, n_rows: int) -> bool:
+    over = any(count > per_file for count in counts)
+    even = len(set(counts[:-1])) == 1 and sum(counts) == n_rows
+    return over or even
+
+
+def _unknown_layout(indices: tuple[int, ...], settings_path: Path) -> FileLayout:
+    """A single video and no usable framesPerFile: it holds the rows from the first, unless its
+    number says files before it are missing, whose rows cannot then be told."""
+    if indices and indices[0] != 0:
+        raise MiniscopeFormatError(
+            settings_path,
+            f"framesPerFile is missing or not a count of frames, and the only video is "
+            f"{indices[0]}.avi, so which timestamp rows are its frames cannot be told",
+        )
+    return FileLayout([0] * len(indices), [None] * len(indices))
+
+
+def _say_layout(settings_path: Path, message: str) -> None:
+    warnings.warn(f"{settings_path}: {message}", FrameCountMismatch, stacklevel=3)
 
 
 def sequential_layout(frame_counts: list[int]) -> tuple[list[int], list[int | None]]:

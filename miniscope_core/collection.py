@@ -10,31 +10,31 @@ is two sessions, whichever tool looks at it.
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from .errors import MiniscopeFormatError
-from .keys import partition_key
-from .legacy import check_not_mixed, is_legacy_folder, load_legacy_acquisition
-from .session import (
-    Acquisition,
-    Session,
-    is_device_metadata,
+from .clock import parse_start_time
+from .errors import InventoryWarning, MiniscopeFormatError
+from .inventory import (
+    AcquisitionFiles,
+    DeviceFiles,
+    Kind,
+    Links,
+    folder_kind,
     is_session_metadata,
-    load_acquisition,
-    load_device,
-    parse_start_time,
     read_json,
+    take_inventory,
 )
+from .keys import partition_key
+from .legacy import check_not_mixed, load_legacy_acquisition
+from .session import Acquisition, Device, Session
 
-_METADATA = "metaData.json"
 # Listing: threads reading metaData.json files at once (the disk's waits overlap; parsing holds
 # the GIL and does not), and folders per task.
 _READERS = 8
@@ -58,9 +58,9 @@ class CollectionError(MiniscopeFormatError):
 def find_acquisition_folders(root: Path, skip_unreadable: bool = False) -> list[Path]:
     """Folders at or under `root` whose metaData.json is a session's, in path order.
 
-    Device folders and hidden folders (e.g. a copy in progress) are not entered, nor are
-    symbolic links followed. With `skip_unreadable`, a metaData.json that does not parse yet
-    (still being written) is passed over instead of raising.
+    Device folders and hidden folders (e.g. a copy in progress) are not entered; symbolic links
+    are followed as `inventory.Links` allows. With `skip_unreadable`, a metaData.json that does
+    not parse yet (still being written) is passed over instead of raising.
     """
     return [Path(folder) for folder in _walk_acquisitions(str(root), skip_unreadable)]
 
@@ -114,7 +114,7 @@ def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
     if not root.is_dir():
         raise MiniscopeFormatError(root, "is not a folder")
     top = str(root)
-    if _kind(top, skip_unreadable) is _Kind.DEVICE:
+    if folder_kind(top, skip_unreadable) is Kind.DEVICE:
         return [(top, [])]
     by_session: dict[str, list[str]] = {}
     for acquisition in _walk_acquisitions(top, skip_unreadable):
@@ -123,36 +123,32 @@ def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
     return sorted(by_session.items(), key=lambda item: _path_order(item[0]))
 
 
-class _Kind(Enum):
-    """What a folder's own metaData.json says it is."""
-
-    NONE = "no metaData.json"
-    SESSION = "acquisition"
-    DEVICE = "device"
-    OTHER = "neither"
-    UNREADABLE = "unreadable"
-
-
-_LISTED = (_Kind.NONE, _Kind.OTHER)  # folders whose subfolders are looked at
+_LISTED = (Kind.NONE, Kind.OTHER)  # folders whose subfolders are looked at
 
 
 def _walk_acquisitions(root: str, skip_unreadable: bool) -> list[str]:
     """Acquisition folders at or under `root`, in path order.
 
     Level by level: each folder of a level is asked for its metaData.json (one open), and only a
-    folder that is neither an acquisition nor a device is listed, for its visible, real (not
-    linked) subfolders, which make the next level. A large level is read by a few threads, so
-    that on a cold cache the reads wait on the disk together instead of one after another.
+    folder that is neither an acquisition nor a device is listed, for its visible subfolders,
+    which make the next level. A large level is read by a few threads, so that on a cold cache
+    the reads wait on the disk together instead of one after another. Links to folders (found
+    by the threads) are judged here, in order, so the same walk always follows the same ones.
     """
     found = []
     level = [root]
+    links = Links(Path(root))
     with ThreadPoolExecutor(_READERS) as pool:
         while level:
             kinds = _in_chunks(pool, partial(_kinds, skip_unreadable=skip_unreadable), level)
             pairs = list(zip(level, kinds, strict=True))
-            found += [folder for folder, kind in pairs if kind is _Kind.SESSION]
+            found += [folder for folder, kind in pairs if kind is Kind.ACQUISITION]
             listed = [folder for folder, kind in pairs if kind in _LISTED]
-            level = _in_chunks(pool, _subfolders, listed)
+            level = [
+                folder
+                for folder, linked in _in_chunks(pool, _subfolders, listed)
+                if not linked or not links.refusal(folder)
+            ]
     return sorted(found, key=_path_order)
 
 
@@ -171,82 +167,27 @@ def _path_order(folder: str) -> list[str]:
     return folder.split(os.sep)
 
 
-def _kinds(folders: list[str], skip_unreadable: bool) -> list[_Kind]:
-    return [_kind(folder, skip_unreadable) for folder in folders]
+def _kinds(folders: list[str], skip_unreadable: bool) -> list[Kind]:
+    return [folder_kind(folder, skip_unreadable) for folder in folders]
 
 
-def _subfolders(folders: list[str]) -> list[str]:
-    """The visible subfolders of `folders`, sorted by name, symbolic links left out; an
-    unreadable folder has none."""
+def _subfolders(folders: list[str]) -> list[tuple[str, bool]]:
+    """(path, is a link) of the visible subfolders of `folders` (links to folders too), sorted
+    by name; an unreadable folder has none."""
     found = []
     for folder in folders:
         try:
             with os.scandir(folder) as entries:
                 names = [
-                    entry.name
+                    (entry.name, entry.is_symlink())
                     for entry in entries
-                    if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+                    if not entry.name.startswith(".") and entry.is_dir()
                 ]
         except OSError:
             continue
         names.sort()
-        found += [os.path.join(folder, name) for name in names]
+        found += [(os.path.join(folder, name), linked) for name, linked in names]
     return found
-
-
-def _kind(folder: str, skip_unreadable: bool) -> _Kind:
-    """Classify `folder` by its metaData.json, read as bytes and parsed once.
-
-    A file that does not parse (yet) raises the library's one-line error, or with
-    `skip_unreadable` is reported as UNREADABLE so that the walk passes it over.
-    """
-    path = os.path.join(folder, _METADATA)
-    data = _read_bytes(path)
-    if data is None:
-        return _Kind.SESSION if is_legacy_folder(folder) else _Kind.NONE
-    try:
-        meta = json.loads(data.decode("utf-8-sig"))
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        meta = None
-    if not isinstance(meta, dict):
-        if not skip_unreadable:
-            read_json(Path(path))  # raises the error that names the file and the problem
-        return _Kind.UNREADABLE
-    if is_session_metadata(meta):
-        return _Kind.SESSION
-    return _Kind.DEVICE if is_device_metadata(meta) else _Kind.OTHER
-
-
-def _read_bytes(path: str) -> bytes | None:
-    """A file's bytes; None if there is no such file, b"" if it cannot be read.
-
-    os.open/os.read: a third of the cost of open() for the many small files of a listing.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError:
-        return b""
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except IsADirectoryError:
-        return None
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
-def _is_device_folder(folder: Path) -> bool:
-    meta_path = folder / "metaData.json"
-    if not meta_path.is_file():
-        return False
-    meta = read_json(meta_path)
-    return is_device_metadata(meta) and not is_session_metadata(meta)
 
 
 def discover(path: Path | str) -> Session:
@@ -265,20 +206,53 @@ def discover(path: Path | str) -> Session:
 
 
 def load_session(folder: Path) -> Session:
-    """A session folder: its own acquisitions in time order, all of one animal."""
-    if _is_device_folder(folder):
-        return Session(root=folder, acquisitions=(_device_only_acquisition(folder),))
-    acquisitions = [
-        (load_legacy_acquisition if is_legacy_folder(a) else load_acquisition)(
-            a, folder.name if a == folder else a.relative_to(folder).as_posix()
+    """A session folder: its own acquisitions in time order, all of one animal.
+
+    What the session is made of comes from its inventory (see `inventory`), whose entries
+    that look like recording data but do not reach the file are warned about here.
+    """
+    inventory = take_inventory(folder)
+    for entry in inventory.leftovers:
+        warnings.warn(
+            f"{entry.path}: {entry.reason}; it does not reach the NWB file",
+            InventoryWarning,
+            stacklevel=2,
         )
-        for a in find_acquisition_folders(folder)
-        if a == folder or a.parent == folder
-    ]
+    if inventory.lone_device is not None:
+        acquisition = _device_only_acquisition(inventory.lone_device)
+        return Session(root=folder, acquisitions=(acquisition,), inventory=inventory)
+    acquisitions = [_acquisition(files) for files in inventory.acquisitions]
     acquisitions.sort(key=lambda a: (a.start.epoch_ms if a.start else 0, a.label))
     check_not_mixed(folder, acquisitions)
     _check_one_animal(folder, acquisitions)
-    return Session(root=folder, acquisitions=tuple(acquisitions))
+    return Session(root=folder, acquisitions=tuple(acquisitions), inventory=inventory)
+
+
+def _acquisition(files: AcquisitionFiles) -> Acquisition:
+    if files.legacy:
+        return load_legacy_acquisition(files.folder, files.label)
+    meta_path = files.folder / "metaData.json"
+    return Acquisition(
+        folder=files.folder,
+        label=files.label,
+        metadata=files.metadata,
+        start=parse_start_time(files.metadata, meta_path),
+        devices=tuple(_device(device) for device in files.devices),
+        notes_path=files.notes,
+    )
+
+
+def _device(files: DeviceFiles) -> Device:
+    return Device(
+        name=files.name,
+        kind=files.kind,
+        folder=files.folder,
+        settings=files.settings,
+        videos=files.videos,
+        video_indices=files.video_indices,
+        timestamps_path=files.timestamps,
+        head_orientation_path=files.orientation,
+    )
 
 
 def _check_one_animal(folder: Path, acquisitions: list[Acquisition]) -> None:
@@ -296,10 +270,9 @@ def _check_one_animal(folder: Path, acquisitions: list[Acquisition]) -> None:
             )
 
 
-def _device_only_acquisition(folder: Path) -> Acquisition:
+def _device_only_acquisition(files: DeviceFiles) -> Acquisition:
     """A lone device folder; the start time comes from a session metaData.json above it if any."""
-    device = load_device(folder)
-    parent_meta = folder.parent / "metaData.json"
+    parent_meta = files.folder.parent / "metaData.json"
     metadata: dict[str, Any] = {}
     start = None
     if parent_meta.is_file():
@@ -307,10 +280,10 @@ def _device_only_acquisition(folder: Path) -> Acquisition:
         if is_session_metadata(metadata):
             start = parse_start_time(metadata, parent_meta)
     return Acquisition(
-        folder=folder,
-        label=folder.name,
+        folder=files.folder,
+        label=files.folder.name,
         metadata=metadata,
         start=start,
-        devices=(device,),
+        devices=(_device(files),),
         notes_path=None,
     )

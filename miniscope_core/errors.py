@@ -25,7 +25,11 @@ class FrameCountMismatch(MiniscopeWarning):
     """Decoded video frames and timeStamps.csv rows disagree; the shorter was kept."""
 
 
-class MissingDeviceWarning(MiniscopeWarning):
+class InventoryWarning(MiniscopeWarning):
+    """Something under a session that looks like recording data does not reach the file."""
+
+
+class MissingDeviceWarning(InventoryWarning):
     """A device listed in a session's metaData.json has no folder (or no usable files)."""
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .clock import parse_start_time
 from .errors import MiniscopeFormatError
-from .session import Acquisition, Device, Session, is_session_metadata, read_json
+from .inventory import is_session_metadata, read_json
+from .session import Acquisition, Device, Session
 
 
 def session_from_files(

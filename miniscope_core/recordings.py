@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .alignment import Segment, align_frames, daq_layout, selected_rows, sequential_layout
+from .alignment import (
+    FileLayout,
+    Segment,
+    align_frames,
+    daq_layout,
+    selected_rows,
+    sequential_layout,
+)
 from .errors import MiniscopeFormatError
 from .session import Acquisition, Device, Session
 from .settings import frame_rate_hz
@@ -71,13 +78,11 @@ def build_recording(
     table = device.timestamps
     if table is None or device.timestamps_path is None:
         return _untimed_recording(acquisition, device, chunk_files, counts)
-    if device.sequential:
-        first_rows, capacities = sequential_layout(counts)
-    else:
-        first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
+    layout = _layout(device, counts, len(table))
     segments = align_frames(
-        device.videos, counts, first_rows, capacities, len(table), device.timestamps_path, strict
-    )
+        device.videos, counts, layout.first_rows, layout.capacities, len(table),
+        device.timestamps_path, strict, layout.missing,
+    )  # fmt: skip
     rows = selected_rows(segments)
     return Recording(
         acquisition=acquisition,
@@ -88,6 +93,14 @@ def build_recording(
         timing=measure_timing(table),
         table=table,
     )
+
+
+def _layout(device: Device, counts: list[int], n_rows: int) -> FileLayout:
+    """Where each of `device`'s videos starts among its rows: DAQ numbering, or in sequence."""
+    if device.sequential:
+        return FileLayout(*sequential_layout(counts))
+    return daq_layout(device.video_indices, counts, device.frames_per_file, n_rows,
+                      device.folder / "metaData.json")  # fmt: skip
 
 
 def _untimed_recording(

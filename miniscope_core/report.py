@@ -115,8 +115,12 @@ def _decoded_frames(device: Device, rows: int | None, problems: list[str]) -> in
             problems.append(str(error))
             counts.append(0)
     if rows is not None and device.timestamps_path is not None:
-        first_rows, capacities = daq_layout(device.video_indices, device.frames_per_file)
-        align_frames(device.videos, counts, first_rows, capacities, rows, device.timestamps_path)
+        layout = daq_layout(
+            device.video_indices, counts, device.frames_per_file, rows,
+            device.folder / "metaData.json",
+        )  # fmt: skip
+        align_frames(device.videos, counts, layout.first_rows, layout.capacities, rows,
+                     device.timestamps_path, missing=layout.missing)  # fmt: skip
     return sum(counts)
 
 

@@ -1,28 +1,27 @@
-"""Find acquisitions and devices in a Miniscope DAQ folder, from what is on disk.
+"""What a session is made of: acquisitions, each with its devices and their files.
 
-The DAQ's `baseDirectory`/`deviceDirectory` are stale paths of the acquisition PC, so files are
-located only relative to where the session metaData.json actually is.
+Which folders and files these are is decided by `inventory` (from what is on disk: the DAQ's
+`baseDirectory`/`deviceDirectory` are stale paths of the acquisition PC); `collection` builds
+these records from it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from .clock import StartTime, parse_start_time
-from .errors import MiniscopeFormatError, MissingDeviceWarning
+from .clock import StartTime
 from .timestamps import read_timestamps
 
+if TYPE_CHECKING:
+    from .inventory import Inventory
+
 DeviceKind = Literal["miniscope", "camera"]
-_VIDEO_NAME = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
+MAX_FRAMES_PER_FILE = 10**7  # beyond any real recording's file (the DAQ's default is 1000)
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,17 @@ class Device:
     sequential: bool = False  # videos simply follow each other (explicit file lists)
 
     @property
-    def frames_per_file(self) -> int:
-        return int(self.settings.get("framesPerFile") or 1000)
+    def frames_per_file(self) -> int | None:
+        """framesPerFile when it is a usable count; None: the videos' own counts say it."""
+        value = self.settings.get("framesPerFile")
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return None
+        try:
+            count = float(value)
+        except ValueError:
+            return None
+        whole = count.is_integer() and 1 <= count <= MAX_FRAMES_PER_FILE
+        return int(count) if whole else None
 
     @property
     def device_type(self) -> str:
@@ -49,8 +57,12 @@ class Device:
 
     @cached_property
     def timestamps(self) -> pd.DataFrame | None:
-        """timeStamps.csv, read once however many steps ask (None when the device has none)."""
-        return None if self.timestamps_path is None else read_timestamps(self.timestamps_path)
+        """timeStamps.csv, read once however many steps ask (None when the device has none).
+
+        A camera's damaged rows are repaired: its times must never cost the imaging."""
+        if self.timestamps_path is None:
+            return None
+        return read_timestamps(self.timestamps_path, repair=self.kind == "camera")
 
     def timestamps_source(self) -> str:
         """Where the frame times come from, as the series descriptions say it."""
@@ -88,6 +100,7 @@ class Session:
 
     root: Path
     acquisitions: tuple[Acquisition, ...]
+    inventory: Inventory | None = None  # every file under `root`, used or left out, and why
 
     def device_names(self, kind: DeviceKind) -> list[str]:
         """Device names of one kind across acquisitions, in first-seen order."""
@@ -97,118 +110,3 @@ class Session:
                 if device.kind == kind:
                     names.setdefault(device.name)
         return list(names)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`, or an error that names the file and what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise MiniscopeFormatError(path, f"cannot be read ({error.strerror})") from error
-    if not text.strip():
-        raise MiniscopeFormatError(path, "is empty (expected a JSON object)")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MiniscopeFormatError(
-            path, f"is not valid JSON: {error.msg} at line {error.lineno}"
-        ) from error
-    if not isinstance(value, dict):
-        raise MiniscopeFormatError(path, "does not hold a JSON object")
-    return value
-
-
-def is_session_metadata(metadata: dict[str, Any]) -> bool:
-    return "miniscopes" in metadata or "cameras" in metadata or "recordingStartTime" in metadata
-
-
-def is_device_metadata(metadata: dict[str, Any]) -> bool:
-    return "deviceType" in metadata or "deviceName" in metadata
-
-
-def list_videos(folder: Path) -> tuple[tuple[Path, ...], tuple[int, ...]]:
-    """`0.avi, 1.avi, ...` in numeric order (`10.avi` after `9.avi`), with their indices."""
-    found = []
-    for entry in os.scandir(folder):
-        match = _VIDEO_NAME.match(entry.name)
-        if match and entry.is_file():
-            found.append((int(match.group(1)), Path(entry.path)))
-    found.sort()
-    return tuple(path for _, path in found), tuple(index for index, _ in found)
-
-
-def _optional_file(folder: Path, name: str) -> Path | None:
-    path = folder / name
-    return path if path.is_file() else None
-
-
-def load_device(folder: Path, kind: DeviceKind | None = None, name: str | None = None) -> Device:
-    """A device folder: its metaData.json, videos, timeStamps.csv and headOrientation.csv."""
-    meta_path = folder / "metaData.json"
-    if not meta_path.is_file():
-        raise MiniscopeFormatError(folder, "is a device folder without metaData.json")
-    settings = read_json(meta_path)
-    device_name = name or str(settings.get("deviceName") or folder.name)
-    if kind is None:
-        kind = (
-            "miniscope" if str(settings.get("deviceType", "")).startswith("Miniscope") else "camera"
-        )
-    videos, indices = list_videos(folder)
-    return Device(
-        name=device_name,
-        kind=kind,
-        folder=folder,
-        settings=settings,
-        videos=videos,
-        video_indices=indices,
-        timestamps_path=_optional_file(folder, "timeStamps.csv"),
-        head_orientation_path=_optional_file(folder, "headOrientation.csv"),
-    )
-
-
-def _listed_devices(metadata: dict[str, Any]) -> dict[str, DeviceKind]:
-    listed: dict[str, DeviceKind] = {}
-    kinds: tuple[tuple[str, DeviceKind], ...] = (("miniscopes", "miniscope"), ("cameras", "camera"))
-    for key, kind in kinds:
-        for name in metadata.get(key) or []:
-            listed[str(name)] = kind
-    return listed
-
-
-def _acquisition_devices(folder: Path, metadata: dict[str, Any]) -> list[Device]:
-    """Devices listed in the session metaData.json, plus any other device folder found."""
-    devices: list[Device] = []
-    seen: set[Path] = set()
-    for name, kind in _listed_devices(metadata).items():
-        device_folder = folder / name.replace(" ", "_")
-        if not (device_folder / "metaData.json").is_file():
-            warnings.warn(
-                f"{folder / 'metaData.json'} lists {kind} {name!r} but {device_folder} "
-                "has no metaData.json; it is left out",
-                MissingDeviceWarning,
-                stacklevel=3,
-            )
-            continue
-        devices.append(load_device(device_folder, kind, name))
-        seen.add(device_folder)
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        sub = Path(entry.path)
-        if entry.is_dir() and sub not in seen and (sub / "metaData.json").is_file():
-            meta = read_json(sub / "metaData.json")
-            if is_device_metadata(meta) and (sub / "timeStamps.csv").is_file():
-                devices.append(load_device(sub))
-    return devices
-
-
-def load_acquisition(folder: Path, label: str) -> Acquisition:
-    """One acquisition folder, located by its session metaData.json."""
-    meta_path = folder / "metaData.json"
-    metadata = read_json(meta_path)
-    return Acquisition(
-        folder=folder,
-        label=label,
-        metadata=metadata,
-        start=parse_start_time(metadata, meta_path),
-        devices=tuple(_acquisition_devices(folder, metadata)),
-        notes_path=_optional_file(folder, "notes.csv"),
-    )

@@ -151,7 +151,8 @@ def _incomplete_reason(session: Session) -> str:
         for device in acquisition.devices:
             if device.timestamps_path is None:
                 return f"{device.folder} has no timeStamps.csv yet"
-            needed = math.ceil(device.timestamp_rows() / device.frames_per_file)
+            per_file = device.frames_per_file or device.timestamp_rows() or 1  # unknown: 1
+            needed = math.ceil(device.timestamp_rows() / per_file)
             if len(device.videos) < needed:
                 return f"{device.folder} has {len(device.videos)} videos, timestamps need {needed}"
             unfinished = [v.name for v in device.videos if not avi_finalised(v)]

@@ -7,6 +7,7 @@ DAQ software v2.0, as a jump in `DAQ Frame Number`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import MiniscopeFormatError
+from .errors import MiniscopeFormatError, MiniscopeWarning
 
 TIME_COLUMN = "Time Stamp (ms)"
 _COLUMNS = {
@@ -33,8 +34,8 @@ class Gap:
     """Frames missing between row `after_row` and the next one."""
 
     after_row: int
-    start_ms: int
-    stop_ms: int
+    start_ms: float
+    stop_ms: float
     missing: int
 
 
@@ -73,8 +74,15 @@ def read_table(
     return table
 
 
-def read_timestamps(path: Path) -> pd.DataFrame:
-    """Columns renamed to frame/time_ms/buffer[/daq_frame/unix_ms]; read by name, not position."""
+def read_timestamps(path: Path, repair: bool = False) -> pd.DataFrame:
+    """Columns renamed to frame/time_ms/buffer[/daq_frame/unix_ms]; read by name, not position.
+
+    Times keep their fractions (float ms). A damaged last row (a write cut short) is dropped
+    with a warning. Any other row whose time is not a number, or runs backwards, is an error
+    naming the row, found before any video is decoded; with `repair` (an auxiliary stream such
+    as a behaviour camera's, which must never cost the imaging) such a row between two good
+    ones gets the time halfway between them instead, counted in a warning.
+    """
     table = read_table(path, "a header and one row per frame", skipinitialspace=True)
     if TIME_COLUMN not in table.columns:
         raise MiniscopeFormatError(
@@ -82,12 +90,74 @@ def read_timestamps(path: Path) -> pd.DataFrame:
         )
     table = table[[c for c in table.columns if c in _COLUMNS]].rename(columns=_COLUMNS)
     for column in table.columns:
-        values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().any():
-            row = int(values.isna().to_numpy().argmax())
-            raise MiniscopeFormatError(path, f"row {row + 2}: {column} is not a number")
-        table[column] = values.astype(np.int64)
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    time_ms = table["time_ms"].to_numpy(dtype=np.float64)
+    if len(time_ms) and _damaged(time_ms)[-1]:
+        warnings.warn(
+            f"{path}: its last row (line {len(time_ms) + 1}) is damaged (a write cut short?); "
+            "it is dropped",
+            MiniscopeWarning,
+            stacklevel=2,
+        )
+        table, time_ms = table.iloc[:-1], time_ms[:-1]
+    table = table.assign(time_ms=_checked_times(time_ms, path, repair))
+    for column in table.columns.drop("time_ms"):  # counters: -1 where a row lost its value
+        table[column] = table[column].fillna(-1).astype(np.int64)
     return table.reset_index(drop=True)
+
+
+def _damaged(time_ms: np.ndarray) -> np.ndarray:
+    """Rows whose time is no finite number, or is out of order where its neighbours are not
+    (one bad value), or (the last row) comes before the row ahead of it."""
+    bad = ~np.isfinite(time_ms)
+    filled = pd.Series(time_ms).where(~bad).ffill().bfill().to_numpy()
+    if len(filled) >= 3:
+        before, here, after = filled[:-2], filled[1:-1], filled[2:]
+        bad[1:-1] |= (before <= after) & ((here < before) | (here > after))
+    if len(filled) >= 2:
+        bad[-1] |= filled[-1] < filled[-2]
+    return bad
+
+
+def _checked_times(time_ms: np.ndarray, path: Path, repair: bool) -> np.ndarray:
+    bad = _damaged(time_ms)
+    if bad.any() and repair:
+        time_ms = _interpolated(time_ms, bad, path)
+        bad = _damaged(time_ms)
+    backwards = np.flatnonzero(np.diff(time_ms) < 0)
+    if bad.any() or len(backwards):
+        row = int(np.flatnonzero(bad)[0]) if bad.any() else int(backwards[0]) + 1
+        if not np.isfinite(time_ms[row]):
+            problem = f"row {row + 2}: the time is not a number"
+        else:
+            problem = (
+                f"row {row + 2}: time {time_ms[row]:g} ms is out of order with the rows "
+                "around it (damaged, or the clock went back)"
+            )
+        raise MiniscopeFormatError(
+            path, f"{problem}, so its frames' times cannot be trusted; nothing is converted"
+        )
+    return time_ms
+
+
+def _interpolated(time_ms: np.ndarray, bad: np.ndarray, path: Path) -> np.ndarray:
+    """Damaged rows between good ones get times interpolated from their neighbours."""
+    rows = np.arange(len(time_ms))
+    good = ~bad
+    inside = bad & (rows > rows[good].min(initial=len(rows))) & (rows < rows[good].max(initial=-1))
+    if not inside.any():
+        return time_ms
+    fixed = time_ms.copy()
+    fixed[inside] = np.interp(rows[inside], rows[good], time_ms[good])
+    lines = ", ".join(str(row + 2) for row in np.flatnonzero(inside)[:5])
+    more = ", ..." if inside.sum() > 5 else ""
+    warnings.warn(
+        f"{path}: {int(inside.sum())} of {len(time_ms)} rows damaged (time not a number or "
+        f"out of order; lines {lines}{more}); their times are interpolated from the rows around",
+        MiniscopeWarning,
+        stacklevel=3,
+    )
+    return fixed
 
 
 def find_gaps(time_ms: np.ndarray, daq_frame: np.ndarray | None = None) -> tuple[Gap, ...]:
@@ -103,7 +173,7 @@ def find_gaps(time_ms: np.ndarray, daq_frame: np.ndarray | None = None) -> tuple
     if daq_frame is not None:
         missing = np.maximum(missing, np.clip(np.diff(daq_frame) - 1, 0, None))
     return tuple(
-        Gap(int(row), int(time_ms[row]), int(time_ms[row + 1]), int(missing[row]))
+        Gap(int(row), float(time_ms[row]), float(time_ms[row + 1]), int(missing[row]))
         for row in np.flatnonzero(missing)
     )
 

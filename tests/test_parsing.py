@@ -14,7 +14,6 @@ from miniscope_core import MiniscopeFormatError, discover
 from miniscope_core.clock import parse_start_time
 from miniscope_core.notes import read_notes
 from miniscope_core.orientation import read_head_orientation
-from miniscope_core.session import list_videos
 from miniscope_core.settings import frame_rate_hz, gain_factor, normalised_settings
 from miniscope_core.synthetic import AcquisitionSpec, CameraSpec, write_acquisition, write_session
 from miniscope_core.timestamps import find_gaps, measure_timing, read_timestamps
@@ -82,13 +81,6 @@ def test_gain_strings_and_numbers(value, gain):
 def test_normalised_settings_keep_only_numbers():
     raw = {"frameRate": "30FPS", "gain": "Low", "led0": 12, "ewl": -61, "compression": "GREY"}
     assert normalised_settings(raw) == {"frameRate": 30.0, "gain": 1.0, "led0": 12.0, "ewl": -61.0}
-
-
-def test_videos_sort_numerically(tmp_path):
-    for name in ["10.avi", "2.avi", "0.avi", "1.avi.bak", "notes.avi"]:
-        (tmp_path / name).write_bytes(b"")
-    videos, indices = list_videos(tmp_path)
-    assert [v.name for v in videos] == ["0.avi", "2.avi", "10.avi"] and indices == (0, 2, 10)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +172,14 @@ def _acquisition(tmp_path: Path) -> Path:
         (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(""),
          r"timeStamps.csv: is empty"),
         (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(
-            "Frame Number,Time Stamp (ms),Buffer Index\n0,1,0\n1,x,0\n"),
-         r"timeStamps.csv: row 3: time_ms is not a number"),
+            "Frame Number,Time Stamp (ms),Buffer Index\n0,1,0\n1,x,0\n2,70,0\n"),
+         r"timeStamps.csv: row 3: the time is not a number"),
+        (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(
+            "Frame Number,Time Stamp (ms),Buffer Index\n0,1,0\n1,40,0\n2,5000,0\n3,80,0\n4,120,0\n"),
+         r"timeStamps.csv: row 4: time 5000 ms is out of order with the rows around it"),
+        (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(
+            "Frame Number,Time Stamp (ms),Buffer Index\n0,100,0\n1,140,0\n2,20,0\n3,60,0\n"),
+         r"timeStamps.csv: row 4: time 20 ms is out of order"),
     ],
 )  # fmt: skip
 def test_bad_files_give_errors_naming_them(tmp_path, change, message):
@@ -196,13 +194,13 @@ def test_bad_files_give_errors_naming_them(tmp_path, change, message):
 
 def test_missing_device_folder_warns_and_converts_the_rest(tmp_path):
     from miniscope_core import convert_session
-    from miniscope_core.errors import MissingDeviceWarning
+    from miniscope_core.errors import InventoryWarning
 
     folder = _acquisition(tmp_path)
     meta = json.loads((folder / "metaData.json").read_text())
     meta["cameras"].append("Top Cam")
     (folder / "metaData.json").write_text(json.dumps(meta))
-    with pytest.warns(MissingDeviceWarning, match=r"lists camera 'Top Cam' but .*Top_Cam"):
+    with pytest.warns(InventoryWarning, match=r"Top_Cam: .*lists camera 'Top Cam' but its folder"):
         result = convert_session(folder, tmp_path / "out.nwb")
     assert result.series_frames == {"OnePhotonSeriesMiniscope": 120}
 

@@ -142,7 +142,7 @@ def test_device_with_timestamps_but_no_video_still_gets_a_row(tmp_path):
     out = tmp_path / "out.nwb"
     with pytest.warns(MiniscopeWarning) as caught:
         convert_session(tmp_path / "s", out)
-    assert any("BehavCam_2: no decodable video frames" in str(w.message) for w in caught)
+    assert any("BehavCam_2: has no N.avi video; no image series" in str(w.message) for w in caught)
     with read_nwb(out) as nwb:
         table = nwb.intervals[TABLE].to_dataframe()
         row = table[(table.acquisition == truths[1].folder.name) & (table.device == "BehavCam 2")]

@@ -204,11 +204,20 @@ def _warn_without_frames(recordings: list[Recording]) -> None:
     for recording in recordings:
         if not recording.n_frames:
             warnings.warn(
-                f"{recording.device.folder}: no decodable video frames; no image series "
-                "is written for this acquisition",
+                f"{_why_no_frames(recording)}; no image series is written for this acquisition",
                 MissingDeviceWarning,
                 stacklevel=3,
             )
+
+
+def _why_no_frames(recording: Recording) -> str:
+    """What a device without frames lacks: videos, timestamp rows, or decodable frames."""
+    device = recording.device
+    if not device.videos:
+        return f"{device.folder}: has no N.avi video"
+    if device.timestamps_path is not None and not len(recording.table):
+        return f"{device.timestamps_path}: has a header but no rows"
+    return f"{device.folder}: its videos hold no decodable frames"
 
 
 def _size_runs(recordings: list[Recording]) -> list[list[Recording]]:
