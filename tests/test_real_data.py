@@ -28,6 +28,12 @@ SESSIONS = sorted(
     and not (path.parent.parent / "metaData.json").exists()
 )
 KEEP_ROWS = 40
+# Sessions whose first KEEP_ROWS head-orientation rows hold damaged (non-unit) quaternions.
+GARBAGE_ORIENTATION = {
+    "Miniscope2C/2color_pilot_tdTomato/cv02/2022_05_31/12_59_27",
+    "Miniscope2C/fretscope/testTarget/2020_09_01/13_20_13",
+    "Miniscope2C/fretscope/test_15_29_34/14_49_16",
+}
 SENSOR_SIZE = {"Miniscope_V4_BNO": (608, 608), "Miniscope_V4": (608, 608), "WebCam": (640, 480)}
 
 
@@ -111,7 +117,10 @@ def test_real_session_converts_with_synthetic_videos(relative, tmp_path):
     session = _pair_with_videos(REAL_DATA / relative, tmp_path / "session")
     out = tmp_path / "out.nwb"
     result = convert_session(session, out)
-    assert result.warnings == []
+    damaged = [w for w in result.warnings if "headOrientation.csv: " in w and "rows damaged" in w]
+    assert [w for w in result.warnings if w not in damaged] == []
+    # early V4 units' BNO055 garbage rows are skipped and warned of (test_damaged_streams counts)
+    assert bool(damaged) == (relative in GARBAGE_ORIENTATION)
     assert validate(path=str(out)) == []
     found = discover(session)
     acquisition = found.acquisitions[0]
