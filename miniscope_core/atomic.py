@@ -12,7 +12,11 @@ output. Around that it:
   second is told who is writing, the first completes untouched;
 - removes temporary files left behind by killed runs, so they do not fill the disk;
 - checks the free space before a long write, and turns "no space left on device" (however
-  h5py words it) into one line that says where and how much.
+  h5py words it) into one line that says where and how much;
+- says in one line when the output cannot be written at all (a file where a folder should be,
+  no permission, a read-only disk, a folder where the file should be).
+
+Where an output may go at all (never inside a recording being read) is `output_guard`'s.
 """
 
 from __future__ import annotations
@@ -99,10 +103,15 @@ def atomic_output(
 
     `expected_bytes` (an estimate of the output's size) lets a long write be refused at once
     rather than failing hours later on a full disk. Raises `OutputExistsError`,
-    `OutputBusyError` or `NoSpaceError` (all `OutputError`).
+    `OutputBusyError`, `NoSpaceError` or, for a place that cannot be written, `OutputError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_folder(path)
+    writable_folder(path.parent, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable(path, error) from error
     _refuse_existing(path, overwrite)
     temporary = temporary_path(path)
     try:
@@ -119,6 +128,42 @@ def atomic_output(
         if (full := _no_space(path, expected_bytes, error)) is None:
             raise
         raise full from error
+
+
+def writable_folder(folder: Path, output: Path | None = None) -> None:
+    """Raise a one-line `OutputError` (naming `output`, else `folder`) unless files can be
+    created in `folder`, which may not exist yet: its nearest existing ancestor must be a
+    folder one may write in. Nothing is created."""
+    named = Path(output) if output is not None else Path(folder)
+    existing = Path(os.path.abspath(folder))
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(named, f"cannot be written: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(named, f"cannot be written: {_no_write(existing)}; choose another place")
+
+
+def unwritable(path: Path, error: OSError) -> OutputError:
+    """The one-line error for an OSError met while creating `path` or a folder for it."""
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        file = next((p for p in Path(path).parents if p.is_file()), None)
+        if file is not None:
+            return OutputError(path, f"cannot be written: {file} is a file, not a folder")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        folder = Path(error.filename).parent if error.filename else Path(path).parent
+        return OutputError(path, f"cannot be written: {_no_write(folder)}; choose another place")
+    reason = error.strerror or str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    return OutputError(path, f"cannot be written: {reason}{where}")
+
+
+def _no_write(folder: Path) -> str:
+    """`no permission to write in /x`, or `/mnt is mounted read only`."""
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{_mount_point(folder)} is mounted read only"
+    return f"no permission to write in {folder}"
 
 
 def temporary_path(path: Path) -> Path:
@@ -180,6 +225,13 @@ def human_size(n_bytes: float) -> str:
         if n_bytes < 999.5 or unit == "PB":
             return f"{n_bytes:.1f} {unit}" if n_bytes < 9.95 else f"{n_bytes:.0f} {unit}"
     raise AssertionError("unreachable")
+
+
+def _refuse_folder(path: Path) -> None:
+    """A file output named like an existing folder (`-o out` meant as a folder) is refused
+    before anything is written, with or without --overwrite (a Zarr store is a folder)."""
+    if path.is_dir() and not path.is_symlink() and not path.name.endswith(".zarr"):
+        raise OutputError(path, "is a folder: name the file to write (FOLDER/NAME.nwb)")
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -277,7 +329,10 @@ def _output_lock(path: Path) -> Iterator[bool]:
 def _acquire(path: Path, lock: Path) -> int | None:
     """Return an fd holding the lock, None if flock is unsupported; raise if another holds it."""
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise unwritable(path, error) from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .collection import CollectionError, discover, session_names
+from .atomic import unwritable, writable_folder
+from .collection import CollectionError, discover, list_sessions
 from .convert import (
     STUB_FRAMES,
     ConversionOptions,
@@ -23,6 +24,7 @@ from .convert import (
 from .dandi_names import dandi_output
 from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
 from .errors import MiniscopeFormatError
+from .output_guard import absolute, refuse_writes_inside
 from .report import SessionReport, inspect_session
 from .sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
 from .user_metadata import resolve_metadata
@@ -192,15 +194,31 @@ def _convert_one(args: argparse.Namespace, session: Path, output: Path) -> Conve
 
 
 def _convert(args: argparse.Namespace) -> int:
+    """One session to -o, or each session of a collection into --output-dir; nothing is ever
+    written inside the recordings (see `output_guard`), which is checked before any decoding."""
     if args.dandi and args.output is not None:
         raise MiniscopeFormatError(args.output, "--dandi names the files: use --output-dir")
+    # Absolute, so that a session given as `.` (or `..`) is named as its folder is.
+    args = argparse.Namespace(**{**vars(args), "session": absolute(args.session)})
     if args.output is not None:
         _print_result(_convert_one(args, args.session, args.output))
         return 0
-    sessions = session_names(args.session)
-    if not sessions:
+    listed = list_sessions(args.session)
+    if not listed:
         raise MiniscopeFormatError(args.session, "holds no Miniscope session")
-    return _convert_all(args, sessions)
+    refuse_writes_inside(
+        [*listed.values(), args.session, args.metadata, args.lab_metadata],
+        folders=[args.output_dir, args.work_dir],
+    )
+    folders = [folder for folder in (args.output_dir, args.work_dir) if folder is not None]
+    for folder in folders:
+        writable_folder(folder)
+    for folder in folders:  # made now, so that a folder that cannot be is said once
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unwritable(folder, error) from error
+    return _convert_all(args, {name: session.folder for name, session in listed.items()})
 
 
 def _convert_all(args: argparse.Namespace, sessions: dict[str, Path]) -> int:

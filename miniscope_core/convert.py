@@ -419,11 +419,23 @@ def convert_session(
     acquisition decodes only the new videos. `progress(total_frames, stage)` may return a
     per-frame callback.
     """
+    from .atomic import writable_folder
+    from .output_guard import absolute, every_video, refuse_writes_inside
+
     began = time.perf_counter()
     _check_backend(Path(output), options)
     with relayed_warnings() as caught:  # from reading the folder on, for the result
-        session = path if isinstance(path, Session) else discover(path)
+        given = None if isinstance(path, Session) else absolute(path)  # `.` is named, not ""
+        session = path if isinstance(path, Session) else discover(absolute(path))
         lab, user = (Path(p) if p is not None else None for p in (lab_metadata_path, metadata_path))
+        work = Path(work_dir) if work_dir is not None and not options.stub else None
+        # Nothing written inside what is read (the output, its temporary file and lock, chunk
+        # files), checked on real paths before any frame is decoded; the work folder writable.
+        chunks = [chunk_path(session, work, v) for v in every_video(session)] if work else []
+        refuse_writes_inside([session, given, lab, user], outputs=[output, *chunks],
+                             folders=[work])  # fmt: skip
+        if work is not None:
+            writable_folder(work)
         merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
         if options.alignment is None:  # the session's sync.csv, checked before any decoding
             options = replace(options, alignment=session_alignment(session.root))

@@ -33,6 +33,7 @@ from pynwb import NWBFile
 from .convert import ConversionOptions, plan_layout, probe_videos
 from .errors import MiniscopeFormatError
 from .metadata_schema import MetadataError
+from .output_guard import refuse_writes_inside
 from .session import Session
 from .user_metadata import SESSION_METADATA_FILE
 
@@ -120,7 +121,9 @@ def dandi_output(
     options: ConversionOptions,
 ) -> Path:
     """Where `session` goes in the dandiset folder: its metadata checked for DANDI, and the
-    file laid out in memory (headers only, no pixels) to learn its modalities."""
+    file laid out in memory (headers only, no pixels) to learn its modalities. A dandiset
+    folder inside the recording is refused first (`refuse_writes_inside`)."""
+    refuse_writes_inside([session], folders=[dandiset])
     require_dandi_metadata(metadata, session.root)
     placeholder = dandiset / "sub-x" / "placeholder.nwb"  # external video paths only
     with warnings.catch_warnings():
@@ -128,7 +131,9 @@ def dandi_output(
         videos = probe_videos(session, options)
         layout, _ = plan_layout(session, videos, placeholder, options, dict(metadata))
     subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
-    return dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
+    output = dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
+    refuse_writes_inside([session], outputs=[output])  # `sub-x/` may be a link into it
+    return output
 
 
 def claimed_outputs(claims: Path) -> dict[str, Path]:
