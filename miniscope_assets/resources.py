@@ -76,6 +76,12 @@ class MiniscopeStorage(dg.ConfigurableResource):
         Raises SettingsError naming the variable (or file and key) and the bad value."""
         return cls.from_settings(MiniscopeSettings.load(**overrides))
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Before a step writes anything: the values checked as the settings are (an output
+        root inside the raw root is refused, also for a resource built by hand or in a run's
+        resource config), with the same one-line message."""
+        self._checked()
+
     def _checked(self) -> MiniscopeSettings:
         """These values as the settings model, checked (a resource may be built by hand)."""
         return _DEFAULTS.updated(**self.model_dump(include=set(type(self).model_fields)))

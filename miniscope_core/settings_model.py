@@ -5,7 +5,8 @@ Values come from, later wins: the defaults below < a settings file named by
 environment variables < explicit overrides (command line flags, run config). The conversion
 defaults are `ConversionOptions`' own, so the library and the automation cannot drift apart.
 A bad value is refused with one line naming where it came from, e.g.
-`MINISCOPE_SETTLE_SECONDS='soon': expected a number of seconds, 0 or more`.
+`MINISCOPE_SETTLE_SECONDS='soon': expected a number of seconds, 0 or more`. The raw root is only
+read: an output root inside it (or the same folder, through links too) is refused, naming both.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -50,6 +52,10 @@ CONVERSION_SETTINGS = (
     "backend",
 )
 _OWN_MESSAGE = "setting"  # error type whose message replaces "expected ..."
+_RAW_OUTPUT = "output_in_raw"  # error type of an output root inside the raw root
+_RAW_ONLY_READ = (
+    "the raw root is only read, nothing is written inside it; choose an output root outside it"
+)
 Executor = Literal["in_process", "multiprocess", "celery"]
 EXECUTORS: tuple[str, ...] = get_args(Executor)
 _LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -214,6 +220,20 @@ class MiniscopeSettings(BaseModel):
                 raise PydanticCustomError(_OWN_MESSAGE, str(error)) from None
         return level
 
+    @model_validator(mode="after")
+    def _output_outside_raw(self) -> MiniscopeSettings:
+        """Nothing is ever written inside the raw root: an output root there (or equal to it)
+        is refused as the settings load (real paths, so a link into it is caught too)."""
+        raw, output = (path.expanduser().resolve() for path in (self.raw_root, self.output_root))
+        if output.is_relative_to(raw):
+            where = "is the same folder as" if output == raw else "is inside"
+            raise PydanticCustomError(
+                _RAW_OUTPUT,
+                "output_root {output} {where} raw_root {raw}: " + _RAW_ONLY_READ,
+                {"output": str(self.output_root), "where": where, "raw": str(self.raw_root)},
+            )
+        return self
+
     @classmethod
     def variables(cls, name: str) -> tuple[str, ...]:
         """The environment variables of field `name`: `MINISCOPE_<NAME>`, then older names."""
@@ -300,6 +320,12 @@ def _file_values(path_text: str | None) -> dict[str, tuple[str, Any]]:
 
 def _problem(detail: ErrorDetails, given: dict[str, tuple[str, Any]]) -> str:
     """`source=value: expected ...` for one field's error."""
+    if detail["type"] == _RAW_OUTPUT:
+        fields = MiniscopeSettings.model_fields
+        raw = given.get("raw_root", ("raw_root", fields["raw_root"].default))
+        output = given.get("output_root", ("output_root", fields["output_root"].default))
+        where = (detail.get("ctx") or {}).get("where", "is inside")
+        return f"{output[0]}={str(output[1])!r} {where} {raw[0]}={str(raw[1])!r}: {_RAW_ONLY_READ}"
     name = str(detail["loc"][0])
     source, value = given.get(name, (name, detail["input"]))
     if detail["type"] == _OWN_MESSAGE:
