@@ -27,7 +27,7 @@ NORM_TOLERANCE = 0.1
 FIRST_DAMAGED = 5  # row numbers named in the warning
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields, not objects
 class HeadOrientation:
     """The samples of one headOrientation.csv, and what the rest of its rows were."""
 
