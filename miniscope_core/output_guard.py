@@ -150,10 +150,10 @@ def refuse_writes_inside(
 
 
 def _check(path: Path, reads: list[_Read], *, replaced: bool) -> None:
-    named = _as_named(path)
+    named = _as_named(path)  # `..` gone first: `--output-dir ..` is the parent, not inside
     # The real path of what is written: through links in its folder; an output that is itself
     # a link is replaced as a link, but one that points into a recording is refused as well.
-    for real in dict.fromkeys([_real(path.parent) / path.name, _real(path)]):
+    for real in dict.fromkeys([_real(named.parent) / named.name, _real(named)]):
         for read in reads:
             if not read.folder and real == read.real:
                 raise OutputInsideInputError(named, _is_file(read, named, replaced))

@@ -336,6 +336,9 @@ def test_dot_and_relative_paths_convert_from_inside_a_session_or_collection(
     monkeypatch.chdir(collection / "s1")
     assert main(["convert", ".", "--output-dir", str(out), "--quiet"]) == 0
     assert (out / "s1.nwb").is_file()
+    assert main(["convert", ".", "--output-dir", "..", "--quiet"]) == 0  # beside the session
+    assert (collection / "s1.nwb").is_file()
+    (collection / "s1.nwb").unlink()
     monkeypatch.chdir(collection / "s1" / "acq")
     assert main(["convert", "..", "-o", "../../../s1.nwb", "--quiet", "--overwrite"]) == 0
     assert main(["convert", ".", "-o", "../../../acq.nwb", "--quiet"]) == 0
