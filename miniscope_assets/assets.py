@@ -109,6 +109,8 @@ def acquisition_metadata(
             "first_start": starts[0] if starts else "unknown",
             "devices": table(device_rows(session)),
             "clock_alignment": description["clock_alignment"] or "none (no sync.csv)",
+            "files": description["files"],
+            "left_out": table(description["left_out"]),
         }
     )
 

@@ -321,6 +321,13 @@ def _format_report(report: SessionReport) -> str:
                 f"{d.timestamp_rows} timestamps, {d.duration_s:.1f} s, {rate}, "
                 f"{d.dropped_frames} dropped"
             )
+    if report.files:
+        lines.append(f"files: {report.files}")
+        lines += [
+            f"  - {row['path']}{' (link to ' + row['link'] + ')' if row['link'] else ''}: "
+            f"{row['reason']}"
+            for row in report.left_out
+        ]
     lines.append(f"problems: {len(report.problems)}")
     lines += [f"  - {problem}" for problem in report.problems]
     return "\n".join(lines)

@@ -288,6 +288,8 @@ def plan_layout(
     pairs = options.alignment or session_alignment(session.root)
     clock = aligned_clock(clock, recordings, pairs, options.start_offset)
     layout_options = _layout_options(options, metadata_files)
+    if session.inventory is not None:
+        layout_options = replace(layout_options, left_out=tuple(session.inventory.lines()))
     return build_layout(recordings, metadata, clock, output, layout_options), recordings
 
 

@@ -228,6 +228,14 @@ class Inventory:
         """The left-out entries (or all) as `path: reason` lines, relative to the session."""
         return [e.describe(self.root) for e in self.entries if used or not e.used]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The left-out entries as table rows (path relative to the session)."""
+        return [
+            {"path": _relative(e.path, self.root), "link": e.link, "reason": e.reason,
+             "recording_data": e.warn}
+            for e in self.left_out
+        ]  # fmt: skip
+
     def check_strict(self) -> None:
         """With strict, recording data that would not reach the file refuses the conversion."""
         if self.leftovers:
@@ -383,7 +391,11 @@ def _device_or_other(
         walk.add(folder, reason=f"listed {kind} {name!r} has no device metaData.json", warn=True)
         _contents(walk, folder, "in a device folder without metaData.json")
         return None
-    why = "a device folder that recorded nothing" if found is Kind.DEVICE else "no device folder"
+    why = (
+        "a device folder that recorded nothing (no N.avi, no timeStamps.csv)"
+        if found is Kind.DEVICE
+        else "a folder that is no device (no device metaData.json)"
+    )
     _other_folder(walk, folder, why)
     return None
 
@@ -463,7 +475,8 @@ def _other_folder(walk: _Walk, folder: Path, why: str) -> None:
     if folder_kind(str(folder), skip_unreadable=True) is Kind.ACQUISITION:
         walk.add(folder, reason="an acquisition of another session; converted on its own")
         return
-    walk.add(folder, reason=why)
+    empty = not any(os.scandir(folder)) if os.access(folder, os.R_OK | os.X_OK) else False
+    walk.add(folder, reason="an empty folder" if empty else why)
     _contents(walk, folder, f"in {folder.name}/, {why}")
 
 

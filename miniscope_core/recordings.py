@@ -148,6 +148,8 @@ def session_recordings(
     When a device's acquisitions go into one series (`concatenated`), they must not overlap in
     time, or its timestamps would run backwards.
     """
+    if strict and session.inventory is not None:
+        session.inventory.check_strict()
     recordings = [
         build_recording(acquisition, device, videos, strict)
         for acquisition in session.acquisitions

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .alignment import align_frames, daq_layout
 from .collection import discover
 from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
@@ -47,6 +49,8 @@ class SessionReport:
     acquisitions: list[AcquisitionReport]
     problems: list[str] = field(default_factory=list)
     clock_alignment: str | None = None  # how the session's sync.csv will align its times
+    files: str = ""  # the inventory's count: used, left out, left out that looks like data
+    left_out: list[dict[str, Any]] = field(default_factory=list)  # path, reason, ...
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +64,9 @@ def inspect_session(path: Path | str, decode: bool = True) -> SessionReport:
     with recorded_warnings() as caught:
         session = discover(path)
         report = SessionReport(str(session.root), [])
+        if session.inventory is not None:
+            report.files = session.inventory.summary()
+            report.left_out = session.inventory.rows()
         for acquisition in session.acquisitions:
             report.acquisitions.append(_acquisition(acquisition, decode, report.problems))
         try:
@@ -80,9 +87,9 @@ def _acquisition(acquisition: Acquisition, decode: bool, problems: list[str]) ->
 
 
 def _device(device: Device, decode: bool, problems: list[str]) -> DeviceReport:
-    table = device.timestamps
+    table = _timestamps(device, problems)
     timing = measure_timing(table) if table is not None else None
-    if table is None:
+    if table is None and device.timestamps_path is None:
         problems.append(f"{device.folder}: no timeStamps.csv")
     for video in device.videos:
         if not avi_finalised(video):
@@ -104,6 +111,15 @@ def _device(device: Device, decode: bool, problems: list[str]) -> DeviceReport:
         dropped_frames=timing.dropped_frames if timing else 0,
         head_orientation_samples=_orientation_samples(device, problems),
     )
+
+
+def _timestamps(device: Device, problems: list[str]) -> pd.DataFrame | None:
+    """The device's table; one that refuses conversion (a damaged row) is a problem here."""
+    try:
+        return device.timestamps
+    except MiniscopeFormatError as error:
+        problems.append(str(error))
+        return None
 
 
 def _decoded_frames(device: Device, rows: int | None, problems: list[str]) -> int:

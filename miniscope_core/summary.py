@@ -73,6 +73,8 @@ def describe_session(
             "acquisitions": acquisitions,
             "nwb_metadata": nwb_metadata,
             "clock_alignment": alignment.describe() if alignment else None,
+            "files": session.inventory.summary() if session.inventory else "",
+            "left_out": session.inventory.rows() if session.inventory else [],
         }
     )
 

@@ -53,6 +53,7 @@ class LayoutOptions:
     neuroconv_names: bool = False  # see naming.py
     compression_level: int = DEFAULT_LEVEL
     stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
+    left_out: tuple[str, ...] = ()  # the session's files that do not reach the file, and why
     source_script: str = ""
     source_script_file_name: str = ""
 

@@ -8,7 +8,7 @@ from ndx_miniscope import Miniscope
 from pynwb.device import DeviceModel
 
 from ..recordings import Recording
-from ..settings import normalised_settings
+from ..settings import normalised_settings, number
 from .base import (
     DEVICE_TABLE,
     MANUFACTURER,
@@ -54,15 +54,23 @@ def _miniscope_fields(settings: dict[str, Any]) -> dict[str, Any]:
         if key in fields:
             fields[key] = str(fields[key])
     for key in ("framesPerFile", "led0", "excitation", "msCamExposure"):
-        value = fields.get(key)
-        if value is not None and float(value) != int(float(value)):
-            fields.pop(key)
-        elif value is not None:
-            fields[key] = int(float(value))
+        if key in fields and (count := _count(fields[key])) is None:
+            fields.pop(key)  # not a count the schema can hold: left to the description's text
+        elif key in fields:
+            fields[key] = count
     roi = settings.get("ROI")
     if isinstance(roi, dict) and {"height", "width"} <= roi.keys():
-        fields["ROI"] = [int(roi["height"]), int(roi["width"])]
+        sides = [_count(roi["height"]), _count(roi["width"])]
+        if None not in sides:
+            fields["ROI"] = sides
     return fields
+
+
+def _count(value: Any) -> int | None:
+    """A whole number from 0 up to the schema's 32-bit range, else None."""
+    number_ = number(value)
+    whole = number_ is not None and number_.is_integer() and 0 <= number_ < 2**31
+    return int(number_) if whole and number_ is not None else None
 
 
 def _device_description(recordings: list[Recording], stored: tuple[str, ...]) -> str:

@@ -28,7 +28,7 @@ _DEVICE_COLUMNS = {
     "roi_height": "Height of the ROI the video was saved at, in pixels; -1 if no ROI is stored.",
     "roi_left": "Left edge of the saved ROI on the sensor, in pixels; -1 if not stored.",
     "roi_top": "Top edge of the saved ROI on the sensor, in pixels; -1 if not stored.",
-    "frames_per_file": "framesPerFile: frames per video file; -1 if not stored.",
+    "frames_per_file": "framesPerFile: frames per video file; -1 if not stored or not a count.",
     "frame_width": "Width of the decoded frames in pixels; -1 if not decoded (linked videos).",
     "frame_height": "Height of the decoded frames in pixels; -1 if not decoded (linked videos).",
 }
@@ -93,7 +93,7 @@ def _device_row(ctx: LayoutContext, recording: Recording) -> dict[str, Any] | No
         "led0": _or_nan(number(settings.get("led0"))),
         "ewl": _or_nan(number(settings.get("ewl"))),
         **{f"roi_{key}": _or_minus_one(value) for key, value in saved_roi(settings).items()},
-        "frames_per_file": _or_minus_one(number(settings.get("framesPerFile"))),
+        "frames_per_file": _or_minus_one(device.frames_per_file),
         "frame_width": int(width),
         "frame_height": int(height),
     }

@@ -75,6 +75,11 @@ def _conversion_notes(
                 stacklevel=2,
             )
         notes.append(clock.alignment.describe(outside))
+    if options.left_out:
+        notes.append(
+            f"Left out of this file ({len(options.left_out)} entries of the session folder, "
+            "with the reason):\n" + "\n".join(f"- {line}" for line in options.left_out)
+        )
     return notes
 
 
