@@ -23,8 +23,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import InventoryWarning, MiniscopeFormatError
+from .errors import InventoryWarning, MiniscopeFormatError, MiniscopeWarning
 from .legacy import SETTINGS_FILE, TIMESTAMP_FILE, is_legacy_folder
+from .settings import unreadable_settings
 
 DeviceKind = Literal["miniscope", "camera"]
 METADATA = "metaData.json"
@@ -441,6 +442,8 @@ def _device(walk: _Walk, folder: Path, name: str | None, listed: DeviceKind | No
     settings = read_json(meta_path)
     device_name = name or str(settings.get("deviceName") or folder.name)
     kind = device_kind(listed, settings, meta_path)
+    for phrase in unreadable_settings(settings):
+        warnings.warn(f"{meta_path}: {phrase}", MiniscopeWarning, stacklevel=2)
     walk.add(folder, use=f"{kind} {device_name}")
     videos: list[tuple[int, Path]] = []
     files: dict[str, Path] = {}

@@ -32,7 +32,7 @@ class HeadOrientation:
     """The samples of one headOrientation.csv, and what the rest of its rows were."""
 
     path: Path
-    time_ms: np.ndarray  # int64 (N,)
+    time_ms: np.ndarray  # float64 (N,): ms, fractions kept as in timeStamps.csv
     quaternions: np.ndarray  # float64 (N, 4)
     rows: int = 0  # data rows (lines after the header, blank lines not counted)
     missing: int = 0  # 0,0,0,0 rows: "no sample"
@@ -56,7 +56,7 @@ class HeadOrientation:
 
 
 def _empty(path: Path, problem: str | None = None) -> HeadOrientation:
-    return HeadOrientation(path, np.zeros(0, dtype=np.int64), np.zeros((0, 4)), problem=problem)
+    return HeadOrientation(path, np.zeros(0), np.zeros((0, 4)), problem=problem)
 
 
 def read_orientation(path: Path) -> HeadOrientation:
@@ -89,7 +89,7 @@ def read_orientation(path: Path) -> HeadOrientation:
 
 
 def read_head_orientation(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(time_ms int64 (N,), quaternions float64 (N, 4)): the samples of `read_orientation`."""
+    """(time_ms float64 (N,), quaternions float64 (N, 4)): the samples of `read_orientation`."""
     orientation = read_orientation(path)
     return orientation.time_ms, orientation.quaternions
 
@@ -104,7 +104,7 @@ def _parse(path: Path, text: str) -> HeadOrientation:
     finished = len(lines) - 1  # lines before the last "\n"; the rest was never finished
     if lines[-1] == "":
         lines.pop()
-    times: list[int] = []
+    times: list[float] = []
     values: list[tuple[float, float, float, float]] = []
     rows = missing = damaged = 0
     first: list[int] = []
@@ -129,7 +129,7 @@ def _parse(path: Path, text: str) -> HeadOrientation:
             values.append(row[1])
     return HeadOrientation(
         path=path,
-        time_ms=np.array(times, dtype=np.int64),
+        time_ms=np.array(times, dtype=np.float64),
         quaternions=np.array(values, dtype=np.float64).reshape(-1, 4),
         rows=rows,
         missing=missing,
@@ -146,7 +146,7 @@ def _starts_with_number(line: str) -> bool:
     return True
 
 
-def _row(line: str) -> tuple[int, tuple[float, float, float, float]] | None:
+def _row(line: str) -> tuple[float, tuple[float, float, float, float]] | None:
     """(time, quaternion) of a sample or of an all-zero row; None for a damaged row."""
     fields = line.split(",")
     if len(fields) != 5 or "_" in line:  # float() would read "1_0" as 10
@@ -155,11 +155,11 @@ def _row(line: str) -> tuple[int, tuple[float, float, float, float]] | None:
         time, w, x, y, z = (float(part) for part in fields)
     except ValueError:
         return None
-    if not all(math.isfinite(v) for v in (time, w, x, y, z)) or not time.is_integer():
+    if not all(math.isfinite(v) for v in (time, w, x, y, z)):
         return None
     quaternion = (w, x, y, z)
     if quaternion == (0.0, 0.0, 0.0, 0.0):
-        return int(time), quaternion
+        return time, quaternion
     if abs(math.hypot(w, x, y, z) - 1.0) > NORM_TOLERANCE:
         return None
-    return int(time), quaternion
+    return time, quaternion

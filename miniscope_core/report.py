@@ -11,7 +11,7 @@ import pandas as pd
 from .alignment import align_frames, daq_layout
 from .collection import discover
 from .errors import MiniscopeFormatError, lab_messages, recorded_warnings
-from .orientation import read_head_orientation
+from .orientation import read_orientation
 from .session import Acquisition, Device
 from .settings import frame_rate_hz
 from .sync import session_alignment
@@ -143,7 +143,9 @@ def _decoded_frames(device: Device, rows: int | None, problems: list[str]) -> in
 def _orientation_samples(device: Device, problems: list[str]) -> int | None:
     if device.head_orientation_path is None:
         return None
-    times, _ = read_head_orientation(device.head_orientation_path)
-    if len(times) == 0:
-        problems.append(f"{device.head_orientation_path}: no head-orientation samples (all zero)")
-    return len(times)
+    orientation = read_orientation(device.head_orientation_path)
+    if orientation.problem is None and orientation.samples == 0:
+        problems.append(
+            f"{device.head_orientation_path}: no head-orientation samples ({orientation.summary()})"
+        )
+    return orientation.samples

@@ -62,8 +62,11 @@ ORIENTATION_CASES = {
     "rows of 3 values": (HEADER + f"{A}\n0.5,0.5,0.5\n1,0,0\n{B}\n", [27, 60], [A_Q, B_Q], 4, 0,
                          2, (3, 4)),
     "time not a number": (
-        HEADER + f"{A}\nabc,1,0,0,0\n,1,0,0,0\n61.5,1,0,0,0\n1_0,1,0,0,0\n{B}\n",
-        [27, 60], [A_Q, B_Q], 6, 0, 4, (3, 4, 5, 6),
+        HEADER + f"{A}\nabc,1,0,0,0\n,1,0,0,0\n1_0,1,0,0,0\n{B}\n",
+        [27, 60], [A_Q, B_Q], 5, 0, 3, (3, 4, 5),
+    ),
+    "fractional ms kept, as in timeStamps.csv": (
+        HEADER + f"{A}\n61.5,1,0,0,0\n", [27, 61.5], [A_Q, [1, 0, 0, 0]], 2, 0, 0, (),
     ),
     "norm off by more than 0.1": (
         HEADER + "1,0.5,0,0,0\n2,1.2,0,0,0\n3,0.91,0,0,0\n4,1.09,0,0,0\n5,1e-43,0,0,0\n",
@@ -94,7 +97,7 @@ def test_orientation_rows_kept_empty_and_damaged(tmp_path, case):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         found = read_orientation(path)
-    assert found.time_ms.dtype == np.int64 and list(found.time_ms) == times
+    assert found.time_ms.dtype == np.float64 and list(found.time_ms) == times
     np.testing.assert_array_equal(found.quaternions, np.array(quaternions).reshape(-1, 4))
     assert (found.rows, found.missing, found.damaged, found.first_damaged) == (
         rows, missing, damaged, first,

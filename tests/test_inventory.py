@@ -263,3 +263,15 @@ def test_left_out_data_is_in_the_files_notes_and_refused_with_strict(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and "1.avi.bak: a video" in err and "(and 1 more such entries)" in err
     assert not (tmp_path / "st.nwb").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("frameRate", "30FSP"), ("frameRate", "fast"),
+                                            ("gain", "loud"), ("led0", "bright")])  # fmt: skip
+def test_a_setting_the_tool_cannot_read_is_said_naming_file_and_key(tmp_path, key, value):
+    truths = _session(tmp_path / "s", n=1, cameras=False)
+    _meta(truths[0].devices["Miniscope"].folder / "metaData.json", **{key: value})
+    report = inspect_session(tmp_path / "s", decode=False)
+    assert any(f"Miniscope/metaData.json: {key} {json.dumps(value)}" in p for p in report.problems)
+    result = convert_session(tmp_path / "s", tmp_path / "out.nwb")
+    assert result.series_frames == {SERIES: 40}
+    assert any(f"metaData.json: {key} " in warning for warning in result.warnings)
