@@ -230,7 +230,7 @@ def load_session(folder: Path) -> Session:
 
 def _acquisition(files: AcquisitionFiles) -> Acquisition:
     if files.legacy:
-        return load_legacy_acquisition(files.folder, files.label)
+        return load_legacy_acquisition(files.folder, files.label, files.legacy_videos)
     meta_path = files.folder / "metaData.json"
     return Acquisition(
         folder=files.folder,

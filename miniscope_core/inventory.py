@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import InventoryWarning, MiniscopeFormatError, MiniscopeWarning
-from .legacy import SETTINGS_FILE, TIMESTAMP_FILE, is_legacy_folder
+from .legacy import CAMERA_PREFIX, SCOPE_PREFIX, SETTINGS_FILE, TIMESTAMP_FILE, is_legacy_folder
 from .settings import unreadable_settings
 
 DeviceKind = Literal["miniscope", "camera"]
@@ -35,7 +35,7 @@ NOTES = "notes.csv"
 # The session folder's own files: the lab's metadata and clock pairs (user_metadata, sync).
 SESSION_FILES = {"nwb_metadata.yaml": "session metadata (NWB fields)", "sync.csv": "sync pairs"}
 _VIDEO = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
-_LEGACY_VIDEO = re.compile(r"^(msCam|behavCam)(\d+)\.avi$", re.IGNORECASE)
+_LEGACY_VIDEO = re.compile(rf"^({SCOPE_PREFIX}|{CAMERA_PREFIX})(\d+)\.avi$", re.IGNORECASE)
 _VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".wmv", ".mj2", ".mpg", ".mpeg", ".webm")
 _TABLE_SUFFIXES = (".csv", ".dat", ".tsv", ".txt")
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
@@ -198,6 +198,7 @@ class AcquisitionFiles:
     metadata: dict[str, Any]
     notes: Path | None
     devices: tuple[DeviceFiles, ...]
+    legacy_videos: dict[str, tuple[Path, ...]] = field(default_factory=dict)  # by prefix
 
 
 @dataclass(frozen=True)
@@ -355,17 +356,21 @@ def _legacy_acquisition(walk: _Walk, folder: Path, label: str) -> AcquisitionFil
     """A V3-era folder: its files are read by `legacy`, recognised here by name."""
     walk.add(folder, use=f"legacy V3 acquisition {label}")
     uses = {TIMESTAMP_FILE: "frame times of both cameras", SETTINGS_FILE: "settings and notes"}
+    videos: dict[str, list[tuple[int, Path]]] = {SCOPE_PREFIX: [], CAMERA_PREFIX: []}
+    prefixes = {prefix.lower(): prefix for prefix in videos}
     for path, is_dir in walk.children(folder):
         match = _LEGACY_VIDEO.match(path.name)
         if not is_dir and path.name in uses:
             walk.add(path, use=uses[path.name])
         elif not is_dir and match:
+            videos[prefixes[match.group(1).lower()]].append((int(match.group(2)), path))
             walk.add(path, use=f"{match.group(1)} video {match.group(2)}")
         elif is_dir:
             _other_folder(walk, path, "a folder inside a legacy V3 acquisition")
         else:
             _leftover(walk, path, "not part of the acquisition")
-    return AcquisitionFiles(folder, label, True, {}, None, ())
+    ordered = {prefix: tuple(path for _, path in sorted(found)) for prefix, found in videos.items()}
+    return AcquisitionFiles(folder, label, True, {}, None, (), ordered)
 
 
 def _listed_devices(metadata: dict[str, Any]) -> dict[str, DeviceKind]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -160,17 +160,6 @@ def _notes(path: Path, lines: Sequence[str]) -> list[tuple[int, str]]:
     return notes
 
 
-def numbered_videos(folder: Path, prefix: str) -> tuple[Path, ...]:
-    """`<prefix>1.avi, <prefix>2.avi, ...` in numeric order (`msCam10` after `msCam9`)."""
-    pattern = re.compile(rf"^{prefix}(\d+)\.avi$", re.IGNORECASE)
-    found = []
-    for entry in os.scandir(folder):
-        match = pattern.match(entry.name)
-        if match and entry.is_file():
-            found.append((int(match.group(1)), Path(entry.path)))
-    return tuple(path for _, path in sorted(found))
-
-
 def scope_cam_num(rows: dict[int, int], scope_frames: int, path: Path) -> int:
     """The camNum whose row count is the msCam videos' frame count: never assumed to be 0 or 1."""
     listed = ", ".join(f"camNum {cam}: {count} rows" for cam, count in sorted(rows.items()))
@@ -282,8 +271,11 @@ def _scope_settings(values: dict[str, str]) -> dict[str, Any]:
     return settings
 
 
-def load_legacy_acquisition(folder: Path, label: str) -> Acquisition:
-    """A V3 recording folder as an acquisition with a Miniscope and, if recorded, a camera."""
+def load_legacy_acquisition(
+    folder: Path, label: str, videos: Mapping[str, tuple[Path, ...]]
+) -> Acquisition:
+    """A V3 recording folder as an acquisition with a Miniscope and, if recorded, a camera;
+    `videos` are its `msCam*`/`behavCam*` files by prefix, in number order (see `inventory`)."""
     if (folder / "metaData.json").is_file():
         raise MiniscopeFormatError(
             folder,
@@ -293,14 +285,15 @@ def load_legacy_acquisition(folder: Path, label: str) -> Acquisition:
     values = read_settings(folder / SETTINGS_FILE).values
     dat = folder / TIMESTAMP_FILE
     table = read_timestamp_dat(dat)
-    scope_videos = numbered_videos(folder, SCOPE_PREFIX)
+    scope_videos = videos.get(SCOPE_PREFIX, ())
     if not scope_videos:
         raise MiniscopeFormatError(folder, f"holds {TIMESTAMP_FILE} but no {SCOPE_PREFIX}1.avi")
     cams, counts = np.unique(table["camNum"].to_numpy(), return_counts=True)
     rows = {int(cam): int(count) for cam, count in zip(cams, counts, strict=True)}
     scope = scope_cam_num(rows, sum(count_frames(video) for video in scope_videos), dat)
     devices = [_device(folder, "miniscope", scope_videos, (table, scope), _scope_settings(values))]
-    devices += _camera(folder, table, [cam for cam in rows if cam != scope], dat)
+    cams = [cam for cam in rows if cam != scope]
+    devices += _camera(folder, table, cams, dat, videos.get(CAMERA_PREFIX, ()))
     metadata = {"animalName": values["animal"]} if values.get("animal") else {}
     if values.get("recordLength"):
         metadata["recordLength"] = values["recordLength"]
@@ -314,9 +307,10 @@ def load_legacy_acquisition(folder: Path, label: str) -> Acquisition:
     )
 
 
-def _camera(folder: Path, table: pd.DataFrame, cams: list[int], dat: Path) -> list[LegacyDevice]:
+def _camera(
+    folder: Path, table: pd.DataFrame, cams: list[int], dat: Path, videos: tuple[Path, ...]
+) -> list[LegacyDevice]:
     """The behaviour camera: the other camNum, with the behavCam videos (linked or embedded)."""
-    videos = numbered_videos(folder, CAMERA_PREFIX)
     if not cams:
         if videos:
             warnings.warn(
