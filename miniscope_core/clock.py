@@ -208,7 +208,9 @@ def session_clock(
             "recording no M_D_YYYY/H<h>_M<m>_S<s> folder names); give "
             "NWBFile.session_start_time in the metadata file (--metadata)",
         )
-    firsts = [r.start_ms(0) + int(r.table["time_ms"].min()) for r in recordings if len(r.table)]
+    firsts = [
+        r.start_ms(0) + math.floor(r.table["time_ms"].min()) for r in recordings if len(r.table)
+    ]  # floor: a fractional first time must not fall before time zero
     start_ms = min(firsts) if firsts else starts[0].epoch_ms
     zone = min(starts, key=lambda s: s.epoch_ms)
     return SessionClock(start=zone.as_datetime(start_ms), start_ms=start_ms, fallback_ms=start_ms)

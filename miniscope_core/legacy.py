@@ -292,8 +292,8 @@ def load_legacy_acquisition(
     rows = {int(cam): int(count) for cam, count in zip(cams, counts, strict=True)}
     scope = scope_cam_num(rows, sum(count_frames(video) for video in scope_videos), dat)
     devices = [_device(folder, "miniscope", scope_videos, (table, scope), _scope_settings(values))]
-    cams = [cam for cam in rows if cam != scope]
-    devices += _camera(folder, table, cams, dat, videos.get(CAMERA_PREFIX, ()))
+    others = [cam for cam in rows if cam != scope]
+    devices += _camera(folder, table, others, dat, videos.get(CAMERA_PREFIX, ()))
     metadata = {"animalName": values["animal"]} if values.get("animal") else {}
     if values.get("recordLength"):
         metadata["recordLength"] = values["recordLength"]

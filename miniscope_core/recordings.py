@@ -172,7 +172,7 @@ def _check_no_overlap(recordings: list[Recording]) -> None:
         if before is not None and _first_ms(recording) <= _last_ms(before):
             raise MiniscopeFormatError(
                 recording.acquisition.folder,
-                f"{recording.device.name} starts {_last_ms(before) - _first_ms(recording)} ms "
+                f"{recording.device.name} starts {_last_ms(before) - _first_ms(recording):g} ms "
                 f"before acquisition {before.acquisition.label} ends, so one series would run "
                 "backwards in time (a copied acquisition folder, or the PC clock changed?); "
                 "remove the duplicate or convert with --per-acquisition",
@@ -180,9 +180,9 @@ def _check_no_overlap(recordings: list[Recording]) -> None:
         last[recording.device.name] = recording
 
 
-def _first_ms(recording: Recording) -> int:
-    return recording.start_ms(0) + int(recording.time_ms.min())
+def _first_ms(recording: Recording) -> float:
+    return recording.start_ms(0) + float(recording.time_ms.min())
 
 
-def _last_ms(recording: Recording) -> int:
-    return recording.start_ms(0) + int(recording.time_ms.max())
+def _last_ms(recording: Recording) -> float:
+    return recording.start_ms(0) + float(recording.time_ms.max())

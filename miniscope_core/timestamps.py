@@ -63,7 +63,9 @@ def read_table(
     if not path.is_file():
         raise MiniscopeFormatError(path, missing)
     try:
-        table = pd.read_csv(path, **options)
+        table = pd.read_csv(path, encoding="utf-8-sig", **options)
+    except OSError as error:
+        raise MiniscopeFormatError(path, f"cannot be read ({error.strerror or error})") from error
     except pd.errors.EmptyDataError as error:
         raise MiniscopeFormatError(path, f"is empty (expected {expected})") from error
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
