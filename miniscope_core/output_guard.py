@@ -5,7 +5,8 @@ for each session, its root, its acquisition and device folders and every input f
 timeStamps.csv, headOrientation.csv, notes, metaData.json, the metadata files named); a session
 of explicit files (`session_from_files`), its configuration file's folder and every file. What it
 writes: the output (a file, or a Zarr directory), the hidden temporary file and `.NAME.lock`
-next to it, chunk files in a work folder, DANDI claim files, an `--output-dir`. Each written
+next to it, chunk files in a work folder, an `--output-dir` or dandiset folder (Dagster's DANDI
+claim files lie in its output root, which the settings keep out of the raw root). Each written
 path is compared with each read one by its REAL path (`Path.resolve()`), so an output reached
 through a symbolic link into a session, or a session whose acquisition is a link to another
 disk, is caught as well. `refuse_writes_inside` is the one check; it runs before any frame is
@@ -137,7 +138,7 @@ def refuse_writes_inside(
     `outputs` are files (or Zarr directories) written and, with --overwrite, replaced: each may
     be neither an input file, nor inside an input folder (its temporary file and lock lie
     beside it, so they are inside whenever it is), nor an ancestor of an input. `folders` are
-    folders written into (--output-dir, --work-dir, DANDI claims): each may not be inside an
+    folders written into (--output-dir, --work-dir, a dandiset): each may not be inside an
     input folder; holding a session is fine (`--output-dir .` above the recordings).
     """
     reads = read_paths(sources)
