@@ -228,12 +228,12 @@ def nwb_file(
     Chunk files cleaned up earlier, or made with other choices, are decoded again first; they
     are removed afterwards unless MINISCOPE_KEEP_CHUNKS is true.
     """
-    key, session = _session(context, storage)
-    options = storage.options(config)
-    metadata = storage.nwb_metadata(session, config.metadata)
-    path = storage.output_path(key, session, metadata, config)
     began = time.perf_counter()
-    with recorded_warnings() as caught:
+    with recorded_warnings() as caught:  # from reading the folder on: its inventory warns
+        key, session = _session(context, storage)
+        options = storage.options(config)
+        metadata = storage.nwb_metadata(session, config.metadata)
+        path = storage.output_path(key, session, metadata, config)
         done: Assembly | ConversionResult
         if options.stub:  # a few frames: decoded straight into the file, no chunk files
             lab = storage.lab_metadata
@@ -266,6 +266,7 @@ def nwb_file(
             "dropped_frames_all_devices": done.dropped_frames,
             "seconds": round(seconds, 2),
             "warnings": notes,
+            "files": session.inventory.summary() if session.inventory else "explicit files",
             "options": asdict(options),
             "preview": images(previews),
         },

@@ -79,7 +79,8 @@ def read_table(
 def read_timestamps(path: Path, repair: bool = False) -> pd.DataFrame:
     """Columns renamed to frame/time_ms/buffer[/daq_frame/unix_ms]; read by name, not position.
 
-    Times keep their fractions (float ms). A damaged last row (a write cut short) is dropped
+    Times are integer ms as the DAQ writes them, or float ms when a file holds fractions (kept,
+    never cut). A damaged last row (a write cut short) is dropped
     with a warning. Any other row whose time is not a number, or runs backwards, is an error
     naming the row, found before any video is decoded; with `repair` (an auxiliary stream such
     as a behaviour camera's, which must never cost the imaging) such a row between two good
@@ -102,7 +103,9 @@ def read_timestamps(path: Path, repair: bool = False) -> pd.DataFrame:
             stacklevel=2,
         )
         table, time_ms = table.iloc[:-1], time_ms[:-1]
-    table = table.assign(time_ms=_checked_times(time_ms, path, repair))
+    time_ms = _checked_times(time_ms, path, repair)
+    whole = np.array_equal(time_ms, np.round(time_ms))  # integer ms, as the DAQ writes them
+    table = table.assign(time_ms=time_ms.astype(np.int64) if whole else time_ms)
     for column in table.columns.drop("time_ms"):  # counters: -1 where a row lost its value
         table[column] = table[column].fillna(-1).astype(np.int64)
     return table.reset_index(drop=True)

@@ -281,3 +281,22 @@ def test_a_bad_run_choice_fails_the_first_step_that_uses_it(session, tmp_path):
     step, message = failed_step(result)
     assert step == "video_chunks"
     assert "compression_level=9: isal levels are 0-3, not 9" in message
+
+
+def test_the_inventory_is_on_the_assets(session, tmp_path):
+    folder, truths = session
+    scope = truths[0].devices["Miniscope"].folder
+    (scope / "1.avi.bak").write_bytes((scope / "0.avi").read_bytes())
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance)
+    described = metadata(result, "acquisition_metadata")
+    assert described["files"] == "30 used, 3 left out (1 of them look like recording data)"
+    rows = {row.data["path"]: row.data for row in described["left_out"].records}
+    assert rows["11_34_45/Miniscope/1.avi.bak"]["recording_data"] is True
+    assert rows["11_34_45/experiment"]["reason"] == "an empty folder"
+    written = metadata(result, "nwb_file")
+    assert written["files"] == described["files"]
+    assert any("1.avi.bak" in warning for warning in written["warnings"])
+    with pynwb.NWBHDF5IO(storage.nwb_path(KEY), "r") as io:
+        assert "11_34_45/Miniscope/1.avi.bak: a video" in io.read().notes
