@@ -8,6 +8,7 @@ conversion defaults can be changed per run through `ConversionConfig`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -94,7 +95,11 @@ class MiniscopeStorage(dg.ConfigurableResource):
         return session_folder(self.raw_path, key)
 
     def rel_path(self, folder: Path) -> PurePosixPath:
-        return PurePosixPath(folder.resolve().relative_to(self.raw_path.resolve()).as_posix())
+        path, raw = Path(os.path.abspath(folder)), self.raw_path
+        for root in (raw.resolve(), Path(os.path.abspath(raw))):  # the folder as listed
+            if path.is_relative_to(root):
+                return PurePosixPath(path.relative_to(root).as_posix())
+        return PurePosixPath(folder.resolve().relative_to(raw.resolve()).as_posix())
 
     def session_dir(self, key: str) -> Path:
         """Everything written for one session: `<output_root>/<key>/`."""

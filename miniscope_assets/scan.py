@@ -7,6 +7,7 @@ root is never used.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from miniscope_core import ListedSession, MiniscopeFormatError, parsed_rel_path
@@ -15,8 +16,10 @@ from miniscope_core import list_sessions as core_listing
 
 
 def is_inside(root: Path, folder: Path) -> bool:
-    """Whether `folder`, with links resolved, is `root` or below it."""
-    return folder.resolve().is_relative_to(root.resolve())
+    """Whether `folder`'s own path (no `..`; links the lab put under `root` are its data and are
+    followed, as the library's inventory follows them) is `root` or below it."""
+    path = Path(os.path.abspath(folder))
+    return path.is_relative_to(root.resolve()) or path.is_relative_to(os.path.abspath(root))
 
 
 def find_sessions(raw_root: Path) -> dict[str, Path]:
@@ -54,5 +57,5 @@ def session_folder(raw_root: Path, key: str) -> Path:
     if folder is None:
         raise LookupError(f"no session folder for partition {key!r} under {raw_root}")
     if not is_inside(raw_root, folder):
-        raise PermissionError(f"{folder} resolves outside the raw root {raw_root}; not read")
-    return folder.resolve()
+        raise PermissionError(f"{folder} is outside the raw root {raw_root}; not read")
+    return Path(os.path.abspath(folder))

@@ -74,9 +74,14 @@ class ListedSession:
     acquisitions: tuple[Path, ...]
 
 
+def absolute(path: Path | str) -> Path:
+    """`path` made absolute without resolving links (`.` has a name then: the session's)."""
+    return Path(os.path.abspath(path))
+
+
 def find_sessions(root: Path | str, skip_unreadable: bool = False) -> list[Path]:
     """Session folders at or below `root`, sorted; one pass over the tree."""
-    return [Path(folder) for folder, _ in _listing(Path(root), skip_unreadable)]
+    return [Path(folder) for folder, _ in _listing(absolute(root), skip_unreadable)]
 
 
 def session_name(root: Path, session: Path) -> str:
@@ -92,7 +97,7 @@ def session_names(root: Path | str, skip_unreadable: bool = False) -> dict[str, 
 
 def list_sessions(root: Path | str, skip_unreadable: bool = False) -> dict[str, ListedSession]:
     """`session_names` with each session's own acquisition folders, from the same single walk."""
-    root = Path(root)
+    root = absolute(root)
     top = str(root)
     named = {}
     for folder, acquisitions in _listing(root, skip_unreadable):
@@ -192,7 +197,7 @@ def _subfolders(folders: list[str]) -> list[tuple[str, bool]]:
 
 def discover(path: Path | str) -> Session:
     """The one session at or below `path`; a collection of several is refused, never merged."""
-    root = Path(path)
+    root = absolute(path)
     sessions = find_sessions(root)
     if not sessions:
         raise MiniscopeFormatError(

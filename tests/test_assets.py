@@ -172,17 +172,16 @@ def test_missing_subject_fields_fail_the_nwb_check_not_the_conversion(session, t
     assert storage.nwb_path(KEY).is_file()
 
 
-def test_a_session_linked_from_outside_the_raw_root_is_not_read(tmp_path):
+def test_a_session_the_lab_linked_into_the_raw_root_is_read(tmp_path):
     outside = tmp_path / "elsewhere"
     write_acquisition(outside / "10_00_00", AcquisitionSpec(scopes=[SCOPE], cameras=[]))
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "linked").symlink_to(outside)
     storage = storage_for(tmp_path)
     with dg.instance_for_test() as instance:
-        result = materialise(storage, instance, "linked", raise_on_error=False)
-    failure = result.failure_data_for_node("acquisition_metadata").error.cause
-    assert "resolves outside the raw root" in failure.message
-    assert not (tmp_path / "out" / "linked").exists()
+        result = materialise(storage, instance, "linked")
+    assert metadata(result, "acquisition_metadata")["rel_path"] == "linked"
+    assert metadata(result, "nwb_file")["series_frames"] == {"OnePhotonSeriesMiniscope": 90}
 
 
 def test_a_metadata_mistake_fails_the_first_asset_with_the_library_message(session, tmp_path):
@@ -300,3 +299,17 @@ def test_the_inventory_is_on_the_assets(session, tmp_path):
     assert any("1.avi.bak" in warning for warning in written["warnings"])
     with pynwb.NWBHDF5IO(storage.nwb_path(KEY), "r") as io:
         assert "11_34_45/Miniscope/1.avi.bak: a video" in io.read().notes
+
+
+def test_an_acquisition_behind_a_link_is_converted_whole_by_dagster(session, tmp_path):
+    folder, truths = session
+    elsewhere = tmp_path / "big_disk" / truths[1].folder.name
+    elsewhere.parent.mkdir()
+    truths[1].folder.rename(elsewhere)
+    truths[1].folder.symlink_to(elsewhere)
+    storage = storage_for(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = materialise(storage, instance)
+    assert metadata(result, "nwb_file")["series_frames"]["OnePhotonSeriesMiniscope"] == 180
+    expected = np.stack([f.T for t in truths for f in t.devices["Miniscope"].frames()])
+    np.testing.assert_array_equal(nwb_pixels(storage.nwb_path(KEY)), expected)

@@ -75,16 +75,16 @@ def test_a_half_written_metadata_file_is_looked_at_later(tmp_path):
     assert find_sessions(raw) == {}
 
 
-def test_folders_outside_the_raw_root_are_never_used(tmp_path):
+def test_a_linked_session_is_read_but_no_key_reaches_outside_the_raw_root(tmp_path):
     raw = tmp_path / "raw"
     acquisition(tmp_path / "elsewhere" / "10_00_00")
     raw.mkdir()
-    (raw / "linked").symlink_to(tmp_path / "elsewhere")
-    assert find_sessions(raw) == {}
-    with pytest.raises(PermissionError, match="outside the raw root"):
-        session_folder(raw, "linked")
-    with pytest.raises(LookupError):
-        session_folder(raw, "..__elsewhere")
+    (raw / "linked").symlink_to(tmp_path / "elsewhere")  # the lab's data on another disk
+    assert find_sessions(raw) == {"linked": raw.resolve() / "linked"}
+    assert session_folder(raw, "linked") == raw.resolve() / "linked"
+    for key in ("..__elsewhere", "__elsewhere", "linked__..__..__elsewhere"):
+        with pytest.raises((LookupError, PermissionError)):
+            session_folder(raw, key)
 
 
 def test_the_sensors_listing_is_the_librarys(tmp_path):

@@ -79,9 +79,10 @@ def test_the_scope_is_the_camnum_whose_rows_match_the_mscam_frames(tmp_path, sco
 
 
 def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_path):
-    truth = write_legacy_recording(tmp_path / "raw", LegacySpec(stale_first_rows=True))
+    raw = tmp_path / "raw"
+    truth = write_legacy_recording(raw, LegacySpec(stale_first_rows=True))
     with pytest.warns(UnreliableClockWarning) as caught:
-        (acq,) = discover(tmp_path / "raw").acquisitions
+        (acq,) = discover(raw).acquisitions
     stale = [w for w in caught if issubclass(w.category, UnreliableClockWarning)]
     assert sorted(str(w.message).split("timestamp.dat: ")[1][:8] for w in stale) == [
         "camNum 0", "camNum 1",
@@ -94,10 +95,10 @@ def test_a_first_row_clocked_from_a_stale_start_is_replaced_and_reported(tmp_pat
         "timestamp.dat camNum 0 (the first time in H9_M5_S3 estimated: its sysClock was stale)"
     )
     with pytest.warns(UnreliableClockWarning):
-        result = convert_session(tmp_path / "raw", tmp_path / "out.nwb", ConversionOptions(stub=True))
+        result = convert_session(raw, tmp_path / "out.nwb", ConversionOptions(stub=True))
     assert sum("sysClock" in message for message in result.warnings) == 2  # in the result too
     with pytest.warns(UnreliableClockWarning), pytest.raises(OutputError):
-        convert_session(tmp_path / "raw", tmp_path / "out.nwb")  # exists: what was found is still said
+        convert_session(raw, tmp_path / "out.nwb")  # exists: what was found is still said
 
 
 @pytest.mark.parametrize(

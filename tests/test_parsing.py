@@ -175,7 +175,8 @@ def _acquisition(tmp_path: Path) -> Path:
             "Frame Number,Time Stamp (ms),Buffer Index\n0,1,0\n1,x,0\n2,70,0\n"),
          r"timeStamps.csv: row 3: the time is not a number"),
         (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(
-            "Frame Number,Time Stamp (ms),Buffer Index\n0,1,0\n1,40,0\n2,5000,0\n3,80,0\n4,120,0\n"),
+            "Frame Number,Time Stamp (ms),Buffer Index\n"
+            "0,1,0\n1,40,0\n2,5000,0\n3,80,0\n4,120,0\n"),
          r"timeStamps.csv: row 4: time 5000 ms is out of order with the rows around it"),
         (lambda f: (f / "Miniscope" / "timeStamps.csv").write_text(
             "Frame Number,Time Stamp (ms),Buffer Index\n0,100,0\n1,140,0\n2,20,0\n3,60,0\n"),

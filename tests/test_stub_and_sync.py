@@ -84,7 +84,8 @@ def test_stub_keeps_the_first_frames_of_each_acquisition_and_everything_else(
         assert set(part.devices) == set(full.devices)
         assert part.session_start_time == full.session_start_time
         assert f"first {STUB_FRAMES} frames" in part.notes
-        assert not full.notes
+        assert "Stub" not in full.notes  # the full file's notes only list what was left out
+        assert full.notes.startswith("Left out of this file") and "experiment" in full.notes
 
 
 def test_sync_pairs_move_every_series_and_table_together(noted, reference, tmp_path):
