@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .collection import discover, find_acquisition_folders
 from .errors import MiniscopeFormatError
+from .inventory import Links
 from .session import Session
 from .video import avi_finalised
 
@@ -81,11 +82,11 @@ def signature(folder: Path, acquisitions: Sequence[Path] | None = None) -> Signa
 
 def _file_stats(top: str) -> Iterator[tuple[str, int, int]]:
     """(name relative to `top`, size, mtime) of every file below `top`; links to folders are
-    not followed, as os.walk does not, and a file gone since it was listed is left out."""
-    stack = [top]
+    followed as the inventory follows them, and a file gone since it was listed is left out."""
+    stack, links = [top], Links(Path(top))
     while stack:
         try:
-            entries = list(os.scandir(stack.pop()))
+            entries = sorted(os.scandir(stack.pop()), key=lambda entry: entry.name)
         except OSError:
             continue
         for entry in entries:
@@ -94,6 +95,8 @@ def _file_stats(top: str) -> Iterator[tuple[str, int, int]]:
                 continue
             try:
                 if entry.is_dir():
+                    if not links.refusal(entry.path):
+                        stack.append(entry.path)
                     continue
                 stat = entry.stat()
             except OSError:
@@ -129,12 +132,12 @@ def _folder_mtimes(folder: Path, acquisitions: Sequence[Path]) -> Iterator[tuple
             yield path[top:], _mtime_ns(path)
         try:
             with os.scandir(path) as entries:
-                subfolders = sorted(
-                    (entry.path[top:], entry.stat(follow_symlinks=False).st_mtime_ns)
+                subfolders = sorted(  # linked device folders too, as the inventory reads them
+                    (entry.path[top:], entry.stat().st_mtime_ns)
                     for entry in entries
-                    if entry.is_dir(follow_symlinks=False)
+                    if entry.is_dir()
                 )
-        except OSError:  # gone since it was listed: the folder above it says so
+        except OSError:  # gone since it was listed (or a broken link): the folder above says so
             continue
         yield from subfolders
 

@@ -275,3 +275,16 @@ def test_a_setting_the_tool_cannot_read_is_said_naming_file_and_key(tmp_path, ke
     result = convert_session(tmp_path / "s", tmp_path / "out.nwb")
     assert result.series_frames == {SERIES: 40}
     assert any(f"metaData.json: {key} " in warning for warning in result.warnings)
+
+
+def test_a_linked_acquisition_growing_changes_the_sessions_signature(tmp_path):
+    from miniscope_core import signature
+
+    truths = _session(tmp_path / "store", n=1)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "a").symlink_to(truths[0].folder)
+    before = signature(tmp_path / "s")
+    assert before.n_files == len([p for p in truths[0].folder.rglob("*") if p.is_file()])
+    with (truths[0].devices["Miniscope"].folder / "timeStamps.csv").open("a") as table:
+        table.write("40,99999,0\n")
+    assert signature(tmp_path / "s").files != before.files
