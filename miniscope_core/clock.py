@@ -55,6 +55,12 @@ class StartTime:
         return instant.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
 
 
+def has_start_time(metadata: dict[str, Any]) -> bool:
+    """Whether `metadata` carries a recording start (nested or flat date fields)."""
+    fields = metadata.get("recordingStartTime", metadata)
+    return isinstance(fields, dict) and all(key in fields for key in _DATE_FIELDS)
+
+
 def parse_start_time(metadata: dict[str, Any], path: Path) -> StartTime:
     """Start time from nested `recordingStartTime` (v1.10+) or flat keys (v1.0x).
 

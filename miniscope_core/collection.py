@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from .clock import parse_start_time
+from .clock import has_start_time, parse_start_time
 from .errors import InventoryWarning, MiniscopeFormatError
 from .inventory import (
     AcquisitionFiles,
@@ -276,7 +276,8 @@ def _check_one_animal(folder: Path, acquisitions: list[Acquisition]) -> None:
 
 
 def _device_only_acquisition(files: DeviceFiles) -> Acquisition:
-    """A lone device folder; the start time comes from a session metaData.json above it if any."""
+    """A lone device folder; the start time comes from a session metaData.json above it if
+    any, else from date fields of its own metaData.json (some DAQ versions write them there)."""
     parent_meta = files.folder.parent / "metaData.json"
     metadata: dict[str, Any] = {}
     start = None
@@ -284,6 +285,8 @@ def _device_only_acquisition(files: DeviceFiles) -> Acquisition:
         metadata = read_json(parent_meta)
         if is_session_metadata(metadata):
             start = parse_start_time(metadata, parent_meta)
+    if start is None and has_start_time(files.settings):
+        start = parse_start_time(files.settings, files.folder / "metaData.json")
     return Acquisition(
         folder=files.folder,
         label=files.folder.name,

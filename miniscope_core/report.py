@@ -144,7 +144,7 @@ def _orientation_samples(device: Device, problems: list[str]) -> int | None:
     if device.head_orientation_path is None:
         return None
     orientation = read_orientation(device.head_orientation_path)
-    if orientation.problem is None and orientation.samples == 0:
+    if orientation.problem is None and orientation.samples == orientation.damaged == 0:
         problems.append(
             f"{device.head_orientation_path}: no head-orientation samples ({orientation.summary()})"
         )

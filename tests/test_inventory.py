@@ -288,3 +288,15 @@ def test_a_linked_acquisition_growing_changes_the_sessions_signature(tmp_path):
     with (truths[0].devices["Miniscope"].folder / "timeStamps.csv").open("a") as table:
         table.write("40,99999,0\n")
     assert signature(tmp_path / "s").files != before.files
+
+
+def test_a_lone_device_folder_with_its_own_date_fields_has_a_start(tmp_path):
+    truths = _session(tmp_path / "s", n=1, cameras=False)
+    device = tmp_path / "lone"
+    shutil.copytree(truths[0].devices["Miniscope"].folder, device)
+    start = {"year": 2021, "month": 8, "day": 15, "hour": 15, "minute": 15, "second": 47, "msec": 5}
+    _meta(device / "metaData.json", recordingStartTime=start)
+    with pytest.warns(MiniscopeWarning, match=r"lone/metaData.json: .*msecSinceEpoch"):
+        session = discover(device)
+    begun = session.acquisitions[0].start.as_datetime()
+    assert (begun.year, begun.hour, begun.minute, begun.microsecond) == (2021, 15, 15, 5000)
