@@ -25,6 +25,8 @@ _COLUMNS = {
     "DAQ Frame Number": "daq_frame",
     "Unix Time Stamp (ms)": "unix_ms",
 }
+# Beyond any recording (about four months): a time this far from the start is a damaged value.
+MAX_TIME_MS = 1e10
 # An interval this many times the median means at least one frame was lost.
 GAP_FACTOR = 1.5
 
@@ -69,9 +71,8 @@ def read_table(
     except pd.errors.EmptyDataError as error:
         raise MiniscopeFormatError(path, f"is empty (expected {expected})") from error
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MiniscopeFormatError(
-            path, f"is not a readable table ({expected}): {error}"
-        ) from error
+        said = " ".join(str(error).split())  # pandas' messages end in a newline
+        raise MiniscopeFormatError(path, f"is not a readable table ({expected}): {said}") from error
     table.columns = [str(column).strip() for column in table.columns]
     return table
 
@@ -112,9 +113,10 @@ def read_timestamps(path: Path, repair: bool = False) -> pd.DataFrame:
 
 
 def _damaged(time_ms: np.ndarray) -> np.ndarray:
-    """Rows whose time is no finite number, or is out of order where its neighbours are not
+    """Rows whose time is no finite number (or absurdly far from the start: `MAX_TIME_MS`), or
+    is out of order where its neighbours are not
     (one bad value), or (the last row) comes before the row ahead of it."""
-    bad = ~np.isfinite(time_ms)
+    bad = ~np.isfinite(time_ms) | (np.abs(time_ms) > MAX_TIME_MS)
     filled = pd.Series(time_ms).where(~bad).ffill().bfill().to_numpy()
     if len(filled) >= 3:
         before, here, after = filled[:-2], filled[1:-1], filled[2:]
@@ -134,6 +136,8 @@ def _checked_times(time_ms: np.ndarray, path: Path, repair: bool) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0]) if bad.any() else int(backwards[0]) + 1
         if not np.isfinite(time_ms[row]):
             problem = f"row {row + 2}: the time is not a number"
+        elif abs(time_ms[row]) > MAX_TIME_MS:
+            problem = f"row {row + 2}: time {time_ms[row]:g} ms is beyond any recording"
         else:
             problem = (
                 f"row {row + 2}: time {time_ms[row]:g} ms is out of order with the rows "

@@ -13,9 +13,6 @@ in 3 videos, a 20-frame camera in 2). On every one of them:
    the same before and after;
 5. `inspect SESSION --no-decode` and `inspect SESSION --json` exit 0 or 2 without a traceback,
    and the JSON parses.
-
-A case where a promise breaks today is an xfail(strict=True) whose reason says what happens, so
-that it fails loudly once fixed.
 """
 
 from __future__ import annotations
@@ -915,12 +912,6 @@ def output_is_the_session(p: Place) -> tuple[Path, list[str]]:
 # ---------------------------------------------------------------- the corpus
 
 
-def xfail(mutation: Mutation, reason: str) -> object:
-    """A case that breaks a promise today; strict, so that it fails once fixed."""
-    mark = pytest.mark.xfail(strict=True, reason=reason)
-    return pytest.param(mutation, id=mutation.__name__, marks=mark)
-
-
 MUTATIONS: list[object] = [
     truncated_middle_video,
     truncated_last_video,
@@ -947,16 +938,8 @@ MUTATIONS: list[object] = [
     scope_time_not_a_number_middle,
     time_going_back,
     fractional_ms,
-    xfail(
-        huge_time,
-        "a time of 2**70 ms in timeStamps.csv: OverflowError (Python int too large to convert "
-        "to C int) escapes main from timedelta(milliseconds=...) in clock.py",
-    ),
-    xfail(
-        timestamps_short_and_long_rows,
-        "exit 2, but the error line carries pandas' own newline ('Error tokenizing data. C "
-        "error: Expected 3 fields in line 9, saw 6\\n'): stderr is two lines, not one",
-    ),
+    huge_time,
+    timestamps_short_and_long_rows,
     notes_without_time,
     notes_invalid_utf8,
     timestamps_invalid_utf8,
@@ -1002,7 +985,7 @@ MUTATIONS: list[object] = [
     output_is_a_session_file,
     output_new_file_inside_session,
 ]
-# More of each kind, run with MINISCOPE_FULL_CORPUS=1 (the default run stays well under a minute).
+# More of each kind.
 EXTENDED: list[object] = [
     truncated_camera_video,
     truncated_video_header_only,
@@ -1047,8 +1030,7 @@ EXTENDED: list[object] = [
     output_is_session_metadata,
     output_is_the_session,
 ]
-if os.environ.get("MINISCOPE_FULL_CORPUS"):
-    MUTATIONS += EXTENDED
+MUTATIONS += EXTENDED
 CASES = [m if hasattr(m, "values") else pytest.param(m, id=m.__name__) for m in MUTATIONS]
 MUST_REFUSE = {  # cases where writing anything would break a promise: exit 2 is the only answer
     "output_parent_is_a_file",
