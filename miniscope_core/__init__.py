@@ -30,13 +30,16 @@ from .convert import (
 from .dandi_names import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
 from .errors import (
     FrameCountMismatch,
+    InventoryWarning,
     MiniscopeFormatError,
     MiniscopeWarning,
     lab_messages,
     recorded_warnings,
 )
 from .explicit import session_from_files
+from .inventory import Entry, Inventory
 from .keys import parsed_rel_path, partition_key
+from .output_guard import OutputInsideInputError
 from .preview import chunk_file_preview
 from .recordings import Recording
 from .report import SessionReport, inspect_session
@@ -74,6 +77,10 @@ __all__ = [
     "partition_key",
     "session_from_files",
     "session_names",
+    # what of a folder is converted: every entry used, or left out with why
+    "Entry",
+    "Inventory",
+    "InventoryWarning",
     # folder state, for watching sessions as they are written
     "FolderStatus",
     "Signature",
@@ -132,6 +139,7 @@ __all__ = [
     "MiniscopeSettings",
     "SettingsError",
     "OutputError",
+    "OutputInsideInputError",
     "atomic_output",
     "write_bytes",
     "write_csv",

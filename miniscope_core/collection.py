@@ -23,7 +23,6 @@ from .clock import has_start_time, parse_start_time
 from .errors import InventoryWarning, MiniscopeFormatError
 from .inventory import (
     AcquisitionFiles,
-    DeviceFiles,
     Kind,
     Links,
     folder_kind,
@@ -242,21 +241,8 @@ def _acquisition(files: AcquisitionFiles) -> Acquisition:
         label=files.label,
         metadata=files.metadata,
         start=parse_start_time(files.metadata, meta_path),
-        devices=tuple(_device(device) for device in files.devices),
+        devices=files.devices,
         notes_path=files.notes,
-    )
-
-
-def _device(files: DeviceFiles) -> Device:
-    return Device(
-        name=files.name,
-        kind=files.kind,
-        folder=files.folder,
-        settings=files.settings,
-        videos=files.videos,
-        video_indices=files.video_indices,
-        timestamps_path=files.timestamps,
-        head_orientation_path=files.orientation,
     )
 
 
@@ -275,23 +261,23 @@ def _check_one_animal(folder: Path, acquisitions: list[Acquisition]) -> None:
             )
 
 
-def _device_only_acquisition(files: DeviceFiles) -> Acquisition:
+def _device_only_acquisition(device: Device) -> Acquisition:
     """A lone device folder; the start time comes from a session metaData.json above it if
     any, else from date fields of its own metaData.json (some DAQ versions write them there)."""
-    parent_meta = files.folder.parent / "metaData.json"
+    parent_meta = device.folder.parent / "metaData.json"
     metadata: dict[str, Any] = {}
     start = None
     if parent_meta.is_file():
         metadata = read_json(parent_meta)
         if is_session_metadata(metadata):
             start = parse_start_time(metadata, parent_meta)
-    if start is None and has_start_time(files.settings):
-        start = parse_start_time(files.settings, files.folder / "metaData.json")
+    if start is None and has_start_time(device.settings):
+        start = parse_start_time(device.settings, device.folder / "metaData.json")
     return Acquisition(
-        folder=files.folder,
-        label=files.folder.name,
+        folder=device.folder,
+        label=device.folder.name,
         metadata=metadata,
         start=start,
-        devices=(_device(files),),
+        devices=(device,),
         notes_path=None,
     )

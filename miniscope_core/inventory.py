@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .errors import InventoryWarning, MiniscopeFormatError, MiniscopeWarning
 from .legacy import CAMERA_PREFIX, SCOPE_PREFIX, SETTINGS_FILE, TIMESTAMP_FILE, is_legacy_folder
+from .session import Device, DeviceKind
 from .settings import unreadable_settings
 
-DeviceKind = Literal["miniscope", "camera"]
 METADATA = "metaData.json"
 TIMESTAMPS = "timeStamps.csv"
 ORIENTATION = "headOrientation.csv"
@@ -175,20 +175,6 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class DeviceFiles:
-    """A device folder as found: its settings and the files the conversion reads."""
-
-    folder: Path
-    name: str
-    kind: DeviceKind
-    settings: dict[str, Any]
-    videos: tuple[Path, ...]
-    video_indices: tuple[int, ...]
-    timestamps: Path | None
-    orientation: Path | None
-
-
-@dataclass(frozen=True)
 class AcquisitionFiles:
     """An acquisition folder as found: DAQ-QT (its session metaData.json) or legacy V3."""
 
@@ -197,7 +183,7 @@ class AcquisitionFiles:
     legacy: bool
     metadata: dict[str, Any]
     notes: Path | None
-    devices: tuple[DeviceFiles, ...]
+    devices: tuple[Device, ...]
     legacy_videos: dict[str, tuple[Path, ...]] = field(default_factory=dict)  # by prefix
 
 
@@ -208,7 +194,7 @@ class Inventory:
     root: Path
     entries: tuple[Entry, ...]
     acquisitions: tuple[AcquisitionFiles, ...] = ()
-    lone_device: DeviceFiles | None = None  # a device folder given by itself
+    lone_device: Device | None = None  # a device folder given by itself
 
     @property
     def left_out(self) -> list[Entry]:
@@ -385,7 +371,7 @@ def _listed_devices(metadata: dict[str, Any]) -> dict[str, DeviceKind]:
 
 def _device_or_other(
     walk: _Walk, folder: Path, name: str | None, kind: DeviceKind | None
-) -> DeviceFiles | None:
+) -> Device | None:
     """A subfolder of an acquisition: a device (listed, or by its own metaData.json) or not."""
     found = folder_kind(str(folder))
     if found is Kind.ACQUISITION:
@@ -442,7 +428,7 @@ def device_kind(listed: DeviceKind | None, settings: dict[str, Any], path: Path)
     return kind
 
 
-def _device(walk: _Walk, folder: Path, name: str | None, listed: DeviceKind | None) -> DeviceFiles:
+def _device(walk: _Walk, folder: Path, name: str | None, listed: DeviceKind | None) -> Device:
     meta_path = folder / METADATA
     settings = read_json(meta_path)
     device_name = name or str(settings.get("deviceName") or folder.name)
@@ -466,15 +452,15 @@ def _device(walk: _Walk, folder: Path, name: str | None, listed: DeviceKind | No
         else:
             _leftover(walk, path, f"not one of {device_name}'s files")
     videos.sort()
-    return DeviceFiles(
-        folder=folder,
+    return Device(
         name=device_name,
         kind=kind,
+        folder=folder,
         settings=settings,
         videos=tuple(path for _, path in videos),
         video_indices=tuple(index for index, _ in videos),
-        timestamps=files.get(TIMESTAMPS),
-        orientation=files.get(ORIENTATION),
+        timestamps_path=files.get(TIMESTAMPS),
+        head_orientation_path=files.get(ORIENTATION),
     )
 
 

@@ -1,8 +1,8 @@
 """What a session is made of: acquisitions, each with its devices and their files.
 
-Which folders and files these are is decided by `inventory` (from what is on disk: the DAQ's
-`baseDirectory`/`deviceDirectory` are stale paths of the acquisition PC); `collection` builds
-these records from it.
+Which folders and files these are is decided by `inventory`, which makes the `Device` records
+(from what is on disk: the DAQ's `baseDirectory`/`deviceDirectory` are stale paths of the
+acquisition PC); `collection` puts them together into acquisitions and a session.
 """
 
 from __future__ import annotations
