@@ -212,9 +212,9 @@ class Inventory:
             f"({len(self.leftovers)} of them look like recording data)"
         )
 
-    def lines(self, used: bool = False) -> list[str]:
-        """The left-out entries (or all) as `path: reason` lines, relative to the session."""
-        return [e.describe(self.root) for e in self.entries if used or not e.used]
+    def lines(self) -> list[str]:
+        """The left-out entries as `path: reason` lines, relative to the session."""
+        return [entry.describe(self.root) for entry in self.left_out]
 
     def rows(self) -> list[dict[str, Any]]:
         """The left-out entries as table rows (path relative to the session)."""
@@ -245,7 +245,7 @@ def _relative(path: Path, root: Path) -> str:
 
 @dataclass
 class _Walk:
-    """The entries found so far, the links followed, and the other sessions met."""
+    """The entries found so far, and the links followed."""
 
     root: Path
     links: Links
@@ -465,7 +465,11 @@ def _device(walk: _Walk, folder: Path, name: str | None, listed: DeviceKind | No
 
 
 def _other_folder(walk: _Walk, folder: Path, why: str) -> None:
-    """A folder that is no part of the recording: listed with everything in it."""
+    """A folder that is no part of the recording: listed with everything in it (a hidden one,
+    such as a trash folder or a copy in progress, is listed but not looked into)."""
+    if folder.name.startswith("."):
+        walk.add(folder, reason="a hidden folder (not looked into)")
+        return
     if folder_kind(str(folder), skip_unreadable=True) is Kind.ACQUISITION:
         walk.add(folder, reason="an acquisition of another session; converted on its own")
         return
