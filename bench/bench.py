@@ -128,7 +128,7 @@ def _ours_worker(spec: Record) -> Record:
     """Our conversion (read-back verification included, as by default), then that verification
     once more on its own, to report its share of the conversion time."""
     from miniscope_core import ConversionOptions, convert_session
-    from miniscope_core.validate import verify_nwb
+    from miniscope_core.verify.validate import verify_nwb
 
     options = ConversionOptions(
         deflate_engine=spec["engine"], compression_level=spec["level"], stub=spec["stub"]
@@ -176,7 +176,7 @@ def worker(spec: Record) -> None:
 
 def make_session(root: Path, acquisitions: int, frames: int, size: int, camera: bool) -> None:
     """A DAQ-QT session in NeuroConv's legacy layout: FFV1 imaging, optional MJPG webcam."""
-    from miniscope_core.synthetic import CameraSpec, ScopeSpec, write_session
+    from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
 
     scope = ScopeSpec(
         n_frames=frames, height=size, width=size, codec="FFV1", frames_per_file=FRAMES_PER_FILE
@@ -329,7 +329,7 @@ def compress_seconds(frames: list[Any], config: str, together: int = 1) -> float
     `together` threads each do all of it at once (so every frame `together` times), to measure
     a core's work while every core works, as in a conversion.
     """
-    from miniscope_core.deflate import Deflater
+    from miniscope_core.encode.deflate import Deflater
 
     deflate = [Deflater(*OURS_CONFIGS[config])] * together
     with ThreadPoolExecutor(together) as pool:
@@ -346,14 +346,14 @@ def _deflate_cpu(frames: list[Any], deflate: Callable[[Any], bytes]) -> float:
 
 def decoded(video: Path) -> list[Any]:
     """Every frame of `video`, as ffmpeg decodes it."""
-    from miniscope_core.video import open_video
+    from miniscope_core.daq.video import open_video
 
     return list(open_video(video).frames)
 
 
 def count_seconds(videos: list[Path]) -> float:
     """What our converter spends counting behaviour-camera frames (a finalised AVI's index)."""
-    from miniscope_core.video import count_frames
+    from miniscope_core.daq.video import count_frames
 
     began = time.perf_counter()
     for video in videos:

@@ -68,7 +68,7 @@ class Result:
 
 def write_sessions(raw: Path, n: int, frames: int, size: int) -> dict[str, Path]:
     """N one-acquisition sessions of one Miniscope (frames x size x size FFV1, no camera)."""
-    from miniscope_core.synthetic import (
+    from miniscope_core.testing.synthetic import (
         DEFAULT_START,
         AcquisitionSpec,
         ScopeSpec,

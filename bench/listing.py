@@ -33,7 +33,7 @@ from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.scan import list_sessions
 from miniscope_assets.sensors import Cursor, Review, review
 from miniscope_core import find_sessions
-from miniscope_core.status import Signature, signature
+from miniscope_core.collection.status import Signature, signature
 
 SESSIONS_PER_MOUSE = 100
 DEVICES = ("Miniscope", "BehavCam_2")

@@ -33,8 +33,8 @@ from miniscope_core import (
     folder_status,
     partition_key,
     signature,
-    write_demo_session,
 )
+from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
 from .partitions import raw_session

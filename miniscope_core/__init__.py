@@ -7,9 +7,7 @@ Everything an application (the command line, the Dagster layer) needs is importe
 the submodules are the library's own business.
 """
 
-from .atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
-from .chunks import ChunkFile, VideoInfo
-from .collection import (
+from .collection.discovery import (
     CollectionError,
     ListedSession,
     discover,
@@ -17,17 +15,12 @@ from .collection import (
     list_sessions,
     session_names,
 )
-from .convert import (
-    STUB_FRAMES,
-    Assembly,
-    ConversionOptions,
-    ConversionResult,
-    assemble,
-    convert_session,
-    encode_videos,
-    stub_output,
-)
-from .dandi_names import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
+from .collection.keys import parsed_rel_path, partition_key
+from .collection.status import FolderStatus, Signature, folder_status, folders_signature, signature
+from .daq.explicit import session_from_files
+from .daq.model import Device, Entry, Inventory, Session
+from .encode.chunks import ChunkFile, VideoInfo
+from .encode.preview import chunk_file_preview
 from .errors import (
     FrameCountMismatch,
     InventoryWarning,
@@ -36,17 +29,22 @@ from .errors import (
     lab_messages,
     recorded_warnings,
 )
-from .explicit import session_from_files
-from .inventory import Entry, Inventory
-from .keys import parsed_rel_path, partition_key
-from .output_guard import OutputInsideInputError
-from .preview import chunk_file_preview
-from .recordings import Recording
-from .report import SessionReport, inspect_session
-from .session import Device, Session
-from .settings_model import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
-from .status import FolderStatus, Signature, folder_status, folders_signature, signature
-from .summary import (
+from .metadata.layers import SESSION_METADATA_FILE, resolve_metadata
+from .nwb.backends.support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
+from .options import STUB_FRAMES, ConversionOptions
+from .outputs.atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
+from .outputs.guard import OutputInsideInputError
+from .pipeline.convert import (
+    Assembly,
+    ConversionResult,
+    assemble,
+    convert_session,
+    encode_videos,
+    stub_output,
+)
+from .pipeline.dandi import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
+from .reports.report import SessionReport, inspect_session
+from .reports.summary import (
     DeviceTiming,
     FrameCount,
     Totals,
@@ -57,11 +55,10 @@ from .summary import (
     recording_timings,
     session_timings,
 )
-from .sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
-from .synthetic import write_demo_session
-from .user_metadata import SESSION_METADATA_FILE, resolve_metadata
-from .validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
-from .zarr_support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
+from .settings_model import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
+from .timing.recordings import Recording
+from .timing.sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
+from .verify.validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
 
 __all__ = [
     # sessions and collections
@@ -134,7 +131,7 @@ __all__ = [
     "miniscope_totals",
     "recording_timings",
     "session_timings",
-    # settings, outputs, errors, demo
+    # settings, outputs, errors
     "CONVERSION_SETTINGS",
     "MiniscopeSettings",
     "SettingsError",
@@ -149,5 +146,4 @@ __all__ = [
     "MiniscopeWarning",
     "lab_messages",
     "recorded_warnings",
-    "write_demo_session",
 ]

@@ -12,24 +12,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import unwritable, writable_folder
-from .collection import CollectionError, discover, list_sessions
-from .convert import (
-    STUB_FRAMES,
-    ConversionOptions,
-    ConversionResult,
-    convert_session,
-    stub_output,
-)
-from .dandi_names import dandi_output
-from .deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
+from .collection.discovery import CollectionError, discover, list_sessions
+from .encode.deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
 from .errors import MiniscopeFormatError
-from .output_guard import absolute, refuse_writes_inside
-from .report import SessionReport, inspect_session
-from .sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
-from .user_metadata import resolve_metadata
-from .validate import check_file
-from .zarr_support import BACKENDS, DEFAULT_BACKEND, for_backend, stored_bytes
+from .metadata.layers import resolve_metadata
+from .nwb.backends.support import BACKENDS, DEFAULT_BACKEND, for_backend, stored_bytes
+from .options import STUB_FRAMES, ConversionOptions
+from .outputs.atomic import unwritable, writable_folder
+from .outputs.guard import absolute, refuse_writes_inside
+from .pipeline.convert import ConversionResult, convert_session, stub_output
+from .pipeline.dandi import dandi_output
+from .reports.report import SessionReport, inspect_session
+from .testing import write_demo_session
+from .timing.sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
+from .verify.validate import check_file
 
 _STAGES = ("decoding + compressing", "assembling NWB")
 _EXIT_CODES = """exit codes: 0 done; 1 some sessions of a collection (or files to validate) failed;
@@ -334,8 +330,6 @@ def _format_report(report: SessionReport) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .synthetic import write_demo_session
-
     session = write_demo_session(args.folder / "raw")
     output = args.folder / "nwb" / f"{session.name}.nwb"
     result = convert_session(session, output, progress=_progress_bars(False), overwrite=True)

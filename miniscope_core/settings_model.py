@@ -30,10 +30,10 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .convert import ConversionOptions
-from .deflate import ENGINES, Deflater
-from .metadata_schema import did_you_mean
-from .zarr_support import BACKENDS
+from .encode.deflate import ENGINES, Deflater
+from .metadata.schema import did_you_mean
+from .nwb.backends.support import BACKENDS
+from .options import ConversionOptions
 
 PREFIX = "MINISCOPE_"
 SETTINGS_FILE_VARIABLE = PREFIX + "SETTINGS_FILE"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support import SMALL_CAMERA, SMALL_SCOPE, acquisition
 
-from miniscope_core.synthetic import AcquisitionTruth, write_session
+from miniscope_core.testing.synthetic import AcquisitionTruth, write_session
 
 # Dagster is the optional `dagster` extra: in a library-only install, leave out every test module
 # that imports dagster or miniscope_assets, so `pytest` runs the library's tests alone.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pynwb import NWBHDF5IO, NWBFile
 
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
     CameraSpec,

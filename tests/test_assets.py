@@ -19,7 +19,7 @@ import pytest
 from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
 from miniscope_assets.partitions import raw_session
 from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     AcquisitionSpec,
     CameraSpec,
     ScopeSpec,

@@ -10,7 +10,7 @@ import pytest
 from miniscope_assets.scan import find_sessions, is_gone, list_sessions, session_folder
 from miniscope_core import find_sessions as core_sessions
 from miniscope_core import session_names
-from miniscope_core.keys import KEY_PATTERN, parsed_rel_path, partition_key
+from miniscope_core.collection.keys import KEY_PATTERN, parsed_rel_path, partition_key
 
 SESSION_METADATA = {"miniscopes": ["Miniscope"], "cameras": [], "recordingStartTime": {}}
 

@@ -15,7 +15,7 @@ from test_assets import KEY, failed_step, materialise, metadata, storage_for
 from miniscope_assets.assets import conversion_run_config
 from miniscope_assets.resources import ConversionConfig
 from miniscope_core import STUB_FRAMES, stub_output
-from miniscope_core.synthetic import write_session
+from miniscope_core.testing.synthetic import write_session
 
 SCOPE = "OnePhotonSeriesMiniscope"
 PER_ACQUISITION = 120

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from miniscope_core import atomic
-from miniscope_core.atomic import (
+from miniscope_core.outputs import atomic
+from miniscope_core.outputs.atomic import (
     NoSpaceError,
     OutputBusyError,
     OutputError,

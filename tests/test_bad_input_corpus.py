@@ -36,7 +36,7 @@ import pytest
 from pynwb import NWBHDF5IO
 
 from miniscope_core.cli import main
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     CameraSpec,
     ScopeSpec,
     device_folder,
@@ -44,7 +44,7 @@ from miniscope_core.synthetic import (
     write_session,
     write_video,
 )
-from miniscope_core.synthetic_legacy import LegacySpec, write_legacy_session
+from miniscope_core.testing.synthetic_legacy import LegacySpec, write_legacy_session
 
 SCOPE = ScopeSpec(n_frames=30, height=16, width=24, frames_per_file=10)
 CAMERA = CameraSpec(n_frames=20, height=12, width=16, frames_per_file=10)

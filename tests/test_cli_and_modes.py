@@ -21,9 +21,9 @@ from miniscope_core import (
     session_from_files,
 )
 from miniscope_core.cli import main
-from miniscope_core.status import folder_status
-from miniscope_core.synthetic import AcquisitionSpec, write_acquisition
-from miniscope_core.video import avi_finalised, avi_frame_size, count_frames
+from miniscope_core.collection.status import folder_status
+from miniscope_core.daq.video import avi_finalised, avi_frame_size, count_frames
+from miniscope_core.testing.synthetic import AcquisitionSpec, write_acquisition
 
 
 def test_cli_convert_and_inspect(two_acquisitions, tmp_path, capsys):

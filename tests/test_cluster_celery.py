@@ -32,7 +32,12 @@ from dagster._serdes import deserialize_value
 from miniscope_assets.cli import main as cli_main
 from miniscope_assets.executor import executor_for, worker_yaml
 from miniscope_core import MiniscopeSettings, SettingsError, check_file, convert_session
-from miniscope_core.synthetic import DEFAULT_START, AcquisitionSpec, ScopeSpec, write_acquisition
+from miniscope_core.testing.synthetic import (
+    DEFAULT_START,
+    AcquisitionSpec,
+    ScopeSpec,
+    write_acquisition,
+)
 
 
 def test_the_executor_is_chosen_by_the_settings():

@@ -32,7 +32,12 @@ from slurm_cluster import SlurmCluster, needs, slurm_cluster
 
 from miniscope_assets.cli import main as cli_main
 from miniscope_core import check_file, convert_session
-from miniscope_core.synthetic import DEFAULT_START, AcquisitionSpec, ScopeSpec, write_acquisition
+from miniscope_core.testing.synthetic import (
+    DEFAULT_START,
+    AcquisitionSpec,
+    ScopeSpec,
+    write_acquisition,
+)
 
 pytestmark = pytest.mark.cluster
 

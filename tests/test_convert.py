@@ -13,14 +13,14 @@ from pynwb import validate
 from support import SMALL_SCOPE, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session
-from miniscope_core.synthetic import (
+from miniscope_core.daq.video import open_video
+from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
     CameraSpec,
     write_acquisition,
     write_session,
 )
-from miniscope_core.video import open_video
 
 
 def _expected_frames(truths, folder: str = "Miniscope") -> np.ndarray:
@@ -180,8 +180,8 @@ def test_metadata_file_and_best_practices(two_acquisitions, tmp_path):
 @pytest.mark.parametrize(
     ("target", "work_dir"),
     [
-        ("miniscope_core.chunks.write_chunks", False),
-        ("miniscope_core.nwb_writer.copy_chunks", True),
+        ("miniscope_core.encode.chunks.write_chunks", False),
+        ("miniscope_core.nwb.backends.hdf5.copy_chunks", True),
     ],
 )
 def test_nothing_half_written_and_raw_untouched(
@@ -206,7 +206,7 @@ def test_fewer_decodable_frames_than_packets_falls_back_to_staged(
     two_acquisitions, tmp_path, monkeypatch
 ):
     """Counting packets is only a plan; frames that do not decode must not leave empty chunks."""
-    from miniscope_core import chunks
+    from miniscope_core.encode import chunks
 
     root, truths = two_acquisitions
     real = chunks.count_frames

@@ -18,7 +18,7 @@ from miniscope_assets.cli import main
 from miniscope_assets.partitions import RAW_SESSION
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.sensors import session_sensor
-from miniscope_core.synthetic import CameraSpec, ScopeSpec, write_session
+from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)

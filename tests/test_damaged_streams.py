@@ -15,14 +15,19 @@ import pytest
 from support import SMALL_SCOPE, acquisition, read_nwb, real_data
 
 from miniscope_core import MiniscopeFormatError, convert_session, discover
-from miniscope_core.clock import AssumedZoneWarning, parse_start_time
+from miniscope_core.daq.device_settings import (
+    frame_rate_hz,
+    gain_factor,
+    number,
+    unreadable_settings,
+)
+from miniscope_core.daq.notes import read_notes, read_notes_file
+from miniscope_core.daq.orientation import read_head_orientation, read_orientation
+from miniscope_core.daq.start_time import AssumedZoneWarning, parse_start_time
 from miniscope_core.errors import MiniscopeWarning
-from miniscope_core.metadata_schema import MetadataError
-from miniscope_core.notes import read_notes, read_notes_file
-from miniscope_core.orientation import read_head_orientation, read_orientation
-from miniscope_core.settings import frame_rate_hz, gain_factor, number, unreadable_settings
-from miniscope_core.synthetic import AcquisitionSpec, write_acquisition
-from miniscope_core.user_metadata import resolve_metadata
+from miniscope_core.metadata.layers import resolve_metadata
+from miniscope_core.metadata.schema import MetadataError
+from miniscope_core.testing.synthetic import AcquisitionSpec, write_acquisition
 
 HEADER = "Time Stamp (ms),qw,qx,qy,qz\n"
 GARBAGE = "332,4.23726e+35,3.45249e-32,6.88962e-41,nan"

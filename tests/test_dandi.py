@@ -19,8 +19,8 @@ import pytest
 from support import SMALL_CAMERA, TINY, read_nwb
 
 from miniscope_core.cli import main
-from miniscope_core.dandi_names import dandi_label
-from miniscope_core.synthetic import DEFAULT_START, write_session
+from miniscope_core.pipeline.dandi import dandi_label
+from miniscope_core.testing.synthetic import DEFAULT_START, write_session
 
 SCOPE = replace(TINY, n_frames=10, frames_per_file=5)
 CAMERA = replace(SMALL_CAMERA, n_frames=8, frames_per_file=4, gaps={})

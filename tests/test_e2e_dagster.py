@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from miniscope_assets.cli import main
-from miniscope_core.synthetic import ScopeSpec, write_session
+from miniscope_core.testing.synthetic import ScopeSpec, write_session
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)

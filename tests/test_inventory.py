@@ -14,7 +14,7 @@ from support import read_nwb
 from miniscope_core import MiniscopeFormatError, convert_session, discover, inspect_session
 from miniscope_core.cli import main
 from miniscope_core.errors import InventoryWarning, MiniscopeWarning
-from miniscope_core.synthetic import CameraSpec, ScopeSpec, write_session
+from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
 
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=10, head_orientation=False)
 CAMERA = CameraSpec(n_frames=20, height=12, width=16, frames_per_file=10)

@@ -22,8 +22,9 @@ from pynwb import validate
 from support import SMALL_CAMERA, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session
+from miniscope_core.daq.video import open_video
 from miniscope_core.errors import MiniscopeWarning
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
     AcquisitionTruth,
@@ -31,7 +32,6 @@ from miniscope_core.synthetic import (
     ScopeSpec,
     write_acquisition,
 )
-from miniscope_core.video import open_video
 
 # With these sizes in one dataset (the old layout) reading the file crashed h5py.
 WIDE = ScopeSpec(n_frames=60, height=96, width=128, frames_per_file=25, dropped_frames={10: 1})

@@ -22,13 +22,13 @@ from miniscope_core import (
     list_sessions,
 )
 from miniscope_core.cli import main
-from miniscope_core.legacy import (
+from miniscope_core.daq.legacy import (
     UnreliableClockWarning,
     read_settings,
     read_timestamp_dat,
     reliable_times,
 )
-from miniscope_core.synthetic_legacy import (
+from miniscope_core.testing.synthetic_legacy import (
     LegacySpec,
     LegacyTruth,
     write_dib_avi,

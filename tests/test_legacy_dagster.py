@@ -10,7 +10,7 @@ import test_assets
 from test_legacy import v3_cohort
 from test_sensor import Daemon, storage_for
 
-from miniscope_core.synthetic_legacy import LegacySpec, write_legacy_recording
+from miniscope_core.testing.synthetic_legacy import LegacySpec, write_legacy_recording
 
 
 def test_the_sensor_makes_v3_sessions_partitions(tmp_path):

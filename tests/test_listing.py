@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from support import acquisition
 
-from miniscope_core import collection, find_sessions, session_names
-from miniscope_core.collection import find_acquisition_folders, list_sessions, load_session
+from miniscope_core import find_sessions, session_names
+from miniscope_core.collection import discovery as collection
+from miniscope_core.collection.discovery import (
+    find_acquisition_folders,
+    list_sessions,
+    load_session,
+)
 
 
 @pytest.fixture

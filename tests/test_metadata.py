@@ -11,15 +11,20 @@ import pytest
 from pynwb.file import Subject
 
 from miniscope_core import convert_session, discover
+from miniscope_core.daq.model import Session
 from miniscope_core.errors import MiniscopeFormatError, MiniscopeWarning
-from miniscope_core.metadata_schema import MetadataError, MetadataWarning
-from miniscope_core.session import Session
-from miniscope_core.synthetic import AcquisitionSpec, ScopeSpec, write_acquisition, write_session
-from miniscope_core.user_metadata import (
+from miniscope_core.metadata.layers import (
     SESSION_METADATA_FILE,
     load_metadata_file,
     ophys_for,
     resolve_metadata,
+)
+from miniscope_core.metadata.schema import MetadataError, MetadataWarning
+from miniscope_core.testing.synthetic import (
+    AcquisitionSpec,
+    ScopeSpec,
+    write_acquisition,
+    write_session,
 )
 
 TINY = ScopeSpec(n_frames=5, height=16, width=16)

@@ -19,10 +19,10 @@ from support import SMALL_CAMERA, TINY, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
-from miniscope_core.convert import probe_videos
 from miniscope_core.nwb.naming import neuroconv_camel
-from miniscope_core.recordings import Recording, session_recordings
-from miniscope_core.summary import frame_counts
+from miniscope_core.pipeline.convert import probe_videos
+from miniscope_core.reports.summary import frame_counts
+from miniscope_core.timing.recordings import Recording, session_recordings
 
 SCOPE = replace(TINY, n_frames=10, frames_per_file=5)
 CAMERA = replace(SMALL_CAMERA, n_frames=8, frames_per_file=4, gaps={})
@@ -33,7 +33,7 @@ TIMES = ("11_34_45", "11_37_45")  # the DAQ's time folders of the two acquisitio
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The DAQ's layout `<animal>/<date>/<time>/{Miniscope, BehavCam_2}`: two acquisitions."""
-    from miniscope_core.synthetic import write_session
+    from miniscope_core.testing.synthetic import write_session
 
     root = tmp_path_factory.mktemp("daq") / "m01" / DATE
     write_session(root, n_acquisitions=2, scope=SCOPE, cameras=[CAMERA])
@@ -101,7 +101,7 @@ def test_device_named_by_neuroconv_camel_case_and_counted(
 ) -> None:
     """NeuroConv lower-cases a name's inner capitals, ours keeps them; the frame-count check
     (Dagster's frame_counts_agree) finds the scope under the name the file uses."""
-    from miniscope_core.synthetic import write_session
+    from miniscope_core.testing.synthetic import write_session
 
     root = tmp_path / "m01" / DATE
     write_session(root, 2, replace(SCOPE, name="miniscopeDeviceName"), cameras=[])

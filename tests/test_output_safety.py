@@ -18,12 +18,12 @@ from support import acquisition, read_nwb
 
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_core import MiniscopeSettings, SettingsError, convert_session, discover
-from miniscope_core import convert as convert_module
-from miniscope_core.atomic import OutputError
 from miniscope_core.cli import main
-from miniscope_core.dandi_names import dandi_output
-from miniscope_core.explicit import session_from_files
-from miniscope_core.output_guard import OutputInsideInputError
+from miniscope_core.daq.explicit import session_from_files
+from miniscope_core.outputs.atomic import OutputError
+from miniscope_core.outputs.guard import OutputInsideInputError
+from miniscope_core.pipeline import convert as convert_module
+from miniscope_core.pipeline.dandi import dandi_output
 
 ADVICE = "write outside the recording"
 

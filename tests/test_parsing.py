@@ -11,12 +11,17 @@ import pytest
 from support import SMALL_SCOPE
 
 from miniscope_core import MiniscopeFormatError, discover
-from miniscope_core.clock import parse_start_time
-from miniscope_core.notes import read_notes
-from miniscope_core.orientation import read_head_orientation
-from miniscope_core.settings import frame_rate_hz, gain_factor, normalised_settings
-from miniscope_core.synthetic import AcquisitionSpec, CameraSpec, write_acquisition, write_session
-from miniscope_core.timestamps import find_gaps, measure_timing, read_timestamps
+from miniscope_core.daq.device_settings import frame_rate_hz, gain_factor, normalised_settings
+from miniscope_core.daq.notes import read_notes
+from miniscope_core.daq.orientation import read_head_orientation
+from miniscope_core.daq.start_time import parse_start_time
+from miniscope_core.daq.timestamps import find_gaps, measure_timing, read_timestamps
+from miniscope_core.testing.synthetic import (
+    AcquisitionSpec,
+    CameraSpec,
+    write_acquisition,
+    write_session,
+)
 
 
 def test_session_acquisition_and_device_folders_are_all_accepted(two_acquisitions):

@@ -13,8 +13,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from miniscope_core import chunks, video
-from miniscope_core.chunks import (
+from miniscope_core.daq import video
+from miniscope_core.daq.video import VideoInfo, count_frames, open_video
+from miniscope_core.encode import chunks
+from miniscope_core.encode.chunks import (
     ChunkFile,
     Share,
     copy_chunks,
@@ -23,9 +25,8 @@ from miniscope_core.chunks import (
     probe_video,
     write_chunks,
 )
-from miniscope_core.deflate import Deflater
-from miniscope_core.synthetic import write_video
-from miniscope_core.video import VideoInfo, count_frames, open_video
+from miniscope_core.encode.deflate import Deflater
+from miniscope_core.testing.synthetic import write_video
 
 SIZE = (64, 48)  # width, height
 

@@ -16,7 +16,7 @@ from pynwb import validate
 from support import REAL_DATA, read_nwb, real_data
 
 from miniscope_core import FrameCountMismatch, convert_session, discover, inspect_session
-from miniscope_core.synthetic import camera_frames, imaging_frames, write_video
+from miniscope_core.testing.synthetic import camera_frames, imaging_frames, write_video
 
 # Every test here needs the real recordings: skip the module locally without them, fail in CI.
 real_data()
@@ -105,7 +105,7 @@ def test_real_facts_the_readme_lists():
 
 
 def test_real_webcam_reconnect_gap_is_found():
-    from miniscope_core.timestamps import measure_timing, read_timestamps
+    from miniscope_core.daq.timestamps import measure_timing, read_timestamps
 
     folder = REAL_DATA / "Miniscope2C/2color_pilot_mCherry/m02/2022_02_18/10_33_33/behav_cam"
     gaps = measure_timing(read_timestamps(folder / "timeStamps.csv")).gaps

@@ -18,10 +18,10 @@ from support import SMALL_SCOPE, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
-from miniscope_core.convert import assemble, probe_videos
 from miniscope_core.nwb.base import Fill
-from miniscope_core.synthetic import ScopeSpec, write_demo_session, write_session
-from miniscope_core.validate import VerificationError, verify_nwb
+from miniscope_core.pipeline.convert import assemble, probe_videos
+from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session
+from miniscope_core.verify.validate import VerificationError, verify_nwb
 
 CLI = [sys.executable, "-m", "miniscope_core.cli"]
 

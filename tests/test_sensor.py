@@ -21,8 +21,13 @@ from miniscope_assets.registry import Handover, handovers, raw_metadata, signatu
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.scan import list_sessions
 from miniscope_assets.sensors import Cursor, review, session_sensor
-from miniscope_core.status import signature
-from miniscope_core.synthetic import AcquisitionSpec, ScopeSpec, write_acquisition, write_session
+from miniscope_core.collection.status import signature
+from miniscope_core.testing.synthetic import (
+    AcquisitionSpec,
+    ScopeSpec,
+    write_acquisition,
+    write_session,
+)
 
 TINY = ScopeSpec(n_frames=12, height=16, width=16, frames_per_file=5, head_orientation=False)
 

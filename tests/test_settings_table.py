@@ -12,17 +12,17 @@ from pynwb import NWBHDF5IO, validate
 from support import SMALL_CAMERA, read_nwb
 
 from miniscope_core import convert_session
-from miniscope_core.clock import SessionClock
 from miniscope_core.errors import MiniscopeWarning
 from miniscope_core.nwb.base import LayoutOptions
 from miniscope_core.nwb.layout import build_layout
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
     AcquisitionTruth,
     ScopeSpec,
     write_acquisition,
 )
+from miniscope_core.timing.clock import SessionClock
 
 TABLE = "acquisition_devices"
 FIRST = ScopeSpec(

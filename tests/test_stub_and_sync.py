@@ -18,7 +18,7 @@ from miniscope_core import (
     convert_session,
 )
 from miniscope_core.cli import main
-from miniscope_core.synthetic import write_session
+from miniscope_core.testing.synthetic import write_session
 
 SCOPE = "OnePhotonSeriesMiniscope"
 CAMERA = "ImageSeriesBehavCam2"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support import real_data
 
-from miniscope_core.synthetic import (
+from miniscope_core.testing.synthetic import (
     AcquisitionSpec,
     CameraSpec,
     ScopeSpec,

@@ -17,8 +17,9 @@ from test_safety import _start, _wait_for_partial
 
 from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError, convert_session
 from miniscope_core.cli import main
-from miniscope_core.synthetic import ScopeSpec, write_demo_session, write_session
-from miniscope_core.validate import check_file, verify_nwb
+from miniscope_core.nwb.backends import zarr as zarr_output
+from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session
+from miniscope_core.verify.validate import check_file, verify_nwb
 
 needs_zarr = pytest.mark.skipif(
     find_spec("hdmf_zarr") is None, reason="hdmf-zarr (the [zarr] extra) is not installed"
@@ -140,7 +141,6 @@ def test_the_read_back_finds_a_missing_or_corrupt_frame_in_a_store(session, tmp_
 
 @needs_zarr
 def test_a_failed_write_leaves_no_store_behind(session, tmp_path, monkeypatch):
-    from miniscope_core import zarr_output
 
     out = tmp_path / "nwb" / "s.nwb.zarr"
     written = []

@@ -15,11 +15,11 @@ import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
-from ..clock import SessionClock
-from ..deflate import DEFAULT_LEVEL
+from ..daq.video import VideoInfo
+from ..encode.deflate import DEFAULT_LEVEL
 from ..errors import MiniscopeWarning, MissingDeviceWarning
-from ..recordings import Recording
-from ..video import VideoInfo
+from ..timing.clock import SessionClock
+from ..timing.recordings import Recording
 
 MANUFACTURER = "UCLA Miniscope project (open-source hardware)"
 DEVICE_TABLE = "acquisition_devices"  # intervals/<this>: settings per acquisition and device
@@ -60,12 +60,6 @@ class LayoutOptions:
     def __post_init__(self) -> None:
         if self.source_script_file_name and not self.source_script:
             raise ValueError("source_script_file_name needs source_script (NWB stores it with it)")
-
-
-def camel(name: str) -> str:
-    """NeuroConv-style names: `miniscope_side` -> `MiniscopeSide`, `BehavCam 2` -> `BehavCam2`."""
-    parts = re.split(r"[^0-9A-Za-z]+", name)
-    return "".join(part[:1].upper() + part[1:] for part in parts if part) or "Device"
 
 
 def acquisition_suffix(label: str) -> str:

@@ -12,8 +12,8 @@ from pynwb import TimeSeries
 from pynwb.device import Device
 from pynwb.image import ImageSeries
 
-from ..orientation import HeadOrientation, read_orientation
-from ..recordings import Recording
+from ..daq.orientation import HeadOrientation, read_orientation
+from ..timing.recordings import Recording
 from .base import (
     LayoutContext,
     SeriesGroup,

@@ -7,15 +7,9 @@ from typing import Any
 from ndx_miniscope import Miniscope
 from pynwb.device import DeviceModel
 
-from ..recordings import Recording
-from ..settings import normalised_settings, number
-from .base import (
-    DEVICE_TABLE,
-    MANUFACTURER,
-    LayoutContext,
-    differing_settings,
-    settings_text,
-)
+from ..daq.device_settings import normalised_settings, number
+from ..timing.recordings import Recording
+from .base import DEVICE_TABLE, MANUFACTURER, LayoutContext, differing_settings, settings_text
 from .naming import naming_of
 
 _MINISCOPE_FIELDS = (

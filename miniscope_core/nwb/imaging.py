@@ -7,14 +7,9 @@ from hdmf.backends.hdf5 import H5DataIO
 from ndx_miniscope import Miniscope
 from pynwb.ophys import ImagingPlane, OnePhotonSeries, OpticalChannel
 
-from ..recordings import Recording
-from ..user_metadata import ophys_for
-from .base import (
-    LayoutContext,
-    SeriesGroup,
-    series_groups,
-    timestamps_sources,
-)
+from ..metadata.layers import ophys_for
+from ..timing.recordings import Recording
+from .base import LayoutContext, SeriesGroup, series_groups, timestamps_sources
 from .behavior import add_head_orientation
 from .devices import miniscope_device
 from .naming import naming_of

@@ -9,9 +9,9 @@ import numpy as np
 from pynwb.epoch import TimeIntervals
 from pynwb.event import EventsTable
 
-from ..notes import read_notes_file
-from ..recordings import Recording
-from ..settings import frame_rate_hz, gain_factor, number, saved_roi
+from ..daq.device_settings import frame_rate_hz, gain_factor, number, saved_roi
+from ..daq.notes import read_notes_file
+from ..timing.recordings import Recording
 from .base import DEVICE_TABLE, LayoutContext
 
 _DEVICE_COLUMNS = {

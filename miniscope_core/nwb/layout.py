@@ -16,9 +16,9 @@ import numpy as np
 from pynwb import NWBFile
 from pynwb.file import Subject
 
-from ..clock import SessionClock
 from ..errors import MiniscopeWarning
-from ..recordings import Recording
+from ..timing.clock import SessionClock
+from ..timing.recordings import Recording
 from .base import Layout, LayoutContext, LayoutOptions
 from .behavior import add_camera
 from .imaging import add_miniscope

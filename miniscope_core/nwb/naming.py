@@ -29,8 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..recordings import Recording
-from .base import LayoutOptions, acquisition_suffix, camel
+from ..metadata.layers import camel
+from ..timing.recordings import Recording
+from .base import LayoutOptions, acquisition_suffix
 
 _DAQ_DATE_FOLDER = re.compile(r"\d{4}_\d{2}_\d{2}")
 _LEGACY_SCOPE_FOLDER = "Miniscope"  # NeuroConv's folder discovery finds only folders so named

@@ -1,0 +1,1 @@
+"""Reading the Miniscope DAQ format: folders, metadata, timestamps, videos (no NWB here)."""

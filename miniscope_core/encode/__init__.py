@@ -1,0 +1,1 @@
+"""Video to compressed chunks: decoding with ffmpeg, deflating, chunk files, previews."""

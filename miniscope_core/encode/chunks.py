@@ -1,0 +1,341 @@
+"""Decode one video into the compressed chunks its NWB dataset will hold.
+
+A chunk file is a small HDF5 file whose dataset has exactly the layout, chunk shape and deflate
+filter of the NWB dataset: one frame per chunk, in NWB's (frame, width, height) order. Assembling
+the NWB file is then a byte copy of chunks (`read_direct_chunk`/`write_direct_chunk`), never a
+second compression, and a session that gains an acquisition re-decodes only the new videos.
+
+Compression runs in worker threads (the deflate libraries release the GIL) while ffmpeg decodes
+in its own process, so decoding and compression overlap on all cores. A long video going
+straight into the NWB file is decoded as two halves by two ffmpeg processes with a share of the
+cores each, because FFV1's frame threading costs about 8 % more CPU than decoding on one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..daq.video import VideoInfo, VideoStream, avi_index, count_frames, frame_size, open_video
+from ..errors import MiniscopeFormatError
+from ..outputs.atomic import atomic_output
+from .deflate import Deflater
+
+DATASET = "frames"
+_GROW = 512  # frames added to the dataset extent at a time
+_SPLIT_FRAMES = 240  # fewer: one decoder (a second ffmpeg start would cost more than it saves)
+DEFAULT_DEFLATER = Deflater()
+
+
+@dataclass(frozen=True)
+class Share:
+    """The frames of one decoder, for consecutive rows of a dataset from `first_row`."""
+
+    stream: VideoStream
+    first_row: int
+    limit: int | None  # frames wanted; None: all
+
+
+@dataclass(frozen=True)
+class ChunkFile(VideoInfo):
+    """A video whose frames were deflated into the chunk file at `path`."""
+
+    path: Path
+    deflater: Deflater
+
+    def is_current_for(self, source: Path, deflater: Deflater) -> bool:
+        """True when `source` is unchanged and was deflated the same way."""
+        stat = source.stat()
+        now = (stat.st_size, stat.st_mtime_ns, deflater)
+        return now == (self.size, self.mtime_ns, self.deflater)
+
+
+def encode_video(
+    source: Path,
+    target: Path,
+    *,
+    color: bool = False,
+    pixels: bool = True,
+    deflater: Deflater = DEFAULT_DEFLATER,
+    workers: int | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> ChunkFile:
+    """Decode `source` and write its deflated frames to `target` (atomically, replacing it).
+
+    With `pixels=False` (behaviour videos that the NWB file links to) only the decodable frames
+    are counted and recorded.
+    """
+    stat = source.stat()
+    decode_error = ""
+    with atomic_output(target, overwrite=True) as partial, h5py.File(partial, "w") as h5:
+        h5.attrs.update(
+            source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
+        )
+        h5.attrs.update(engine=deflater.engine, level=deflater.level)
+        n_frames = 0
+        if stat.st_size == 0:
+            decode_error = "the file is empty (0 bytes)"
+        else:
+            try:
+                if pixels:
+                    n_frames, decode_error = _write_frames(
+                        h5, source, color, deflater, workers, on_frame
+                    )
+                else:
+                    n_frames = count_frames(source)
+            except MiniscopeFormatError as error:
+                decode_error = error.problem
+        h5.attrs.update(decode_error=decode_error, n_frames=n_frames)
+    return read_chunk_file(target)
+
+
+def _write_frames(
+    h5: h5py.File,
+    source: Path,
+    color: bool,
+    deflate: Deflater,
+    workers: int | None,
+    on_frame: Callable[[int], None] | None,
+) -> tuple[int, str]:
+    """(frames written, decoding error); frames decoded before an error are kept."""
+    with open_video(source, color=color, nwb_order=True) as stream:
+        dataset = h5.create_dataset(
+            DATASET,
+            shape=(0, *stream.frame_shape),
+            maxshape=(None, *stream.frame_shape),
+            dtype=np.uint8,
+            chunks=(1, *stream.frame_shape),
+            compression="gzip",
+            compression_opts=deflate.level,
+        )
+        share = Share(stream, 0, None)
+        written, error = write_chunks([share], dataset, deflate, workers, on_frame, grow=True)
+    dataset.resize(written, axis=0)
+    return written, error
+
+
+def write_chunks(
+    shares: Sequence[Share],
+    dataset: h5py.Dataset,
+    deflate: Deflater,
+    workers: int | None,
+    on_frame: Callable[[int], None] | None,
+    grow: bool = False,
+) -> tuple[int, str]:
+    """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
+
+    Each thread reads a frame from its share's pipe into a buffer of its own, deflates it and
+    stores it: the frame never changes hands or cores between the three, and no per-frame task
+    or future is made (on two cores every bit of Python's CPU is the decoder's). The `workers`
+    threads are dealt to the shares evenly, at least one each; two on one share take its frames
+    in turn (a decoder faster than one deflating thread, as for uncompressed GREY video, then
+    still keeps every core busy). Returns (frames written, decoding error); frames decoded
+    before an error are kept, at their rows.
+    """
+    store = _Store(dataset, grow, on_frame)
+    readers = [_Reader(share) for share in shares]
+    per_share = max(1, (workers or os.cpu_count() or 1) // len(shares))
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=per_share * len(shares)) as pool:
+        futures = [
+            pool.submit(_deflate_share, reader, deflate, store, stop)
+            for reader in readers
+            for _ in range(per_share)
+        ]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # an exception in one thread, or Ctrl-C here, stops the others
+    errors = [future.result() for future in futures]  # raises what a thread raised
+    return store.written, next((error for error in errors if error), "")
+
+
+class _Reader:
+    """A share's stream, read by its threads one frame at a time, with the next frame's row."""
+
+    def __init__(self, share: Share) -> None:
+        self.share = share
+        self.lock = threading.Lock()
+        self.read = 0
+        self.ended = False
+
+    def next_into(self, frame: np.ndarray) -> int | None:
+        """Read the next frame into `frame`: its row, or None at the end of the share.
+
+        Raises MiniscopeFormatError (once) if its decoder failed; the share has then ended.
+        """
+        with self.lock:
+            limit = self.share.limit
+            if self.ended or (limit is not None and self.read >= limit):
+                return None
+            try:
+                got = self.share.stream.read_into(frame)
+            except MiniscopeFormatError:
+                self.ended = True
+                raise
+            if not got:
+                self.ended = True
+                return None
+            self.read += 1
+            return self.share.first_row + self.read - 1
+
+
+class _Store:
+    """Chunk writes into one dataset from several threads, counted (HDF5 takes one at a time)."""
+
+    def __init__(
+        self, dataset: h5py.Dataset, grow: bool, on_frame: Callable[[int], None] | None
+    ) -> None:
+        self.dataset, self.grow, self.on_frame = dataset, grow, on_frame
+        self.zeros = (0,) * (dataset.ndim - 1)
+        self.lock = threading.Lock()
+        self.written = 0
+
+    def put(self, row: int, chunk: bytes) -> None:
+        with self.lock:
+            if self.grow and row >= self.dataset.shape[0]:
+                self.dataset.resize(row + _GROW, axis=0)
+            self.dataset.id.write_direct_chunk((row, *self.zeros), chunk)
+            self.written += 1
+            if self.on_frame:
+                self.on_frame(1)
+
+
+def _deflate_share(reader: _Reader, deflate: Deflater, store: _Store, stop: threading.Event) -> str:
+    """One thread's loop: read, deflate, store, until the share ends; its decoding error or ""."""
+    frame = np.empty(reader.share.stream.frame_shape, np.uint8)
+    while not stop.is_set():
+        try:
+            row = reader.next_into(frame)
+        except MiniscopeFormatError as failure:
+            return failure.problem
+        if row is None:
+            break
+        store.put(row, deflate(frame))
+    return ""
+
+
+def encode_into(
+    video: VideoInfo,
+    dataset: h5py.Dataset,
+    offset: int,
+    n_frames: int,
+    deflate: Deflater,
+    workers: int | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Decode the first `n_frames` of `video` straight into `dataset[offset:]`; frames written.
+
+    Fewer than `n_frames` when the video decodes to fewer frames than it promised (or, split in
+    two halves, when the second did not start where the first ends).
+    """
+    if n_frames == 0:
+        return 0
+    color = len(video.frame_shape) == 3
+    middle = _middle(video.source, n_frames)
+    if middle is None:
+        with open_video(video.source, color, nwb_order=True) as stream:
+            share = Share(stream, offset, n_frames)
+            return write_chunks([share], dataset, deflate, workers, on_frame)[0]
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    with (
+        open_video(video.source, color, nwb_order=True, threads=threads) as head,
+        open_video(video.source, color, nwb_order=True, first=middle, threads=threads) as tail,
+    ):
+        shares = [Share(head, offset, middle), Share(tail, offset + middle, n_frames - middle)]
+        written, _ = write_chunks(shares, dataset, deflate, workers, on_frame)
+        if written == n_frames and not _halves_meet(head, dataset, offset + middle, deflate):
+            return middle
+    return written
+
+
+def _middle(source: Path, n_frames: int) -> int | None:
+    """Where a video's second half starts: the keyframe nearest its middle; None: do not split.
+
+    Two decoders pay off with two cores or more and enough frames to outweigh a second ffmpeg
+    start; the second starts at a keyframe of the AVI's index, so that it decodes nothing twice.
+    """
+    if n_frames < _SPLIT_FRAMES or (os.cpu_count() or 1) < 2:
+        return None
+    index = avi_index(source)
+    if index is None or index.n_frames < n_frames:
+        return None
+    keyframes = np.flatnonzero(index.keyframes[1:n_frames]) + 1
+    if len(keyframes) == 0:
+        return None
+    return int(keyframes[np.argmin(np.abs(keyframes - n_frames // 2))])
+
+
+def _halves_meet(head: VideoStream, dataset: h5py.Dataset, row: int, deflate: Deflater) -> bool:
+    """Whether the frame after the first half is the one the second half stored at `row`.
+
+    The second decoder found its start through timestamps; this one extra frame from the first
+    proves that no frame was skipped or repeated where the halves meet.
+    """
+    frame = np.empty(head.frame_shape, np.uint8)
+    try:
+        if not head.read_into(frame):
+            return False
+    except MiniscopeFormatError:
+        return False
+    zeros = (0,) * (dataset.ndim - 1)
+    return deflate(frame) == dataset.id.read_direct_chunk((row, *zeros))[1]
+
+
+def probe_video(source: Path, color: bool, pixels: bool) -> VideoInfo:
+    """Frame count (packets of a finalised AVI) and frame size, without decoding the frames."""
+    stat = source.stat()
+    n_frames, error = 0, ""
+    shape: tuple[int, ...] = ()
+    try:
+        n_frames = count_frames(source)
+        if pixels and n_frames:
+            size = frame_size(source)
+            shape = (*size, 3) if color else size
+    except MiniscopeFormatError as failure:
+        error = failure.problem
+    if stat.st_size == 0:
+        error = "the file is empty (0 bytes)"
+    return VideoInfo(source, stat.st_size, stat.st_mtime_ns, n_frames, shape, error)
+
+
+def read_chunk_file(path: Path) -> ChunkFile:
+    """The description stored in a chunk file written by `encode_video`."""
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5.attrs)
+            dataset = h5.get(DATASET)
+            frame_shape = tuple(dataset.shape[1:]) if dataset is not None else ()
+    except OSError as error:
+        raise MiniscopeFormatError(path, f"is not a readable chunk file ({error})") from error
+    return ChunkFile(
+        source=Path(str(attrs["source"])),
+        size=int(attrs["source_size"]),
+        mtime_ns=int(attrs["source_mtime_ns"]),
+        n_frames=int(attrs["n_frames"]),
+        frame_shape=tuple(int(n) for n in frame_shape),
+        decode_error=str(attrs.get("decode_error", "")),
+        path=path,
+        deflater=Deflater(str(attrs["engine"]), int(attrs["level"])),
+    )
+
+
+def copy_chunks(source: VideoInfo, target: h5py.Dataset, offset: int, n_frames: int) -> None:
+    """Copy the first `n_frames` compressed frames of `source`'s chunk file to `target[offset:]`."""
+    if n_frames == 0:
+        return
+    if not isinstance(source, ChunkFile):
+        raise TypeError(f"{source.source} has no chunk file to copy frames from")
+    zeros = (0,) * len(source.frame_shape)
+    with h5py.File(source.path, "r") as h5:
+        dataset_id = h5[DATASET].id
+        for index in range(n_frames):
+            mask, chunk = dataset_id.read_direct_chunk((index, *zeros))
+            target.id.write_direct_chunk((offset + index, *zeros), chunk, filter_mask=mask)

@@ -1,0 +1,1 @@
+"""What a lab gives: the metadata schema and the layers of metadata files."""

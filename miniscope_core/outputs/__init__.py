@@ -1,0 +1,1 @@
+"""Writing outputs safely: atomic files, locks, free space, and never inside a recording."""

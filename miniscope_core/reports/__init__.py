@@ -1,0 +1,1 @@
+"""One session described for people: `inspect`, and the Dagster summaries."""

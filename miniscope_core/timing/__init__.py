@@ -1,0 +1,1 @@
+"""Frames to times: pairing videos with timestamp rows, the session clock, sync pairs."""
