@@ -1,4 +1,4 @@
-"""The layer rule of docs/ARCHITECTURE.md, checked by import-linter's contracts in pyproject.toml."""
+"""The layer rule of docs/ARCHITECTURE.md, checked by import-linter (see pyproject.toml)."""
 
 from __future__ import annotations
 

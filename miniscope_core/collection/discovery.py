@@ -75,14 +75,9 @@ def find_sessions(root: Path | str, skip_unreadable: bool = False) -> list[Path]
     return [Path(folder) for folder, _ in _listing(absolute(root), skip_unreadable)]
 
 
-def session_name(root: Path, session: Path) -> str:
-    """A session's name in a collection: its partition key and its --output-dir file name."""
-    rel_path = PurePosixPath(session.relative_to(root).as_posix())
-    return partition_key(rel_path if rel_path.parts else PurePosixPath(root.name))
-
-
 def session_names(root: Path | str, skip_unreadable: bool = False) -> dict[str, Path]:
-    """Every session below `root` by name (see `session_name`)."""
+    """Every session below `root` by name: its path in the collection `__`-joined (see `keys`),
+    its partition key and its --output-dir file name."""
     return {name: listed.folder for name, listed in list_sessions(root, skip_unreadable).items()}
 
 
@@ -92,7 +87,7 @@ def list_sessions(root: Path | str, skip_unreadable: bool = False) -> dict[str, 
     top = str(root)
     named = {}
     for folder, acquisitions in _listing(root, skip_unreadable):
-        rel = folder[len(top) :].lstrip(os.sep)  # session_name without pathlib's parsing
+        rel = folder[len(top) :].lstrip(os.sep)  # no pathlib parsing: a listing is hot
         rel_path = PurePosixPath(rel) if rel else PurePosixPath(root.name)
         named[partition_key(rel_path)] = ListedSession(
             Path(folder), tuple(Path(a) for a in acquisitions)

@@ -175,13 +175,6 @@ def _description(first: dict[str, Any], n_acquisitions: int) -> str:
     )
 
 
-def session_metadata(
-    session: Session, user: dict[str, Any] | None = None, path: Path | str | None = None
-) -> dict[str, Any]:
-    """Old entry point, until its callers use `resolve_metadata` (same policy)."""
-    return resolve_metadata(session, user_file=path, overrides=user)
-
-
 def ophys_for(metadata: dict[str, Any], device_name: str) -> dict[str, Any]:
     """Imaging-plane facts for one scope: defaults, `Ophys`, then `Ophys.devices.<name>`."""
     ophys = dict(metadata.get("Ophys") or {})
