@@ -29,7 +29,6 @@ from miniscope_core import (
     ConversionResult,
     MiniscopeFormatError,
     Session,
-    SettingsError,
     assemble,
     check_file,
     chunk_file_preview,
@@ -61,6 +60,7 @@ from .checks import (
 )
 from .partitions import GROUP, raw_session, sessions
 from .resources import ConversionConfig, MiniscopeStorage
+from .settings import SettingsError
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"

@@ -7,7 +7,7 @@
         [--compression-level N] [--stub] [--backend hdf5|zarr]
 
 Settings come from the MINISCOPE_* environment variables and settings file (see
-`miniscope_core.settings_model`) unless given here. A backfill's conversion flags become the run
+`miniscope_assets.settings`) unless given here. A backfill's conversion flags become the run
 config of every run it launches, in process or on the server. In-process conversions record
 their runs in $DAGSTER_HOME if it is set, else in a throwaway instance (the files are written
 either way).
@@ -26,14 +26,7 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from miniscope_core import (
-    BACKENDS,
-    SESSION_METADATA_FILE,
-    SettingsError,
-    folder_status,
-    partition_key,
-    signature,
-)
+from miniscope_core import BACKENDS, SESSION_METADATA_FILE, folder_status, partition_key, signature
 from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
@@ -42,6 +35,7 @@ from .registry import raw_metadata, register, state_text
 from .remote import Server, ServerError
 from .resources import ConversionConfig, MiniscopeStorage
 from .scan import find_sessions
+from .settings import SettingsError
 
 DEMO_FOLDER = "demo_session"
 # nwbinspector calls a file without the subject's sex and age CRITICAL.

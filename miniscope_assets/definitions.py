@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from miniscope_core import MiniscopeSettings
-
 from .assets import CONVERSION_ASSETS
 from .executor import executor_for
 from .partitions import raw_session
 from .resources import MiniscopeStorage
 from .sensors import convert_session_job, session_sensor
+from .settings import MiniscopeSettings
 
 _SETTINGS = MiniscopeSettings.load()
 

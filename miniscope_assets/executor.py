@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from miniscope_core import MiniscopeSettings, SettingsError
+from .settings import MiniscopeSettings, SettingsError
 
 CLUSTER_EXTRA = "pip install 'miniscope-nwb[dagster,cluster]'"
 

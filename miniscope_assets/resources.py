@@ -1,6 +1,6 @@
 """Where sessions are read and outputs written, the knobs of the automation, and run config.
 
-Every value and its default is defined once, in `miniscope_core.settings_model`: the resource is
+Every value and its default is defined once, in `miniscope_assets.settings`: the resource is
 built from the settings (environment variables, settings file) when the code location loads, so
 the UI shows the values in use and a bad one stops the load with a one-line message. The
 conversion defaults can be changed per run through `ConversionConfig`.
@@ -18,10 +18,8 @@ from pydantic import Field
 
 from miniscope_core import (
     BACKENDS,
-    CONVERSION_SETTINGS,
     STUB_FRAMES,
     ConversionOptions,
-    MiniscopeSettings,
     Session,
     claim_output,
     claimed_outputs,
@@ -32,6 +30,7 @@ from miniscope_core import (
 )
 
 from .scan import session_folder
+from .settings import CONVERSION_SETTINGS, MiniscopeSettings
 
 _DEFAULTS = MiniscopeSettings()
 _PATHS = {"raw_root", "output_root", "metadata_file"}

@@ -45,14 +45,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from miniscope_core import (
-    ListedSession,
-    MiniscopeSettings,
-    Signature,
-    folder_status,
-    folders_signature,
-    signature,
-)
+from miniscope_core import ListedSession, Signature, folder_status, folders_signature, signature
 
 from .assets import CONVERSION_ASSETS
 from .partitions import sessions
@@ -68,6 +61,7 @@ from .registry import (
 )
 from .resources import MiniscopeStorage
 from .scan import is_gone, list_sessions
+from .settings import MiniscopeSettings
 
 SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
 # To move into the settings model: folders read file by file in one tick (0.1-1 ms each for a

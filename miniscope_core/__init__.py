@@ -20,6 +20,8 @@ from .collection.status import FolderStatus, Signature, folder_status, folders_s
 from .daq.explicit import session_from_files
 from .daq.model import Device, Entry, Inventory, Session
 from .encode.chunks import ChunkFile, VideoInfo
+from .encode.deflate import ENGINES as DEFLATE_ENGINES
+from .encode.deflate import Deflater
 from .encode.preview import chunk_file_preview
 from .errors import (
     FrameCountMismatch,
@@ -30,6 +32,7 @@ from .errors import (
     recorded_warnings,
 )
 from .metadata.layers import SESSION_METADATA_FILE, resolve_metadata
+from .metadata.schema import did_you_mean
 from .nwb.backends.support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
 from .options import STUB_FRAMES, ConversionOptions
 from .outputs.atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
@@ -55,7 +58,6 @@ from .reports.summary import (
     recording_timings,
     session_timings,
 )
-from .settings_model import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
 from .timing.recordings import Recording
 from .timing.sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
 from .verify.validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
@@ -132,9 +134,9 @@ __all__ = [
     "recording_timings",
     "session_timings",
     # settings, outputs, errors
-    "CONVERSION_SETTINGS",
-    "MiniscopeSettings",
-    "SettingsError",
+    "DEFLATE_ENGINES",
+    "Deflater",
+    "did_you_mean",
     "OutputError",
     "OutputInsideInputError",
     "atomic_output",

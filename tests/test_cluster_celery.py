@@ -31,7 +31,8 @@ from dagster._serdes import deserialize_value
 
 from miniscope_assets.cli import main as cli_main
 from miniscope_assets.executor import executor_for, worker_yaml
-from miniscope_core import MiniscopeSettings, SettingsError, check_file, convert_session
+from miniscope_assets.settings import MiniscopeSettings, SettingsError
+from miniscope_core import check_file, convert_session
 from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,

@@ -17,7 +17,8 @@ import pytest
 from support import acquisition, read_nwb
 
 from miniscope_assets.resources import MiniscopeStorage
-from miniscope_core import MiniscopeSettings, SettingsError, convert_session, discover
+from miniscope_assets.settings import MiniscopeSettings, SettingsError
+from miniscope_core import convert_session, discover
 from miniscope_core.cli import main
 from miniscope_core.daq.explicit import session_from_files
 from miniscope_core.outputs.atomic import OutputError

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError
+from miniscope_assets.settings import (
+    CONVERSION_SETTINGS,
+    DEMO_DATA,
+    MiniscopeSettings,
+    SettingsError,
+)
+from miniscope_core import ConversionOptions
 from miniscope_core.nwb.base import LayoutOptions
-from miniscope_core.settings_model import CONVERSION_SETTINGS, DEMO_DATA
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

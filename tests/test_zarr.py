@@ -15,7 +15,8 @@ from pynwb import NWBHDF5IO
 from support import SMALL_CAMERA
 from test_safety import _start, _wait_for_partial
 
-from miniscope_core import ConversionOptions, MiniscopeSettings, SettingsError, convert_session
+from miniscope_assets.settings import MiniscopeSettings, SettingsError
+from miniscope_core import ConversionOptions, convert_session
 from miniscope_core.cli import main
 from miniscope_core.nwb.backends import zarr as zarr_output
 from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session

@@ -1,4 +1,5 @@
-"""Every setting of the automation and every conversion default, each defined once, here.
+"""Every setting of the deployment (where sessions are, how the sensor watches them, how runs
+execute, what the checks allow) and the lab's conversion defaults, each defined once, here.
 
 Values come from, later wins: the defaults below < a settings file named by
 `MINISCOPE_SETTINGS_FILE` (YAML or TOML, keys are the field names) < `MINISCOPE_<FIELD>`
@@ -30,10 +31,7 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .encode.deflate import ENGINES, Deflater
-from .metadata.schema import did_you_mean
-from .nwb.backends.support import BACKENDS
-from .options import ConversionOptions
+from miniscope_core import BACKENDS, DEFLATE_ENGINES, ConversionOptions, Deflater, did_you_mean
 
 PREFIX = "MINISCOPE_"
 SETTINGS_FILE_VARIABLE = PREFIX + "SETTINGS_FILE"
@@ -175,7 +173,7 @@ class MiniscopeSettings(BaseModel):
     deflate_engine: str = _setting(
         _LIBRARY.deflate_engine,
         "Deflate encoder: isal (fast) or zlib (the same bytes as h5py's filter).",
-        "one of " + ", ".join(sorted(ENGINES)),
+        "one of " + ", ".join(sorted(DEFLATE_ENGINES)),
     )
     compression_level: int = _setting(
         _LIBRARY.compression_level,
@@ -197,7 +195,7 @@ class MiniscopeSettings(BaseModel):
     @field_validator("deflate_engine")
     @classmethod
     def _known_engine(cls, engine: str) -> str:
-        if engine not in ENGINES:
+        if engine not in DEFLATE_ENGINES:
             raise ValueError("unknown engine")
         return engine
 
