@@ -123,7 +123,10 @@ def test_a_write_that_fails_stops_every_thread_at_once_and_is_raised(tmp_path, m
                 write_chunks(shares, data, Deflater(), 2, None)
             frame = np.empty(head.frame_shape, np.uint8)
             left = sum(1 for _ in iter(lambda: head.read_into(frame), False))
-    assert left > 300  # of the 400 frames the first decoder would have given
+    # Of the 400 frames the first decoder would give, its share is the first 200: a thread that
+    # waited for its whole share to finish leaves exactly 200 (a loaded machine lets it run
+    # ahead for a few dozen frames before it sees the error, so no tighter bound holds).
+    assert left > 200
 
 
 def test_two_threads_on_one_share_store_every_frame_at_its_row(tmp_path):
