@@ -16,17 +16,29 @@ either way).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import requests
 
-from miniscope_core import BACKENDS, SESSION_METADATA_FILE, folder_status, partition_key, signature
+from miniscope_core import (
+    RUN_CONFIG_OPTIONS,
+    SESSION_METADATA_FILE,
+    MiniscopeFormatError,
+    add_option_flags,
+    folder_status,
+    given_options,
+    load_metadata_file,
+    partition_key,
+    signature,
+)
 from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
@@ -155,16 +167,26 @@ def _chosen(names: list[str], found: dict[str, Path], raw_root: Path) -> dict[st
 
 def _choices(args: argparse.Namespace) -> ConversionConfig:
     """The backfill's conversion flags; those not given stay unset (the settings decide)."""
+    given = given_options(args, RUN_CONFIG_OPTIONS)
+    metadata = _metadata(args.metadata) if args.metadata else {}
     return ConversionConfig(
-        per_acquisition=args.per_acquisition,
-        strict=args.strict,
-        embed_cameras=args.embed_cameras,
-        neuroconv_names=args.neuroconv_names,
-        dandi_layout=args.dandi,
-        compression_level=args.compression_level,
-        stub=args.stub,
-        backend=args.backend,
+        **{name: value for name, value in given.items() if value is not None}, metadata=metadata
     )
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    """--metadata as run config: plain JSON values (YAML's dates become ISO text, which the
+    metadata schema reads back); a file that does not read is one line, before any run."""
+    try:
+        loaded = load_metadata_file(path)
+    except MiniscopeFormatError as error:
+        raise SystemExit(f"miniscope-dagster: {error}") from error
+    plain: dict[str, Any] = json.loads(json.dumps(loaded, default=_iso))
+    return plain
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _title(n_sessions: int, config: ConversionConfig) -> str:
@@ -239,23 +261,11 @@ def _parser() -> argparse.ArgumentParser:
 def _conversion_flags(command: argparse.ArgumentParser) -> None:
     """Run config of the runs launched; a flag not given leaves the setting in force."""
     choices = command.add_argument_group("conversion (default: the MINISCOPE_* settings)")
-    for flag, what in [
-        ("--per-acquisition", "one image series per acquisition"),
-        ("--strict", "fail a session whose frame and timestamp counts disagree"),
-        ("--embed-cameras", "store behaviour-camera frames in the NWB file"),
-        ("--neuroconv-names", "name series and devices as NeuroConv does"),
-        ("--dandi", "write <output_root>/dandiset/ as dandi organize names it"),
-    ]:
-        choices.add_argument(flag, action="store_true", default=None, help=what)
+    add_option_flags(choices, RUN_CONFIG_OPTIONS, unset=True)
     choices.add_argument(
-        "--compression-level", type=int, metavar="N", help="deflate level (isal 0-3, zlib 0-9)"
-    )
-    choices.add_argument(
-        "--stub", action="store_true", help="first frames only, into <key>_stub.nwb (a check)"
-    )
-    choices.add_argument(
-        "--backend", choices=BACKENDS, help="hdf5 (<key>.nwb) or zarr (<key>.nwb.zarr)"
-    )
+        "--metadata", type=Path, metavar="FILE",
+        help="YAML/JSON NWB metadata (NWBFile, Subject, Ophys) merged over every file",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

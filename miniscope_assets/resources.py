@@ -18,7 +18,7 @@ from pydantic import Field
 
 from miniscope_core import (
     BACKENDS,
-    STUB_FRAMES,
+    OPTIONS,
     ConversionOptions,
     Session,
     claim_output,
@@ -192,11 +192,7 @@ class ConversionConfig(dg.Config):
     dandi_layout: bool | None = _unset_means("dandi_layout")
     deflate_engine: str | None = _unset_means("deflate_engine")
     compression_level: int | None = _unset_means("compression_level")
-    stub: bool = Field(
-        default=False,
-        description=f"Stub run: only the first {STUB_FRAMES} frames of each acquisition, into "
-        "<key>_stub.nwb beside the full file, to check metadata and layout in seconds.",
-    )
+    stub: bool = Field(default=OPTIONS["stub"].default, description=OPTIONS["stub"].help)
     backend: str | None = _unset_means("backend")
     metadata: dict[str, Any] = Field(
         default={},

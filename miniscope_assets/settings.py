@@ -31,7 +31,16 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from miniscope_core import BACKENDS, DEFLATE_ENGINES, ConversionOptions, Deflater, did_you_mean
+from miniscope_core import (
+    BACKENDS,
+    DANDI_LAYOUT,
+    DEFLATE_ENGINES,
+    LAB_OPTIONS,
+    OPTIONS,
+    ConversionOptions,
+    Deflater,
+    did_you_mean,
+)
 
 PREFIX = "MINISCOPE_"
 SETTINGS_FILE_VARIABLE = PREFIX + "SETTINGS_FILE"
@@ -39,16 +48,8 @@ _CHECKOUT = Path(__file__).resolve().parents[1]
 DEMO_DATA = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / "demo_data"
 # Names that worked before the model; still read, below the canonical name.
 _LEGACY_VARIABLES = {"sensor_interval_seconds": (PREFIX + "SENSOR_INTERVAL",)}
-_LIBRARY = ConversionOptions()
-CONVERSION_SETTINGS = (
-    "per_acquisition",
-    "strict",
-    "embed_cameras",
-    "neuroconv_names",
-    "deflate_engine",
-    "compression_level",
-    "backend",
-)
+# The lab's defaults of ConversionOptions' own fields (dandi_layout is a naming choice).
+CONVERSION_SETTINGS = tuple(name for name in LAB_OPTIONS if name != DANDI_LAYOUT.name)
 _OWN_MESSAGE = "setting"  # error type whose message replaces "expected ..."
 _RAW_OUTPUT = "output_in_raw"  # error type of an output root inside the raw root
 _RAW_ONLY_READ = (
@@ -61,6 +62,12 @@ _LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line naming its source and value."""
+
+
+def _lab(name: str, expected: str) -> Any:
+    """A lab default of the conversion option `name`: its default and meaning as declared."""
+    option = OPTIONS[name]
+    return _setting(option.default, option.help, expected)
 
 
 def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
@@ -144,47 +151,15 @@ class MiniscopeSettings(BaseModel):
         ge=1,
     )
 
-    per_acquisition: bool = _setting(
-        _LIBRARY.per_acquisition,
-        "One image series per acquisition instead of one per device for the whole session.",
-        "true or false",
-    )
-    strict: bool = _setting(
-        _LIBRARY.strict,
-        "Fail a session whose video frames and timestamps disagree (else keep the shorter).",
-        "true or false",
-    )
-    embed_cameras: bool = _setting(
-        _LIBRARY.embed_cameras,
-        "Store behaviour-camera frames in the NWB file instead of linking the AVI files.",
-        "true or false",
-    )
-    neuroconv_names: bool = _setting(
-        _LIBRARY.neuroconv_names,
-        "Name series and devices as NeuroConv's MiniscopeConverter does (`BehavCamImageSeries`).",
-        "true or false",
-    )
-    dandi_layout: bool = _setting(
-        False,
-        "Also require DANDI's metadata and write each file as `dandi organize` names it, in "
-        "`<output_root>/dandiset/`.",
-        "true or false",
-    )
-    deflate_engine: str = _setting(
-        _LIBRARY.deflate_engine,
-        "Deflate encoder: isal (fast) or zlib (the same bytes as h5py's filter).",
-        "one of " + ", ".join(sorted(DEFLATE_ENGINES)),
-    )
-    compression_level: int = _setting(
-        _LIBRARY.compression_level,
-        "Deflate level of the stored frames (isal 0-3, zlib 0-9).",
-        "a whole number (isal 0-3, zlib 0-9)",
-    )
-    backend: str = _setting(
-        _LIBRARY.backend,
-        "NWB file format: hdf5 (`<key>.nwb`) or zarr (`<key>.nwb.zarr`, needs the zarr extra).",
-        "one of " + ", ".join(BACKENDS),
-    )
+    # The lab's conversion defaults: defaults and meanings are the library's (`OPTIONS`).
+    per_acquisition: bool = _lab("per_acquisition", "true or false")
+    strict: bool = _lab("strict", "true or false")
+    embed_cameras: bool = _lab("embed_cameras", "true or false")
+    neuroconv_names: bool = _lab("neuroconv_names", "true or false")
+    dandi_layout: bool = _lab("dandi_layout", "true or false")
+    deflate_engine: str = _lab("deflate_engine", "one of " + ", ".join(sorted(DEFLATE_ENGINES)))
+    compression_level: int = _lab("compression_level", "a whole number (isal 0-3, zlib 0-9)")
+    backend: str = _lab("backend", "one of " + ", ".join(BACKENDS))
 
     @field_validator("metadata_file", mode="before")
     @classmethod

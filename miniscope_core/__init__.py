@@ -31,10 +31,20 @@ from .errors import (
     lab_messages,
     recorded_warnings,
 )
-from .metadata.layers import SESSION_METADATA_FILE, resolve_metadata
+from .metadata.layers import SESSION_METADATA_FILE, load_metadata_file, resolve_metadata
 from .metadata.schema import did_you_mean
 from .nwb.backends.support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
-from .options import STUB_FRAMES, ConversionOptions
+from .options import (
+    DANDI_LAYOUT,
+    LAB_OPTIONS,
+    OPTIONS,
+    RUN_CONFIG_OPTIONS,
+    STUB_FRAMES,
+    ConversionOptions,
+    Option,
+    add_option_flags,
+    given_options,
+)
 from .outputs.atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
 from .outputs.guard import OutputInsideInputError
 from .pipeline.convert import (
@@ -93,6 +103,13 @@ __all__ = [
     "Assembly",
     "ChunkFile",
     "ConversionOptions",
+    "DANDI_LAYOUT",
+    "LAB_OPTIONS",
+    "OPTIONS",
+    "Option",
+    "RUN_CONFIG_OPTIONS",
+    "add_option_flags",
+    "given_options",
     "ConversionResult",
     "Recording",
     "VideoInfo",
@@ -101,6 +118,7 @@ __all__ = [
     "convert_session",
     "encode_videos",
     "resolve_metadata",
+    "load_metadata_file",
     "STUB_FRAMES",
     "stub_output",
     # times on another clock (NeuroConv's alignment operations)

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .collection.discovery import CollectionError, discover, list_sessions
-from .encode.deflate import DEFAULT_ENGINE, DEFAULT_LEVEL, ENGINES
+from .encode.deflate import ENGINES
 from .errors import MiniscopeFormatError
 from .metadata.layers import resolve_metadata
-from .nwb.backends.support import BACKENDS, DEFAULT_BACKEND, for_backend, stored_bytes
-from .options import STUB_FRAMES, ConversionOptions
+from .nwb.backends.support import for_backend, stored_bytes
+from .options import DANDI_LAYOUT, ConversionOptions, add_option_flags, given_options
 from .outputs.atomic import unwritable, writable_folder
 from .outputs.guard import absolute, refuse_writes_inside
 from .pipeline.convert import ConversionResult, convert_session, stub_output
 from .pipeline.dandi import dandi_output
 from .reports.report import SessionReport, inspect_session
 from .testing import write_demo_session
-from .timing.sync import SYNC_COLUMNS, SYNC_FILE, read_sync_file
+from .timing.sync import SYNC_FILE
 from .verify.validate import check_file
 
 _STAGES = ("decoding + compressing", "assembling NWB")
+_CONVERSION = tuple(field.name for field in fields(ConversionOptions))
+_FLAGS = (*_CONVERSION, DANDI_LAYOUT.name)
 _EXIT_CODES = """exit codes: 0 done; 1 some sessions of a collection (or files to validate) failed;
 2 bad input or usage (the one-line error names the file and what is wrong; nothing is written);
 130 interrupted (nothing written)."""
@@ -62,69 +64,13 @@ def _add_convert(convert: argparse.ArgumentParser) -> None:
         "--output-dir", type=Path, help="one <session name>.nwb[.zarr] per session here"
     )
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    convert.add_argument(
-        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-        help="hdf5: a .nwb file; zarr: a .nwb.zarr directory (needs the [zarr] extra)",
-    )  # fmt: skip
     convert.add_argument("--metadata", type=Path, help="YAML/JSON with NWBFile, Subject, Ophys")
     convert.add_argument(
         "--lab-metadata", type=Path, help="lab-wide metadata, under the session's and --metadata"
     )
-    convert.add_argument(
-        "--per-acquisition", action="store_true", help="one series per acquisition"
-    )
-    convert.add_argument(
-        "--strict", action="store_true", help="frame/timestamp mismatches are errors"
-    )
-    convert.add_argument("--embed-cameras", action="store_true", help="store behaviour video")
-    convert.add_argument(
-        "--neuroconv-names", action="store_true", help="name series and devices as NeuroConv"
-    )
-    convert.add_argument(
-        "--dandi",
-        action="store_true",
-        help="--output-dir is a dandiset: sub-<id>/sub-<id>_ses-<id>_<modalities>.nwb, "
-        "DANDI's required metadata checked first",
-    )
-    convert.add_argument(
-        "--deflate-engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE, help="gzip encoder"
-    )
-    convert.add_argument(
-        "--compression-level", type=int, default=DEFAULT_LEVEL, help="isal 0-3, zlib 0-9"
-    )
-    convert.add_argument(
-        "--workers",
-        type=_positive,
-        help="compression threads (default: all cores; at least one per decoder)",
-    )
     convert.add_argument("--work-dir", type=Path, help="keep chunk files here for re-runs")
-    convert.add_argument(
-        "--stub", action="store_true", help=f"only the first {STUB_FRAMES} frames per acquisition"
-    )
-    convert.add_argument(
-        "--sync", type=Path, help=f"CSV of {','.join(SYNC_COLUMNS)} pairs (s); default: {SYNC_FILE}"
-    )
-    convert.add_argument(
-        "--start-offset", type=_seconds, default=0.0, help="seconds added to every time"
-    )
-    convert.add_argument(
-        "--no-verify", action="store_true", help="skip reading the file back before naming it"
-    )
+    add_option_flags(convert.add_argument_group("conversion"), _FLAGS)
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text}")
-    return value
 
 
 def _check_level(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -132,7 +78,7 @@ def _check_level(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     for many sessions."""
     if args.command != "convert":
         return
-    if args.sync is not None and args.output_dir is not None:
+    if args.alignment is not None and args.output_dir is not None:
         parser.error(
             f"argument --sync: pairs belong to one session (-o); with --output-dir put a "
             f"{SYNC_FILE} in each session folder"
@@ -160,20 +106,7 @@ def _progress_bars(quiet: bool) -> Callable[[int, int], Callable[[int], None]] |
 
 
 def _options(args: argparse.Namespace) -> ConversionOptions:
-    return ConversionOptions(
-        per_acquisition=args.per_acquisition,
-        strict=args.strict,
-        compression_level=args.compression_level,
-        deflate_engine=args.deflate_engine,
-        embed_cameras=args.embed_cameras,
-        neuroconv_names=args.neuroconv_names,
-        workers=args.workers,
-        verify=not args.no_verify,
-        stub=args.stub,
-        alignment=read_sync_file(args.sync) if args.sync else None,
-        start_offset=args.start_offset,
-        backend=args.backend,
-    )
+    return ConversionOptions(**given_options(args, _CONVERSION))
 
 
 def _convert_one(args: argparse.Namespace, session: Path, output: Path) -> ConversionResult:
@@ -192,7 +125,7 @@ def _convert_one(args: argparse.Namespace, session: Path, output: Path) -> Conve
 def _convert(args: argparse.Namespace) -> int:
     """One session to -o, or each session of a collection into --output-dir; nothing is ever
     written inside the recordings (see `output_guard`), which is checked before any decoding."""
-    if args.dandi and args.output is not None:
+    if args.dandi_layout and args.output is not None:
         raise MiniscopeFormatError(args.output, "--dandi names the files: use --output-dir")
     # Absolute, so that a session given as `.` (or `..`) is named as its folder is.
     args = argparse.Namespace(**{**vars(args), "session": absolute(args.session)})
@@ -256,7 +189,7 @@ def _output_path(args: argparse.Namespace, name: str, folder: Path) -> Path:
     """`<name>.nwb`, or with --dandi the name `dandi organize` gives (metadata checked first);
     `.nwb.zarr` for Zarr; a stub's name never is the full file's."""
     output = Path(args.output_dir / f"{name}.nwb")
-    if args.dandi:
+    if args.dandi_layout:
         session = discover(folder)
         metadata = resolve_metadata(session, args.lab_metadata, args.metadata)
         output = dandi_output(session, args.output_dir, metadata, _options(args))
