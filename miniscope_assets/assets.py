@@ -24,12 +24,9 @@ import dagster as dg
 import pandas as pd
 
 from miniscope_core import (
-    Assembly,
     ChunkFile,
-    ConversionResult,
     MiniscopeFormatError,
     Session,
-    assemble,
     check_file,
     chunk_file_preview,
     convert_session,
@@ -234,16 +231,12 @@ def nwb_file(
         options = storage.options(config)
         metadata = storage.nwb_metadata(session, config.metadata)
         path = storage.output_path(key, session, metadata, config)
-        done: Assembly | ConversionResult
-        if options.stub:  # a few frames: decoded straight into the file, no chunk files
-            lab = storage.lab_metadata
-            overrides = config.metadata or None
-            done = convert_session(
-                session, path, options, overrides, lab_metadata_path=lab, overwrite=True
-            )
-        else:
-            chunks = encode_videos(session, storage.chunks_dir(key), options)
-            done = assemble(session, chunks, path, options, metadata)
+        # The library decides the path: a stub decodes straight into the file; otherwise the
+        # chunk files video_chunks made are copied in (missing or stale ones are made again).
+        done = convert_session(
+            session, path, options, config.metadata or None, work_dir=storage.chunks_dir(key),
+            lab_metadata_path=storage.lab_metadata, overwrite=True,
+        )  # fmt: skip
     seconds = time.perf_counter() - began
     notes = lab_messages(caught)
     for note in notes:
