@@ -8,7 +8,9 @@ where it fails: `.ci/run` installs them, so their absence there is a broken setu
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -266,9 +268,76 @@ def _answers(port: int) -> bool:
     return False
 
 
+# The test instance's run queue is looked at every second (Dagster's default: 5 s), and so are
+# the run retries (the event log consumer daemon's interval, 5 s by default); the deployment's
+# own dagster.yaml keeps Dagster's defaults.
+FAST_RUN_QUEUE = {
+    "module": "dagster.core.run_coordinator",
+    "class": "QueuedRunCoordinator",
+    "config": {"dequeue_interval_seconds": 1},
+}
+FAST_DAEMON_ENVIRONMENT = {"DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS": "1"}
+
+# Two daemon loops have no setting: the backfill daemon sleeps 30 s between iterations
+# (dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS, read by dagster._daemon.backfill
+# on each loop; dagster PR #11860 proposing a shorter one is unmerged) and the sensor daemon 5 s
+# (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME). In the tests' processes only, this
+# sitecustomize sets both to 1 s as those modules are imported (no import of dagster before
+# then). A name Dagster no longer has is left alone: the tests then wait as long as before.
+FAST_LOOPS = {
+    "dagster._daemon.controller": {"DEFAULT_DAEMON_INTERVAL_SECONDS": 1},
+    "dagster._daemon.sensor": {"MIN_INTERVAL_LOOP_TIME": 1},
+}
+_SITECUSTOMIZE = f"""\
+import importlib.machinery
+import sys
+
+_PATCHES = {FAST_LOOPS!r}
+
+
+class _FastDaemonLoops:
+    def find_spec(self, name, path=None, target=None):
+        values = _PATCHES.get(name)
+        if values is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            for attribute, value in values.items():
+                if hasattr(module, attribute):
+                    setattr(module, attribute, value)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _FastDaemonLoops())
+"""
+
+
+@functools.cache
+def fast_daemon_path() -> Path:
+    """A folder holding the sitecustomize.py that shortens the daemon loops (FAST_LOOPS), for
+    PYTHONPATH; removed when this process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="miniscope-fast-daemon-"))
+    folder.chmod(0o755)  # SLURM jobs and `nobody` read it too
+    atexit.register(shutil.rmtree, folder, True)
+    (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    return folder
+
+
+def fast_instance(config: dict[str, Any]) -> dict[str, Any]:
+    """A dagster.yaml's `config` with the test instance's run queue interval (FAST_RUN_QUEUE)."""
+    return {**config, "run_coordinator": FAST_RUN_QUEUE}
+
+
 def dagster_home(folder: Path, **limits: int) -> Path:
     """`folder` with deploy/dagster.yaml in it, the run and pool limits replaced by `limits`
-    (max_concurrent_runs, default_limit) where given."""
+    (max_concurrent_runs, default_limit) where given, and the run queue looked at every second."""
     import yaml
 
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
@@ -278,15 +347,18 @@ def dagster_home(folder: Path, **limits: int) -> Path:
     if "default_limit" in limits:
         concurrency["pools"]["default_limit"] = limits["default_limit"]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(fast_instance(config)))
     return folder
 
 
 def environment(**variables: str) -> dict[str, str]:
-    """This process's environment with this venv's tools first on PATH and `variables`."""
+    """This process's environment with this venv's tools first on PATH, the daemons' loops
+    shortened (FAST_DAEMON_ENVIRONMENT, FAST_LOOPS) and `variables`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINISCOPE_")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+    path = [str(PROJECT), str(fast_daemon_path()), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+    env.update(FAST_DAEMON_ENVIRONMENT)
     env.update(variables)
     return env
 

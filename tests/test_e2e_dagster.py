@@ -6,7 +6,6 @@ Deselect with `-m "not e2e"`; it takes about a minute.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 import h5py
 import pytest
 import requests
+import yaml
+from cluster_services import FAST_DAEMON_ENVIRONMENT, fast_daemon_path, fast_instance
 
 from miniscope_assets.cli import main
 from miniscope_core.testing.synthetic import ScopeSpec, write_session
@@ -49,7 +50,9 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """`dagster dev` on a free localhost port, a temporary DAGSTER_HOME and raw/output roots."""
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(PROJECT / "dagster.yaml", home)
+    # The repository's dagster.yaml, with the test instance's shorter daemon loops.
+    config = fast_instance(yaml.safe_load((PROJECT / "dagster.yaml").read_text()))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "lab.yaml").write_text("Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n")
     settings = {
         "DAGSTER_HOME": str(home),
@@ -58,6 +61,10 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "MINISCOPE_METADATA_FILE": str(tmp_path / "lab.yaml"),
         "MINISCOPE_SENSOR_INTERVAL": "1",
         "MINISCOPE_SETTLE_SECONDS": "0",
+        **FAST_DAEMON_ENVIRONMENT,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(fast_daemon_path()), os.environ.get("PYTHONPATH")])
+        ),
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
