@@ -40,8 +40,8 @@ class Option:
     value: Callable[[Any], Any] | None = None  # the flag's value to the option's (a file read)
 
     @property
-    def is_flag_only(self) -> bool:
-        """A switch: given or not (store_true, or store_false when negated)."""
+    def is_switch(self) -> bool:
+        """Given or not (store_true, or store_false when negated): a bool option."""
         return isinstance(self.default, bool)
 
 
@@ -59,9 +59,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _option(default: Any, help: str, **how: Any) -> Any:
+def _option(default: Any, meaning: str, **how: Any) -> Any:
     """A field of `ConversionOptions` and its front-end declaration (see `Option`)."""
-    return field(default=default, metadata={"option": how | {"help": help}})
+    return field(default=default, metadata={"option": how | {"help": meaning}})
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def add_option_flags(
     for name in names:
         option = OPTIONS[name]
         default = None if unset else option.default
-        if option.is_flag_only:
+        if option.is_switch:
             action = "store_false" if option.negated else "store_true"
             parser.add_argument(
                 option.flag, dest=name, action=action, default=default, help=option.help
