@@ -138,7 +138,7 @@ def test_without_a_lock_only_dead_writers_leftovers_removed(tmp_path: Path) -> N
 HOLDER = """
 import sys, time
 from pathlib import Path
-from miniscope_core.atomic import atomic_output
+from miniscope_core import atomic_output
 
 out, ready, go = map(Path, sys.argv[1:])
 with atomic_output(out) as temporary:
