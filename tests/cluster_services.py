@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = PROJECT
 DEPLOY = PROJECT / "deploy"
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 VENV_BIN = Path(sys.executable).parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,9 @@ from support import SMALL_CAMERA, SMALL_SCOPE, acquisition
 
 from miniscope_core.testing.synthetic import AcquisitionTruth, write_session
 
-# Dagster is the optional `dagster` extra: in a library-only install, leave out every test module
-# that imports dagster or miniscope_assets, so `pytest` runs the library's tests alone.
-if importlib.util.find_spec("dagster") is None:
-    _NEEDS_DAGSTER = re.compile(r"^\s*(import|from)\s+(dagster|miniscope_assets)\b", re.MULTILINE)
-    collect_ignore_glob = [
-        path.name
-        for path in Path(__file__).parent.glob("test_*.py")
-        if _NEEDS_DAGSTER.search(path.read_text())
-    ]
+# The tiers that need Dagster (the optional `dagster` extra) are left out in a library-only
+# install, so that `pytest` runs the library's tests alone.
+collect_ignore = [] if importlib.util.find_spec("dagster") else ["assets", "cluster", "e2e"]
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,8 +22,10 @@ from miniscope_core.testing.synthetic import (
     ScopeSpec,
     write_acquisition,
 )
+from miniscope_core.testing.synthetic_legacy import LegacySpec, write_legacy_recording
 
-# Real DAQ recordings from other labs, in the shared/ folder beside the repository.
+# The repository, and the real DAQ recordings from other labs in the shared/ folder beside it.
+PROJECT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-miniscope"
 
 
@@ -65,3 +70,33 @@ def acquisition(folder: Path, animal: str = "m01", minutes: int = 0, seed: int =
         animal=animal,
     )
     return write_acquisition(folder, spec).folder
+
+
+# A V3 cohort (tests/core/daq/test_legacy.py and the Dagster tests of legacy folders).
+LATER = LegacySpec(start=LegacySpec().start + timedelta(minutes=10), seed=1, notes=((3, "later"),))
+
+
+def v3_cohort(raw: Path) -> None:
+    """Two V3 sessions (one of two recordings) and a DAQ-QT session beside them."""
+    write_legacy_recording(raw / "mouseA")
+    write_legacy_recording(raw / "mouseA", LATER)
+    write_legacy_recording(raw / "mouseB", replace(LegacySpec(), animal="other"))
+    acquisition(raw / "mouseC" / "11_34_45")
+
+
+# The command line in a process of its own, to interrupt it (test_safety, test_zarr).
+CLI = [sys.executable, "-m", "miniscope_core.cli"]
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_partial(folder: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not any(p.suffix == ".partial" for p in folder.glob(".*")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the conversion never started writing"
+        time.sleep(0.02)

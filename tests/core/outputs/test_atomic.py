@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import PROJECT
 
 from miniscope_core.outputs import atomic
 from miniscope_core.outputs.atomic import (
@@ -29,7 +30,7 @@ from miniscope_core.outputs.atomic import (
     write_json,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = PROJECT
 H5PY_FULL = (
     "Can't write data (file write failed: time = Mon May  6 10:02:11 2024, filename = "
     "'/data/.out.nwb.1234.partial', file descriptor = 5, errno = 28, error message = "

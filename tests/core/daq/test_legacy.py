@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import acquisition, read_nwb
+from support import LATER, acquisition, read_nwb, v3_cohort
 
 from miniscope_core import (
     ConversionOptions,
@@ -34,8 +34,6 @@ from miniscope_core.testing.synthetic_legacy import (
     write_dib_avi,
     write_legacy_recording,
 )
-
-LATER = LegacySpec(start=LegacySpec().start + timedelta(minutes=10), seed=1, notes=((3, "later"),))
 
 
 def first_ms(truth: LegacyTruth) -> int:
@@ -192,14 +190,6 @@ def test_renamed_folders_need_the_start_time_from_metadata(tmp_path, capsys):
     with read_nwb(out) as nwb:
         assert nwb.session_start_time.isoformat() == "2019-06-11T09:05:03+02:00"
         assert nwb.acquisition["OnePhotonSeriesMiniscope"].timestamps[0] == truth.scope_ms[0] / 1000
-
-
-def v3_cohort(raw: Path) -> None:
-    """Two V3 sessions (one of two recordings) and a DAQ-QT session beside them."""
-    write_legacy_recording(raw / "mouseA")
-    write_legacy_recording(raw / "mouseA", LATER)
-    write_legacy_recording(raw / "mouseB", replace(LegacySpec(), animal="other"))
-    acquisition(raw / "mouseC" / "11_34_45")
 
 
 def test_listing_and_inspect_find_v3_sessions(tmp_path, capsys):

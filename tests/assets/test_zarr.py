@@ -12,8 +12,7 @@ import h5py
 import numpy as np
 import pytest
 from pynwb import NWBHDF5IO
-from support import SMALL_CAMERA
-from test_safety import _start, _wait_for_partial
+from support import SMALL_CAMERA, _start, _wait_for_partial
 
 from miniscope_assets.settings import MiniscopeSettings, SettingsError
 from miniscope_core import ConversionOptions, convert_session

@@ -7,7 +7,7 @@ import dagster as dg
 import h5py
 import numpy as np
 import test_assets
-from test_legacy import v3_cohort
+from support import v3_cohort
 from test_sensor import Daemon, storage_for
 
 from miniscope_core.testing.synthetic_legacy import LegacySpec, write_legacy_recording

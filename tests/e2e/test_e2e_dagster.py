@@ -19,11 +19,12 @@ import pytest
 import requests
 import yaml
 from cluster_services import FAST_DAEMON_ENVIRONMENT, fast_daemon_path, fast_instance
+from support import PROJECT
 
 from miniscope_assets.cli import main
 from miniscope_core.testing.synthetic import ScopeSpec, write_session
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = PROJECT
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)
 KEY = "mouse1__2024_03_01"
 RUNS = """{ runsOrError { ... on Runs { results { status tags { key value } } } } }"""

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import PROJECT
 
 pytest.importorskip("dagster")  # the contracts name miniscope_assets, which needs Dagster
 pytest.importorskip("importlinter")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT
 
 
 def test_the_import_contracts_hold():

@@ -6,15 +6,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
-import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import pytest
-from support import SMALL_SCOPE, read_nwb
+from support import CLI, SMALL_SCOPE, _start, _wait_for_partial, read_nwb
 
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
@@ -22,8 +20,6 @@ from miniscope_core.nwb.base import Fill
 from miniscope_core.pipeline.convert import assemble, probe_videos
 from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session
 from miniscope_core.verify.validate import VerificationError, verify_nwb
-
-CLI = [sys.executable, "-m", "miniscope_core.cli"]
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -80,20 +76,6 @@ def test_provenance_names_the_tool_its_libraries_and_the_options(small, tmp_path
     assert record["options"]["per_acquisition"] is True
     assert record["options"]["compression_level"] == 3
     assert record["options"]["deflate_engine"] == "isal"
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _wait_for_partial(folder: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while not any(p.suffix == ".partial" for p in folder.glob(".*")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the conversion never started writing"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from support import PROJECT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT
 README = ROOT / "README.md"
 
 

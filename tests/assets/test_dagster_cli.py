@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import dagster as dg
 import h5py
 import pytest
+from support import PROJECT
 
 from miniscope_assets import remote
 from miniscope_assets.cli import main
@@ -20,7 +21,7 @@ from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.sensors import session_sensor
 from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = PROJECT
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)
 LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 

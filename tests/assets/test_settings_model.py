@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import PROJECT
 
 from miniscope_assets.settings import (
     CONVERSION_SETTINGS,
@@ -15,7 +16,7 @@ from miniscope_assets.settings import (
 from miniscope_core import ConversionOptions
 from miniscope_core.nwb.base import LayoutOptions
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = PROJECT / "README.md"
 
 
 def test_conversion_defaults_are_the_libraries():
