@@ -150,18 +150,22 @@ def _checked_times(time_ms: np.ndarray, path: Path, repair: bool) -> np.ndarray:
 
 
 def _interpolated(time_ms: np.ndarray, bad: np.ndarray, path: Path) -> np.ndarray:
-    """Damaged rows between good ones get times interpolated from their neighbours."""
-    rows = np.arange(len(time_ms))
-    good = ~bad
-    inside = bad & (rows > rows[good].min(initial=len(rows))) & (rows < rows[good].max(initial=-1))
-    if not inside.any():
-        return time_ms
+    """Damaged rows get times from the good rows: interpolated between two of them, or (before
+    the first and after the last) one median frame interval per row beyond it."""
+    rows, good = np.arange(len(time_ms)), ~bad
+    if good.sum() < 2:
+        return time_ms  # nothing to go by: refused as damaged
+    known_rows, known = rows[good], time_ms[good]
+    step = float(np.median(np.diff(known) / np.diff(known_rows)))
     fixed = time_ms.copy()
-    fixed[inside] = np.interp(rows[inside], rows[good], time_ms[good])
-    lines = ", ".join(str(row + 2) for row in np.flatnonzero(inside)[:5])
-    more = ", ..." if inside.sum() > 5 else ""
+    fixed[bad] = np.interp(rows[bad], known_rows, known)
+    before, after = bad & (rows < known_rows[0]), bad & (rows > known_rows[-1])
+    fixed[before] = known[0] - (known_rows[0] - rows[before]) * step
+    fixed[after] = known[-1] + (rows[after] - known_rows[-1]) * step
+    lines = ", ".join(str(row + 2) for row in np.flatnonzero(bad)[:5])
+    more = ", ..." if bad.sum() > 5 else ""
     warnings.warn(
-        f"{path}: {int(inside.sum())} of {len(time_ms)} rows damaged (time not a number or "
+        f"{path}: {int(bad.sum())} of {len(time_ms)} rows damaged (time not a number or "
         f"out of order; lines {lines}{more}); their times are interpolated from the rows around",
         MiniscopeWarning,
         stacklevel=3,

@@ -300,3 +300,22 @@ def test_a_lone_device_folder_with_its_own_date_fields_has_a_start(tmp_path):
         session = discover(device)
     begun = session.acquisitions[0].start.as_datetime()
     assert (begun.year, begun.hour, begun.minute, begun.microsecond) == (2021, 15, 15, 5000)
+
+
+@pytest.mark.parametrize("line", [1, 2])  # the first two frames' rows
+def test_a_cameras_damaged_first_rows_are_repaired_not_refused(tmp_path, line):
+    truths = _session(tmp_path / "s", n=1)
+    csv = truths[0].devices["BehavCam_2"].folder / "timeStamps.csv"
+    lines = csv.read_text().splitlines()
+    for row in range(1, line + 1):
+        lines[row] = f"{row - 1},nan,0"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.warns(MiniscopeWarning, match=rf"{line} of 20 rows damaged"):
+        result = convert_session(tmp_path / "s", tmp_path / "out.nwb")
+    assert result.series_frames[SERIES] == 40
+    with read_nwb(tmp_path / "out.nwb") as nwb:
+        camera = next(iter(nwb.acquisition[k] for k in nwb.acquisition if "Behav" in k))
+        stamps = camera.timestamps[:]
+    assert len(stamps) == 20 and np.all(np.diff(stamps) > 0)
+    step = np.median(np.diff(stamps[line:]))
+    assert stamps[0] == pytest.approx(stamps[line] - line * step)
