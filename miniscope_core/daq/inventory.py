@@ -304,7 +304,10 @@ def _device_or_other(
 
 
 def _recorded(folder: Path) -> bool:
-    names = os.listdir(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return True  # a device folder that cannot be listed: `children` says so
     return TIMESTAMPS in names or any(_VIDEO.match(name) for name in names)
 
 
@@ -384,9 +387,17 @@ def _other_folder(walk: _Walk, folder: Path, why: str) -> None:
     if folder_kind(str(folder), skip_unreadable=True) is Kind.ACQUISITION:
         walk.add(folder, reason="an acquisition of another session; converted on its own")
         return
-    empty = not any(os.scandir(folder)) if os.access(folder, os.R_OK | os.X_OK) else False
-    walk.add(folder, reason="an empty folder" if empty else why)
+    walk.add(folder, reason="an empty folder" if _empty(folder) else why)
     _contents(walk, folder, f"in {folder.name}/, {why}")
+
+
+def _empty(folder: Path) -> bool:
+    """Whether `folder` holds nothing (one that cannot be listed is said by `children`)."""
+    try:
+        with os.scandir(folder) as scan:
+            return next(scan, None) is None
+    except OSError:
+        return False
 
 
 def _contents(walk: _Walk, folder: Path, why: str) -> None:

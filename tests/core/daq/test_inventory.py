@@ -4,6 +4,7 @@ used to be lost silently (linked acquisitions, unlisted scopes, framesPerFile, f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import numpy as np
 import pytest
 from support import read_nwb
 
-from miniscope_core import MiniscopeFormatError, convert_session, discover, inspect_session
+from miniscope_core import (
+    ConversionOptions,
+    MiniscopeFormatError,
+    convert_session,
+    discover,
+    inspect_session,
+)
 from miniscope_core.cli import main
 from miniscope_core.errors import InventoryWarning, MiniscopeWarning
 from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
@@ -319,3 +326,25 @@ def test_a_cameras_damaged_first_rows_are_repaired_not_refused(tmp_path, line):
     assert len(stamps) == 20 and np.all(np.diff(stamps) > 0)
     step = np.median(np.diff(stamps[line:]))
     assert stamps[0] == pytest.approx(stamps[line] - line * step)
+
+
+def test_a_folder_that_cannot_be_listed_is_said_and_refused_with_strict(tmp_path, monkeypatch):
+    import miniscope_core.daq.inventory as inventory
+
+    truths = _session(tmp_path / "s", n=1)
+    locked = truths[0].folder / "extra"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):  # as root no permission can be taken away: refuse the listing instead
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(inventory.os, "scandir", scandir)
+    with pytest.warns(InventoryWarning, match=r"extra: cannot be listed \(Permission denied\)"):
+        result = convert_session(tmp_path / "s", tmp_path / "out.nwb")
+    assert result.series_frames[SERIES] == 40
+    with pytest.raises(MiniscopeFormatError, match=r"extra: cannot be listed"):
+        convert_session(tmp_path / "s", tmp_path / "st.nwb", ConversionOptions(strict=True))
+    assert not (tmp_path / "st.nwb").exists()
