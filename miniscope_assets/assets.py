@@ -31,16 +31,14 @@ from miniscope_core import (
     chunk_file_preview,
     convert_session,
     describe_session,
-    device_rows,
     discover,
     encode_videos,
     frame_counts,
     lab_messages,
     miniscope_totals,
     recorded_warnings,
-    recording_timings,
+    recording_reports,
     require_dandi_metadata,
-    session_timings,
     stored_bytes,
     write_bytes,
     write_csv,
@@ -95,19 +93,23 @@ def acquisition_metadata(
     metadata = storage.nwb_metadata(session, config.metadata)
     if storage.dandi_layout_for(config):
         require_dandi_metadata(metadata, session.root)
-    description = describe_session(session, rel_path, metadata)
+    report = describe_session(session)
+    if report.refusals:
+        raise dg.Failure(description=report.refusals[0])  # what converting would refuse
+    description = {"rel_path": rel_path.as_posix(), **report.as_dict(), "nwb_metadata": metadata}
     path = write_json(storage.session_dir(key) / "acquisitions.json", description)
-    starts = [a["start"] for a in description["acquisitions"] if a["start"]]
+    starts = [a.start for a in report.acquisitions if a.start]
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "rel_path": rel_path.as_posix(),
             "acquisitions": len(session.acquisitions),
             "first_start": starts[0] if starts else "unknown",
-            "devices": table(device_rows(session)),
-            "clock_alignment": description["clock_alignment"] or "none (no sync.csv)",
-            "files": description["files"],
-            "left_out": table(description["left_out"]),
+            "devices": table([device.rig_row() for device in report.devices]),
+            "clock_alignment": report.clock_alignment or "none (no sync.csv)",
+            "files": report.files,
+            "left_out": table(report.left_out),
+            "problems": report.problems,
         }
     )
 
@@ -129,21 +131,23 @@ def timestamp_tables(
     device (cameras too).
     """
     key, session = _session(context, storage)
-    timings = session_timings(session)
     folder = storage.session_dir(key) / "timestamps"
-    for timing in timings:
-        write_csv(folder / timing.acquisition / f"{timing.device.folder.name}.csv", timing.table)
-    rows = [timing.row() for timing in timings]
+    for acquisition in session.acquisitions:
+        for device in acquisition.devices:
+            if (times := device.timestamps) is not None:
+                write_csv(folder / acquisition.label / f"{device.folder.name}.csv", times)
+    timed = [device for device in describe_session(session).devices if device.timestamps]
+    rows = [device.timing_row() for device in timed]
     summary = write_csv(folder / "summary.csv", pd.DataFrame(rows))
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(summary)),
-            **miniscope_totals(timings).metadata(),
+            **miniscope_totals(timed).metadata(),
             "devices": table(rows),
         },
         check_results=[
-            timestamps_increase(timings),
-            dropped_frames(timings, storage.dropped_fraction_warn),
+            timestamps_increase(timed),
+            dropped_frames(timed, storage.dropped_fraction_warn),
         ],
     )
 
@@ -244,7 +248,7 @@ def nwb_file(
     counts = frame_counts(done.recordings, path, options.naming)
     if not storage.keep_chunks:
         shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
-    totals = miniscope_totals(recording_timings(done.recordings))
+    totals = miniscope_totals(recording_reports(done.recordings))
     size = stored_bytes(path)
     previews = {p.stem: p.read_bytes() for p in sorted(storage.previews_dir(key).glob("*.png"))}
     return dg.MaterializeResult(

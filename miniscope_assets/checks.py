@@ -11,7 +11,7 @@ import warnings
 
 import dagster as dg
 
-from miniscope_core import DeviceTiming, FileCheck, FrameCount
+from miniscope_core import DeviceReport, FileCheck, FrameCount
 
 from .partitions import sessions
 from .ui import table
@@ -59,8 +59,8 @@ NWB_CHECKS = [
 ]
 
 
-def timestamps_increase(timings: list[DeviceTiming]) -> dg.AssetCheckResult:
-    steps = {f"{t.acquisition}/{t.device.name}": t.decreasing_steps for t in timings}
+def timestamps_increase(devices: list[DeviceReport]) -> dg.AssetCheckResult:
+    steps = {f"{d.acquisition}/{d.device}": d.decreasing_steps for d in devices}
     return dg.AssetCheckResult(
         check_name=TIMESTAMPS_INCREASE,
         passed=not any(steps.values()),
@@ -68,8 +68,8 @@ def timestamps_increase(timings: list[DeviceTiming]) -> dg.AssetCheckResult:
     )
 
 
-def dropped_frames(timings: list[DeviceTiming], threshold: float) -> dg.AssetCheckResult:
-    worst = max(timings, key=lambda t: t.dropped_fraction, default=None)
+def dropped_frames(devices: list[DeviceReport], threshold: float) -> dg.AssetCheckResult:
+    worst = max(devices, key=lambda d: d.dropped_fraction, default=None)
     fraction = worst.dropped_fraction if worst else 0.0
     return dg.AssetCheckResult(
         check_name=DROPPED_FRAMES,
@@ -77,7 +77,7 @@ def dropped_frames(timings: list[DeviceTiming], threshold: float) -> dg.AssetChe
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "worst_fraction": round(fraction, 4),
-            "worst_device": f"{worst.acquisition}/{worst.device.name}" if worst else "",
+            "worst_device": f"{worst.acquisition}/{worst.device}" if worst else "",
             "threshold": threshold,
         },
     )

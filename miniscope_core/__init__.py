@@ -56,18 +56,8 @@ from .pipeline.convert import (
     stub_output,
 )
 from .pipeline.dandi import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
-from .reports.report import SessionReport, inspect_session
-from .reports.summary import (
-    DeviceTiming,
-    FrameCount,
-    Totals,
-    describe_session,
-    device_rows,
-    frame_counts,
-    miniscope_totals,
-    recording_timings,
-    session_timings,
-)
+from .reports.outcome import FrameCount, Totals, frame_counts, miniscope_totals, recording_reports
+from .reports.session import DeviceReport, SessionReport, describe_session, inspect_session
 from .timing.recordings import Recording
 from .timing.sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
 from .verify.validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
@@ -96,8 +86,10 @@ __all__ = [
     "folder_status",
     "folders_signature",
     "signature",
-    # inspect before converting
+    # what a session holds, before converting: `inspect`, the assets, the checks
+    "DeviceReport",
     "SessionReport",
+    "describe_session",
     "inspect_session",
     # converting: in one call, or as staged steps (chunks -> assemble)
     "Assembly",
@@ -141,16 +133,12 @@ __all__ = [
     "ZarrUnavailableError",
     "for_backend",
     "stored_bytes",
-    # summaries for reports and UIs
-    "DeviceTiming",
+    # what a conversion wrote, for reports and UIs
     "FrameCount",
     "Totals",
-    "describe_session",
-    "device_rows",
     "frame_counts",
     "miniscope_totals",
-    "recording_timings",
-    "session_timings",
+    "recording_reports",
     # settings, outputs, errors
     "DEFLATE_ENGINES",
     "Deflater",

@@ -22,7 +22,7 @@ from .outputs.atomic import unwritable, writable_folder
 from .outputs.guard import absolute, refuse_writes_inside
 from .pipeline.convert import ConversionResult, convert_session, stub_output
 from .pipeline.dandi import dandi_output
-from .reports.report import SessionReport, inspect_session
+from .reports.session import SessionReport, inspect_session
 from .testing import write_demo_session
 from .timing.sync import SYNC_FILE
 from .verify.validate import check_file
@@ -246,7 +246,7 @@ def _format_report(report: SessionReport) -> str:
             rate = f"{d.measured_rate_hz:.2f} Hz" if d.measured_rate_hz else "rate unknown"
             frames = f"{d.decoded_frames} frames decoded / " if d.decoded_frames is not None else ""
             lines.append(
-                f"    {d.kind:9} {d.name} ({d.device_type}): {d.videos} videos, {frames}"
+                f"    {d.kind:9} {d.device} ({d.device_type}): {len(d.videos)} videos, {frames}"
                 f"{d.timestamp_rows} timestamps, {d.duration_s:.1f} s, {rate}, "
                 f"{d.dropped_frames} dropped"
             )

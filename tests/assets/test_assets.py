@@ -122,7 +122,7 @@ def test_all_assets_write_a_valid_nwb_with_the_exact_pixels(session, tmp_path):
     described = json.loads((storage.session_dir(KEY) / "acquisitions.json").read_text())
     assert described["rel_path"] == "mouse1/2024_01_15"
     assert [a["label"] for a in described["acquisitions"]] == ["11_34_45", "11_37_45"]
-    assert [d["name"] for d in described["acquisitions"][0]["devices"]] == [
+    assert [d["device"] for d in described["acquisitions"][0]["devices"]] == [
         "Miniscope",
         "BehavCam 2",
     ]

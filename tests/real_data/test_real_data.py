@@ -84,7 +84,7 @@ def test_real_session_inspects_without_videos(relative):
 
 def _devices(relative: str) -> dict:
     report = inspect_session(REAL_DATA / relative, decode=False)
-    return {d.name: d for d in report.acquisitions[0].devices}
+    return {d.device: d for d in report.acquisitions[0].devices}
 
 
 def test_real_facts_the_readme_lists():

@@ -35,7 +35,7 @@ def test_cli_convert_and_inspect(two_acquisitions, tmp_path, capsys):
     assert main(["inspect", str(root), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     scope = report["acquisitions"][1]["devices"][0]
-    assert (scope["name"], scope["decoded_frames"], scope["timestamp_rows"]) == (
+    assert (scope["device"], scope["decoded_frames"], scope["timestamp_rows"]) == (
         "Miniscope",
         120,
         120,
