@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import h5py
@@ -70,8 +73,11 @@ def test_the_workers_get_the_executors_celery_settings():
 
 SESSIONS = 6
 SMALL = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)  # time the longest axis
-BIG = ScopeSpec(n_frames=3000, height=160, width=240, frames_per_file=1000)  # a step of seconds
-REQUEUE_SECONDS = 30  # a killed worker's step runs elsewhere after this (and a sweep of 3 s)
+BIG = ScopeSpec(n_frames=2000, height=160, width=240, frames_per_file=1000)  # a step of seconds
+# A killed worker's step runs elsewhere after this (and a sweep of 6 s). Celery also hands a step
+# that runs longer than this to a second worker, so it stays above the longest step even on a
+# loaded CI machine (30 s was not: a slow step ran twice and its runs failed).
+REQUEUE_SECONDS = 60
 LAB = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 SERIES = "OnePhotonSeriesMiniscope"
 
@@ -134,6 +140,34 @@ def _runs_until_success(postgres: Postgres, key: str) -> list[str] | None:
     return statuses if statuses and statuses[-1] == "SUCCESS" else None
 
 
+def _step_failures(postgres: Postgres, key: str) -> list[str]:
+    """The message of every failed step of `key`'s runs, oldest first."""
+    rows = postgres.query(
+        "SELECT e.step_key, e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE r.partition = %s AND e.dagster_event_type = 'STEP_FAILURE' ORDER BY e.id",
+        key,
+    )
+    failures = []
+    for step, text in rows:
+        event = deserialize_value(text, dg.EventLogEntry).dagster_event
+        message = (event.message if event is not None else None) or ""
+        failures.append(f"{step}: {message.splitlines()[0] if message else '(no message)'}")
+    return failures
+
+
+def _wait_for_runs(
+    postgres: Postgres, keys: list[str], seconds: float, what: str, done: Callable[[], Any]
+) -> Any:
+    """`wait_for(done)`, and on a timeout the runs' statuses and step failures in the message:
+    a CI log is all there is to go by."""
+    try:
+        return wait_for(done, seconds, what, 1.0)
+    except AssertionError as error:
+        failures = {key: _step_failures(postgres, key) for key in keys}
+        runs = _runs(postgres, keys)
+        raise AssertionError(f"{error}; runs: {runs}; step failures: {failures}") from None
+
+
 def _series(path: Path) -> dict[str, np.ndarray]:
     """Pixels and timestamps of every acquisition series of an NWB file."""
     with h5py.File(path, "r") as h5:
@@ -185,7 +219,8 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
 
         # Six sessions through the daemon: every run succeeds, the steps spread over both.
         assert cli_main(["backfill", *small, "--url", url]) == 0
-        runs = wait_for(lambda: _all_done(postgres, small), 300, "the backfill's runs", 1.0)
+        done = partial(_all_done, postgres, small)
+        runs = _wait_for_runs(postgres, small, 300, "the backfill's runs", done)
         assert runs == {key: ["SUCCESS"] for key in small}
         hosts = {worker for key in small for _, worker in postgres.step_workers(key)}
         assert hosts == {"one", "two"}
@@ -204,7 +239,8 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         first = taken[0][1]
         workers.pop(first).kill()
         (survivor,) = workers
-        runs = wait_for(lambda: _all_done(postgres, [big[0]]), 240, "the big session's run", 1.0)
+        done = partial(_all_done, postgres, big[:1])
+        runs = _wait_for_runs(postgres, big[:1], 300, "the big session's run", done)
         assert runs == {big[0]: ["SUCCESS"]}
         taken = postgres.step_workers(big[0], "video_chunks")
         assert [name for _, name in taken] == [first, survivor]
@@ -215,7 +251,8 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         assert cli_main(["backfill", big[1], "--url", url]) == 0
         pid = wait_for(lambda: _step_pid(postgres, big[1], "video_chunks"), 120, "a step", 0.1)
         os.kill(pid, signal.SIGKILL)
-        runs = wait_for(lambda: _runs_until_success(postgres, big[1]), 240, "the retried run", 1.0)
+        done = partial(_runs_until_success, postgres, big[1])
+        runs = _wait_for_runs(postgres, big[1:], 300, "the retried run", done)
         assert runs == ["FAILURE", "SUCCESS"]
 
     # Outputs: valid, the same pixels and timestamps as in process, nothing half-written.
