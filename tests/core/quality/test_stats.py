@@ -1,0 +1,110 @@
+"""FrameStats: what the decoder threads gather equals numpy over all frames, in any order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from miniscope_core.quality.stats import FrameStats, merged, sample_indices
+
+
+def _frames(n: int, shape: tuple[int, int], dtype: type, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, np.iinfo(dtype).max, (n, *shape), dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_projections_and_brightness_equal_numpy_over_all_frames(dtype: type) -> None:
+    frames = _frames(600, (21, 13), dtype)  # > 257 frames: the uint16 partial sum is folded
+    stats = FrameStats(len(frames), frames.shape[1:], dtype)
+    buffer = np.empty(frames.shape[1:], dtype)
+    for index, frame in enumerate(frames):
+        buffer[...] = frame  # the decoder reuses one buffer
+        stats.add(index, buffer)
+    summary = stats.summary()
+    assert summary.frames_seen == 600
+    np.testing.assert_array_equal(summary.max_projection, frames.max(axis=0))
+    np.testing.assert_allclose(summary.mean_projection, frames.mean(axis=0), rtol=1e-6)
+    expected = frames[:, ::4, :].reshape(len(frames), -1).mean(axis=1)
+    np.testing.assert_allclose(summary.brightness, expected)
+    assert summary.max_projection.dtype == dtype
+
+
+def test_saturated_frames_do_not_overflow_the_sum() -> None:
+    frames = np.full((1000, 4, 4), 255, np.uint8)
+    stats = FrameStats(len(frames), (4, 4))
+    for index, frame in enumerate(frames):
+        stats.add(index, frame)
+    assert (stats.summary().mean_projection == 255).all()
+
+
+def test_two_threads_out_of_order_merge_to_one_pass() -> None:
+    frames = _frames(500, (16, 24), np.uint8, seed=1)
+    one = FrameStats(len(frames), (16, 24))
+    for index, frame in enumerate(frames):
+        one.add(index, frame)
+    rng = np.random.default_rng(2)
+    head, tail = FrameStats(len(frames), (16, 24)), FrameStats(len(frames), (16, 24))
+    for part, rows in ((head, np.arange(250)), (tail, np.arange(250, 500))):
+        for index in rng.permutation(rows):
+            part.add(int(index), frames[index])
+    both = merged([tail, head]).summary()
+    single = one.summary()
+    np.testing.assert_array_equal(both.max_projection, single.max_projection)
+    np.testing.assert_array_equal(both.mean_projection, single.mean_projection)
+    np.testing.assert_array_equal(both.brightness, single.brightness)
+    np.testing.assert_array_equal(both.sample_indices, single.sample_indices)
+    np.testing.assert_array_equal(both.samples, single.samples)
+    np.testing.assert_array_equal(both.samples, frames[both.sample_indices])
+    assert both.frames_seen == 500
+
+
+def test_the_subsample_is_bounded_by_frames_and_bytes_and_evenly_spaced() -> None:
+    frames = _frames(1000, (32, 32), np.uint8, seed=3)
+    stats = FrameStats(len(frames), (32, 32), max_sample_frames=50, max_sample_bytes=10**9)
+    for index, frame in enumerate(frames):
+        stats.add(index, frame)
+    summary = stats.summary()
+    assert len(summary.sample_indices) == 50
+    assert summary.sample_indices[0] == 0 and summary.sample_indices[-1] == 999
+    assert set(np.diff(summary.sample_indices)) <= {20, 21}
+    np.testing.assert_array_equal(summary.samples, frames[summary.sample_indices])
+    small = FrameStats(1000, (32, 32), max_sample_bytes=32 * 32 * 7)  # room for 7 frames
+    for index, frame in enumerate(frames):
+        small.add(index, frame)
+    assert small.summary().samples.nbytes <= 32 * 32 * 7
+    assert len(sample_indices(10**6, 600 * 600)) == 186  # a V4 frame: 64 MiB hold 186
+    assert len(sample_indices(3, 100)) == 3
+
+
+def test_nwb_order_frames_give_display_order_images() -> None:
+    frames = _frames(10, (16, 24), np.uint8, seed=4)  # (frame, height, width)
+    stats = FrameStats(10, (24, 16), nwb_order=True)  # the decoder's (width, height)
+    for index, frame in enumerate(frames):
+        stats.add(index, np.ascontiguousarray(frame.T))
+    summary = stats.summary()
+    np.testing.assert_array_equal(summary.max_projection, frames.max(axis=0))
+    np.testing.assert_array_equal(summary.samples, frames[summary.sample_indices])
+
+
+def test_missing_and_extra_frames() -> None:
+    frames = _frames(12, (8, 8), np.uint8, seed=5)
+    stats = FrameStats(10, (8, 8))  # the video holds more frames than it announced
+    for index in [0, 1, 2, 11]:
+        stats.add(index, frames[index])
+    summary = stats.summary()
+    assert summary.n_frames == 12 and summary.frames_seen == 4
+    assert np.isnan(summary.brightness[3:11]).all()
+    np.testing.assert_allclose(summary.mean_projection, frames[[0, 1, 2, 11]].mean(axis=0))
+
+
+def test_wrong_frames_are_refused() -> None:
+    stats = FrameStats(5, (8, 8))
+    with pytest.raises(ValueError, match="not uint8"):
+        stats.add(0, np.zeros((8, 9), np.uint8))
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        FrameStats(5, (8, 8), np.float32)
+    with pytest.raises(ValueError, match="2-D"):
+        FrameStats(5, (8, 8, 3))
+    with pytest.raises(ValueError, match="one series"):
+        stats.merge(FrameStats(5, (8, 4)))
