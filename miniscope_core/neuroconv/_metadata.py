@@ -206,8 +206,24 @@ def translate(
     if nwbfile:
         overrides["NWBFile"] = nwbfile
     if planes:
-        overrides["Ophys"] = {"ImagingPlane": planes}
+        overrides["Ophys"] = {"ImagingPlane": _one_per_scope(planes)}
     return Translated(overrides, series)
+
+
+def _one_per_scope(planes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One imaging plane per Miniscope in the file: a scope's entries merged if they agree."""
+    merged: dict[str, dict[str, Any]] = {}
+    for plane in planes:
+        into = merged.setdefault(plane["device"], {})
+        for key, value in plane.items():
+            if key in into and not _same(into[key], value):
+                raise _refuse(
+                    f"Ophys imaging planes of {plane['device']!r}",
+                    f"give {key} as {into[key]!r} and {value!r}, but the file holds one imaging "
+                    "plane per Miniscope; give it once",
+                )
+            into[key] = value
+    return list(merged.values())
 
 
 def _plane_facts(
@@ -224,7 +240,11 @@ def _plane_facts(
         plane, default, {*PLANE_FACTS, "optical_channel", "device", "device_metadata_key"}, where
     )
     facts: dict[str, Any] = {"device": default["daq_name"]}
-    facts |= {key: plane[key] for key in PLANE_FACTS if _given(plane.get(key))}
+    facts |= {
+        key: plane[key]
+        for key in PLANE_FACTS
+        if _given(plane.get(key)) and not _same(plane[key], default.get(key))
+    }
     channels = plane.get("optical_channel") or []
     if not isinstance(channels, list) or len(channels) != 1:
         raise _refuse(f"{where}.optical_channel", "expected a list of one optical channel")
@@ -348,7 +368,7 @@ def _start_time(value: Any, session: Session) -> datetime:
         if value.utcoffset() is None:
             raise _refuse(
                 "NWBFile.session_start_time",
-                "has no time zone (and the recording gives none): use .replace(tzinfo=ZoneInfo(...))",
+                "has no time zone and the recording gives none: .replace(tzinfo=ZoneInfo(...))",
             )
         return value
     recorded = start.as_datetime()

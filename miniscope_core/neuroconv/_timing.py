@@ -30,6 +30,10 @@ class Alignment:
     starting_time: float | None = None
     timestamps: np.ndarray | None = None
 
+    @property
+    def is_set(self) -> bool:
+        return self.starting_time is not None or self.timestamps is not None
+
 
 def recordings(session: Session) -> list[Recording]:
     """Every device's kept frames and their times, from packets and timestamps (no decoding)."""
@@ -72,7 +76,7 @@ def file_alignment(
     an unset one keeps its recorded place.
     """
     if not session.acquisitions or session.acquisitions[0].start is None:
-        if any(a != Alignment() for a in alignments.values()):
+        if any(a.is_set for a in alignments.values()):
             raise NeuroConvUnsupported(
                 "aligning times of a recording without a start time",
                 "give the session's metaData.json (recordingStartTime)",
@@ -84,17 +88,20 @@ def file_alignment(
     for acquisition in session.acquisitions:
         keys = [k for k, ds in devices.items() if any(d in acquisition.devices for d in ds)]
         set_here = {k: alignments.get(k, Alignment()) for k in keys}
-        given = {k: a for k, a in set_here.items() if a != Alignment()}
+        given = {k: a for k, a in set_here.items() if a.is_set}
         offset_s = ((acquisition.start.epoch_ms if acquisition.start else first) - first) / 1000
         if not given:
             low, high = _table_range(acquisition)
             pairs += [(offset_s + low / 1000, offset_s + low / 1000)]
             pairs += [(offset_s + max(high, low + 1) / 1000,) * 2]
             continue
-        if len(given) > 1 or (len(given) != len(keys)):
+        shifts = {a.starting_time for a in given.values()}
+        if len(given) > 1 and (
+            len(shifts) > 1 or any(a.timestamps is not None for a in given.values())
+        ):
             raise NeuroConvUnsupported(
                 f"aligning {', '.join(keys)} differently within one acquisition",
-                "set the same starting time on every interface of an acquisition, or on one of them",
+                "set one starting time on one (or every) interface of an acquisition",
             )
         key, alignment = next(iter(given.items()))
         if alignment.timestamps is not None:

@@ -10,8 +10,6 @@ name through `atomic_output` (never replacing a file unless `overwrite`).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -50,10 +48,10 @@ def write(
         )
     refuse_writes_inside([session], outputs=[output])
     with atomic_output(output, overwrite=overwrite) as target:
-        scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        # beside the output, so that the paths of linked videos stay relative to its folder
+        staged = output.with_name(f".{output.name}.{os.getpid()}.neuroconv.nwb")
         try:
-            staged = scratch / output.name
-            result = convert_session(session, staged, options, metadata=overrides)
+            result = convert_session(session, staged, options, metadata=overrides, overwrite=True)
             _rename(staged, names)
             if options.verify:
                 check = verify_nwb(staged)
@@ -61,7 +59,7 @@ def write(
                     raise VerificationError(output, check.problems)
             os.replace(staged, target)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            staged.unlink(missing_ok=True)
     frames = {names.get(name, name): n for name, n in result.series_frames.items()}
     return replace(result, output=output, series_frames=frames)
 

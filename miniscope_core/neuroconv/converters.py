@@ -19,12 +19,12 @@ from ..nwb.naming import Naming
 from ..options import STUB_FRAMES, ConversionOptions
 from ..pipeline.convert import ConversionResult
 from ..timing.recordings import Recording
+from ._base import CONVERSION_OPTIONS, BaseInterface
 from ._metadata import SOURCE, ScopeEntry, dict_metadata, list_metadata, translate
 from ._sources import Part, combined_session
 from ._timing import file_alignment, recordings
 from ._write import write
 from .errors import NeuroConvUnsupported
-from .interfaces import CONVERSION_OPTIONS, BaseInterface
 
 DEFAULT_SERIES = "OnePhotonSeries"  # NeuroConv's name for an interface's series
 
@@ -248,7 +248,7 @@ def _warn_unaligned(session: Session, alignments: Mapping[str, Any], parts: Sequ
         start = part.acquisition.start
         if start is None or first.start is None or start.epoch_ms == first.start.epoch_ms:
             continue
-        if alignments[part.key].starting_time is None and alignments[part.key].timestamps is None:
+        if not alignments[part.key].is_set:
             gap = (start.epoch_ms - first.start.epoch_ms) / 1000
             warnings.warn(
                 f"{part.key}: no set_aligned_starting_time, so its times keep the recorded "
@@ -283,7 +283,8 @@ class MiniscopeConverter:
     def _scopes_and_names(self) -> tuple[list[ScopeEntry], list[str]]:
         naming = Naming(True, self._options.per_acquisition)
         names = _library_names(recordings(self._session), self._options)
-        scopes, series = [], []
+        scopes: list[ScopeEntry] = []
+        series: list[str] = []
         for recording in recordings(self._session):
             if id(recording) not in names:
                 continue

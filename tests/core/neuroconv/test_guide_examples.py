@@ -35,8 +35,9 @@ def ophys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Acquisit
     truths = [
         write_acquisition(
             session / f"{start:%H_%M_%S}",
-            AcquisitionSpec(start=start, scopes=[replace(TINY, seed=k)],
-                            cameras=[replace(CAMERA, seed=10 + k)]),
+            AcquisitionSpec(
+                start=start, scopes=[replace(TINY, seed=k)], cameras=[replace(CAMERA, seed=10 + k)]
+            ),
         )  # fmt: skip
         for k, start in enumerate((FIRST, SECOND))
     ]
@@ -63,6 +64,7 @@ def test_miniscope_converter_example(ophys, tmp_path: Path) -> None:
     from miniscope_core.neuroconv import MiniscopeConverter
 
     # --- the guide, verbatim
+    # fmt: off
     # The 'folder_path' is the path to the main Miniscope folder containing timestamp subfolders
     folder_path = str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5")
     converter = MiniscopeConverter(folder_path=folder_path, verbose=False)
@@ -70,11 +72,12 @@ def test_miniscope_converter_example(ophys, tmp_path: Path) -> None:
     metadata = converter.get_metadata()
     # For data provenance we can add the time zone information to the conversion if missing
     session_start_time = metadata["NWBFile"]["session_start_time"]
-    metadata["NWBFile"].update(session_start_time=session_start_time.replace(tzinfo=ZoneInfo("US/Pacific")))
+    metadata["NWBFile"].update(session_start_time=session_start_time.replace(tzinfo=ZoneInfo("US/Pacific")))  # noqa: E501
 
     # Choose a path for saving the nwb file and run the conversion
     nwbfile_path = f"{path_to_save_nwbfile}"
     converter.run_conversion(nwbfile_path=nwbfile_path, metadata=metadata, overwrite=True)
+    # fmt: on
     # --- end of the guide
 
     assert session_start_time == datetime(2021, 10, 7, 15, 3, 28, 635000)  # ms, not µs
@@ -100,21 +103,23 @@ def test_miniscope_imaging_interface_example(ophys, tmp_path: Path) -> None:
     from miniscope_core.neuroconv import MiniscopeImagingInterface
 
     # --- the guide, verbatim
+    # fmt: off
     # Point directly to a Miniscope folder containing .avi files and metaData.json
-    folder_path = str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_03_28" / "Miniscope")
+    folder_path = str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_03_28" / "Miniscope")  # noqa: E501
     interface = MiniscopeImagingInterface(folder_path=folder_path)
 
-    # Get metadata (session_start_time is automatically extracted from parent folder's metaData.json)
+    # Get metadata (session_start_time is automatically extracted from parent folder's metaData.json)  # noqa: E501
     metadata = interface.get_metadata()
     session_start_time = metadata["NWBFile"]["session_start_time"]
     # For data provenance we can add the time zone information to the conversion
-    metadata["NWBFile"]["session_start_time"] = session_start_time.replace(tzinfo=ZoneInfo("US/Pacific"))
+    metadata["NWBFile"]["session_start_time"] = session_start_time.replace(tzinfo=ZoneInfo("US/Pacific"))  # noqa: E501
     # Add subject information (required for DANDI upload)
     metadata["Subject"] = dict(subject_id="subject1", species="Mus musculus", sex="M", age="P30D")
 
     # Convert to NWB
     nwbfile_path = f"{path_to_save_nwbfile}"
     interface.run_conversion(nwbfile_path=nwbfile_path, metadata=metadata, overwrite=True)
+    # fmt: on
     # --- end of the guide
 
     assert validate(path=nwbfile_path) == []
@@ -135,7 +140,14 @@ def test_explicit_file_paths(ophys, tmp_path: Path) -> None:
     OPHYS_DATA_PATH, truths = ophys  # noqa: N806
     from miniscope_core.neuroconv import MiniscopeImagingInterface
 
-    folder = OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_06_28" / "Miniscope"
+    folder = (
+        OPHYS_DATA_PATH
+        / "imaging_datasets"
+        / "Miniscope"
+        / "C6-J588_Disc5"
+        / "15_06_28"
+        / "Miniscope"
+    )  # noqa: E501
     interface = MiniscopeImagingInterface(
         file_paths=[str(folder / "0.avi")],
         configuration_file_path=str(folder / "metaData.json"),
@@ -159,16 +171,17 @@ def test_converter_pipe_example(ophys, tmp_path: Path) -> None:
     from miniscope_core.neuroconv import ConverterPipe, MiniscopeImagingInterface
 
     # --- the guide, verbatim
+    # fmt: off
     # Initialize imaging interfaces for sequential acquisitions
     # Acquisition 1 starts at time 0
     acquisition1_interface = MiniscopeImagingInterface(
-        folder_path=str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_03_28" / "Miniscope")
+        folder_path=str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_03_28" / "Miniscope")  # noqa: E501
     )
     acquisition1_interface.set_aligned_starting_time(0.0)
 
     # Acquisition 2 starts 180 seconds after acquisition 1 (preserving the time gap)
     acquisition2_interface = MiniscopeImagingInterface(
-        folder_path=str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_06_28" / "Miniscope")
+        folder_path=str(OPHYS_DATA_PATH / "imaging_datasets" / "Miniscope" / "C6-J588_Disc5" / "15_06_28" / "Miniscope")  # noqa: E501
     )
     acquisition2_interface.set_aligned_starting_time(180.0)
 
@@ -182,7 +195,7 @@ def test_converter_pipe_example(ophys, tmp_path: Path) -> None:
     # Configure metadata (session_start_time is automatically extracted from first acquisition)
     metadata = converter.get_metadata()
     session_start_time = metadata["NWBFile"]["session_start_time"]
-    metadata["NWBFile"]["session_start_time"] = session_start_time.replace(tzinfo=ZoneInfo("US/Pacific"))
+    metadata["NWBFile"]["session_start_time"] = session_start_time.replace(tzinfo=ZoneInfo("US/Pacific"))  # noqa: E501
 
     # Add a second OnePhotonSeries entry to metadata with a unique name
     acquisition2_metadata = metadata["Ophys"]["OnePhotonSeries"][0].copy()
@@ -202,12 +215,16 @@ def test_converter_pipe_example(ophys, tmp_path: Path) -> None:
         conversion_options=conversion_options,
         overwrite=True
     )
+    # fmt: on
     # --- end of the guide
 
     assert validate(path=nwbfile_path) == []
     with read_nwb(Path(nwbfile_path)) as nwb:
         assert nwb.session_start_time == FIRST
-        assert set(nwb.acquisition) == {"OnePhotonSeriesAcquisition1", "OnePhotonSeriesAcquisition2"}
+        assert set(nwb.acquisition) == {
+            "OnePhotonSeriesAcquisition1",
+            "OnePhotonSeriesAcquisition2",
+        }  # noqa: E501
         for name, truth, shift in (("1", truths[0], 0.0), ("2", truths[1], 180.0)):
             series = nwb.acquisition[f"OnePhotonSeriesAcquisition{name}"]
             np.testing.assert_array_equal(series.data[:], _frames(truth))
