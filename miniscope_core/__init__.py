@@ -47,15 +47,9 @@ from .options import (
 )
 from .outputs.atomic import OutputError, atomic_output, write_bytes, write_csv, write_json
 from .outputs.guard import OutputInsideInputError
-from .pipeline.convert import (
-    Assembly,
-    ConversionResult,
-    assemble,
-    convert_session,
-    encode_videos,
-    stub_output,
-)
+from .pipeline.convert import ConversionResult, convert_session, stub_output
 from .pipeline.dandi import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
+from .pipeline.stages import Assembly, assemble, encode_videos
 from .reports.outcome import FrameCount, Totals, frame_counts, miniscope_totals, recording_reports
 from .reports.session import DeviceReport, SessionReport, describe_session, inspect_session
 from .timing.recordings import Recording

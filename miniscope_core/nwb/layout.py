@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 from pynwb import NWBFile
 from pynwb.file import Subject
+from pynwb.image import ImageSeries
+from pynwb.ophys import OnePhotonSeries
 
 from ..errors import MiniscopeWarning
 from ..timing.clock import SessionClock
@@ -23,6 +26,17 @@ from .base import Layout, LayoutContext, LayoutOptions
 from .behavior import add_camera
 from .imaging import add_miniscope
 from .intervals import add_acquisition_table, add_device_table, add_dropped_frames, add_notes
+
+# The series type each kind of device adds (scopes: an imaging plane and OnePhotonSeries;
+# cameras: ImageSeries, linked or embedded); the rest of the file is base, device and table types.
+SERIES_TYPE = {"miniscope": OnePhotonSeries, "camera": ImageSeries}
+
+
+def modalities(kinds: Iterable[str]) -> tuple[str, ...]:
+    """The modalities `dandi organize` names a file by (the pynwb module of its series types:
+    `ophys`, `image`), for a file whose recordings are of `kinds`; no layout needed."""
+    found = {SERIES_TYPE[kind].__module__.split(".")[1] for kind in kinds if kind in SERIES_TYPE}
+    return tuple(sorted(found))
 
 
 def build_layout(

@@ -6,7 +6,8 @@ The name follows dandi-cli's `organize` (dandi/organize.py, dandi/consts.py
 ids with `_*\\/<>:|"'?%@;,`, whitespace and `.` replaced by `-`, and the modalities the pynwb
 modules of the file's neurodata types (`pynwb.ophys` -> `ophys`, `pynwb.image` -> `image`;
 base, device, file and misc types, extension types and types dandi-cli's map lacks, such as
-the interval tables' TimeIntervals, add none), sorted and joined by `+`. `dandi organize`
+the interval tables' TimeIntervals, add none), sorted and joined by `+`: known from the kinds
+of device before anything is laid out (`nwb.layout.modalities`). `dandi organize`
 leaves `_ses-` out while a dandiset holds one session of a subject; it is always given here,
 so a name never changes when a session is added.
 
@@ -18,25 +19,18 @@ and ids without `/`.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import re
-import warnings
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import pynwb
-from pynwb import NWBFile
 
 from ..daq.model import Session
 from ..errors import MiniscopeFormatError
 from ..metadata.layers import SESSION_METADATA_FILE
 from ..metadata.schema import MetadataError
-from ..options import ConversionOptions
+from ..nwb.layout import modalities as series_modalities
 from ..outputs.guard import refuse_writes_inside
-from .convert import plan_layout, probe_videos
 
 # (section, fields of which one is needed, an example value)
 REQUIRED: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -85,29 +79,6 @@ def dandi_label(value: str) -> str:
     return _UNSAFE.sub("-", value)
 
 
-@cache
-def _modality_of_type() -> dict[str, str]:
-    """pynwb's neurodata type names -> the module defining them, as dandi-cli maps them."""
-    modalities: dict[str, str] = {}
-    for module in vars(pynwb).values():
-        if not (inspect.ismodule(module) and module.__name__.startswith("pynwb.")):
-            continue
-        for value in vars(module).values():
-            if inspect.isclass(value) and issubclass(value, pynwb.core.NWBMixin):
-                parts = value.__module__.split(".")
-                if len(parts) == 2:
-                    modalities.setdefault(value.__name__, parts[1])
-    return modalities
-
-
-def nwb_modalities(nwbfile: NWBFile) -> tuple[str, ...]:
-    """The modalities `dandi organize` reads from the file's neurodata types, sorted."""
-    known = _modality_of_type()
-    types = {type(obj).__name__ for obj in nwbfile.all_children()}
-    found = {known[t] for t in types if t in known} - _GENERIC_MODALITIES
-    return tuple(sorted(found))
-
-
 def dandi_path(subject_id: str, session_id: str, modalities: tuple[str, ...]) -> PurePosixPath:
     """`sub-<subject>/sub-<subject>_ses-<session>[_<modalities>].nwb`."""
     subject = f"sub-{dandi_label(subject_id)}"
@@ -115,24 +86,16 @@ def dandi_path(subject_id: str, session_id: str, modalities: tuple[str, ...]) ->
     return PurePosixPath(subject, f"{subject}_ses-{dandi_label(session_id)}{suffix}.nwb")
 
 
-def dandi_output(
-    session: Session,
-    dandiset: Path,
-    metadata: Mapping[str, Any],
-    options: ConversionOptions,
-) -> Path:
-    """Where `session` goes in the dandiset folder: its metadata checked for DANDI, and the
-    file laid out in memory (headers only, no pixels) to learn its modalities. A dandiset
-    folder inside the recording is refused first (`refuse_writes_inside`)."""
+def dandi_output(session: Session, dandiset: Path, metadata: Mapping[str, Any]) -> Path:
+    """Where `session` goes in the dandiset folder: its metadata checked for DANDI, and its
+    modalities from the kinds of device that have videos (each gives a series; see
+    `nwb.layout.modalities`). A dandiset folder inside the recording is refused first
+    (`refuse_writes_inside`)."""
     refuse_writes_inside([session], folders=[dandiset])
     require_dandi_metadata(metadata, session.root)
-    placeholder = dandiset / "sub-x" / "placeholder.nwb"  # external video paths only
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the conversion itself reports them
-        videos = probe_videos(session, options)
-        layout, _ = plan_layout(session, videos, placeholder, options, dict(metadata))
+    kinds = {d.kind for a in session.acquisitions for d in a.devices if d.videos}
     subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
-    output = dandiset / dandi_path(subject, session_id, nwb_modalities(layout.nwbfile))
+    output = dandiset.joinpath(dandi_path(subject, session_id, series_modalities(kinds)))
     refuse_writes_inside([session], outputs=[output])  # `sub-x/` may be a link into it
     return output
 

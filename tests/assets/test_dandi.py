@@ -41,12 +41,18 @@ def _dandi() -> str:
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Animal `m_01` (an id DANDI must rewrite) with two sessions: one with a behaviour camera,
-    one without, as the DAQ lays them out (`<animal>/<date>/<time>/<device>`)."""
+    """Animal `m_01` (an id DANDI must rewrite) with three sessions: one with a behaviour camera,
+    one without, one whose camera recorded timestamps but no video (no image series, so no
+    `image` in its name), as the DAQ lays them out (`<animal>/<date>/<time>/<device>`)."""
     root = tmp_path_factory.mktemp("raw")
     animal = root / "m_01"
     write_session(animal / "2024_01_15", 2, SCOPE, [CAMERA])
     write_session(animal / "2024_01_16", 1, SCOPE, [], first_start=DEFAULT_START + timedelta(1))
+    write_session(
+        animal / "2024_01_17", 1, SCOPE, [CAMERA], first_start=DEFAULT_START + timedelta(2)
+    )
+    for video in (animal / "2024_01_17").glob("*/BehavCam*/*.avi"):
+        video.unlink()
     for session in animal.iterdir():
         (session / "nwb_metadata.yaml").write_text(DANDI_SUBJECT)
         for meta in session.glob("*/metaData.json"):  # the DAQ's animalName, read as subject_id
@@ -94,6 +100,7 @@ def test_names_are_dandi_organize_names(raw: Path, tmp_path: Path) -> None:
     assert ours == [
         "sub-m-01/sub-m-01_ses-2024-01-15_image+ophys.nwb",
         "sub-m-01/sub-m-01_ses-2024-01-16_ophys.nwb",
+        "sub-m-01/sub-m-01_ses-2024-01-17_ophys.nwb",
     ]
     # dandi organize's own naming of the same sessions converted under plain names
     metadata_nwb = pytest.importorskip("dandi.metadata.nwb")

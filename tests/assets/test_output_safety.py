@@ -257,9 +257,7 @@ def test_explicit_files_and_their_configuration_folder_are_protected(session, tm
 
 def test_a_dandiset_inside_the_session_is_refused_before_its_metadata(session, capsys):
     with pytest.raises(OutputInsideInputError, match="is inside the session"):
-        dandi_output(
-            discover(session), session / "dandiset", {}, convert_module.ConversionOptions()
-        )
+        dandi_output(discover(session), session / "dandiset", {})
     argv = ["convert", str(session), "--output-dir", str(session / "dandiset"), "--dandi"]
     refused(argv, capsys, session)
 

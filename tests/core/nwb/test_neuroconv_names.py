@@ -20,7 +20,7 @@ from support import SMALL_CAMERA, TINY, read_nwb
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
 from miniscope_core.nwb.naming import neuroconv_camel
-from miniscope_core.pipeline.convert import probe_videos
+from miniscope_core.pipeline.stages import probe_videos
 from miniscope_core.reports.outcome import frame_counts
 from miniscope_core.timing.recordings import Recording, session_recordings
 

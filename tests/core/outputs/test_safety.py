@@ -17,7 +17,7 @@ from support import CLI, SMALL_SCOPE, _start, _wait_for_partial, read_nwb
 from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
 from miniscope_core.nwb.base import Fill
-from miniscope_core.pipeline.convert import assemble, probe_videos
+from miniscope_core.pipeline.stages import assemble, probe_videos
 from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session
 from miniscope_core.verify.validate import VerificationError, verify_nwb
 
