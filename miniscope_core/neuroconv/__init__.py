@@ -11,6 +11,7 @@ from .errors import NeuroConvUnsupported
 from .interfaces import (
     ExternalVideoInterface,
     InternalVideoInterface,
+    MiniscopeHeadOrientationInterface,
     MiniscopeImagingInterface,
     VideoInterface,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ExternalVideoInterface",
     "InternalVideoInterface",
     "MiniscopeConverter",
+    "MiniscopeHeadOrientationInterface",
     "MiniscopeImagingInterface",
     "NeuroConvUnsupported",
     "VideoInterface",

@@ -124,3 +124,14 @@ class VideoInterface(ExternalVideoInterface):
     ) -> None:
         super().__init__(file_paths, verbose, metadata_key_name=metadata_key_name)
         self.embed_cameras = not external_mode
+
+
+class MiniscopeHeadOrientationInterface:
+    """Refused: the head orientation is converted with its Miniscope's interface."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise NeuroConvUnsupported(
+            "MiniscopeHeadOrientationInterface",
+            "MiniscopeImagingInterface of the scope's folder writes its headOrientation.csv "
+            "(processing/behavior)",
+        )

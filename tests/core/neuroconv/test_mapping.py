@@ -16,6 +16,7 @@ from miniscope_core import MiniscopeFormatError, OutputError
 from miniscope_core.neuroconv import (
     ConverterPipe,
     ExternalVideoInterface,
+    MiniscopeHeadOrientationInterface,
     MiniscopeImagingInterface,
     NeuroConvUnsupported,
 )
@@ -164,6 +165,8 @@ def test_unsupported_calls_name_the_alternative(acquisitions, tmp_path: Path) ->
         assert "\n" not in str(caught.value)
     with pytest.raises(NeuroConvUnsupported, match="run_conversion"):
         interface.add_to_nwbfile(None, {})
+    with pytest.raises(NeuroConvUnsupported, match="headOrientation.csv"):
+        MiniscopeHeadOrientationInterface(file_path="headOrientation.csv")
     two = ConverterPipe({"a": _scope(acquisitions[0]), "b": _scope(acquisitions[1])})
     with pytest.raises(MiniscopeFormatError, match="would all write the series 'OnePhotonSeries'"):
         two.run_conversion(nwbfile_path=out)
