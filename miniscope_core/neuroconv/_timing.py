@@ -17,7 +17,7 @@ import numpy as np
 
 from ..daq.model import Acquisition, Device, Session
 from ..options import ConversionOptions
-from ..pipeline.convert import probe_videos
+from ..pipeline.stages import probe_videos
 from ..timing.recordings import Recording, session_recordings
 from ..timing.sync import TimeAlignment
 from .errors import NeuroConvUnsupported
