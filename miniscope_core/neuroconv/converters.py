@@ -282,10 +282,11 @@ class MiniscopeConverter:
 
     def _scopes_and_names(self) -> tuple[list[ScopeEntry], list[str]]:
         naming = Naming(True, self._options.per_acquisition)
-        names = _library_names(recordings(self._session), self._options)
+        recs = recordings(self._session)  # one list: names are keyed by id(recording)
+        names = _library_names(recs, self._options)
         scopes: list[ScopeEntry] = []
         series: list[str] = []
-        for recording in recordings(self._session):
+        for recording in recs:
             if id(recording) not in names:
                 continue
             device = recording.device
