@@ -17,7 +17,7 @@ def _frames(n: int, shape: tuple[int, int], dtype: type, seed: int = 0) -> np.nd
 def test_projections_and_brightness_equal_numpy_over_all_frames(dtype: type) -> None:
     frames = _frames(600, (21, 13), dtype)  # > 257 frames: the uint16 partial sum is folded
     stats = FrameStats(len(frames), frames.shape[1:], dtype)
-    buffer = np.empty(frames.shape[1:], dtype)
+    buffer: np.ndarray = np.empty(frames.shape[1:], dtype)
     for index, frame in enumerate(frames):
         buffer[...] = frame  # the decoder reuses one buffer
         stats.add(index, buffer)
