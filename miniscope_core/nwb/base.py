@@ -16,7 +16,6 @@ from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
 from ..daq.video import VideoInfo
-from ..encode.deflate import DEFAULT_LEVEL
 from ..errors import MiniscopeWarning, MissingDeviceWarning
 from ..timing.clock import SessionClock
 from ..timing.recordings import Recording
@@ -46,12 +45,16 @@ class Layout:
 
 @dataclass(frozen=True)
 class LayoutOptions:
-    """How the file is laid out; `source_script*` record the converter's provenance in NWB."""
+    """How the file is laid out; `source_script*` record the converter's provenance in NWB.
 
-    per_acquisition: bool = False
-    embed_cameras: bool = False
-    neuroconv_names: bool = False  # see naming.py
-    compression_level: int = DEFAULT_LEVEL
+    The four choices have no default here: they are the user's `ConversionOptions`, whose
+    defaults are the only ones (`pipeline.stages.layout_options` makes this from them).
+    """
+
+    per_acquisition: bool
+    embed_cameras: bool
+    neuroconv_names: bool  # see naming.py
+    compression_level: int
     stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
     left_out: tuple[str, ...] = ()  # the session's files that do not reach the file, and why
     source_script: str = ""

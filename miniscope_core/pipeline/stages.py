@@ -209,10 +209,10 @@ def plan_layout(
     clock = session_clock(session, recordings, metadata)
     pairs = options.alignment or session_alignment(session.root)
     clock = aligned_clock(clock, recordings, pairs, options.start_offset)
-    layout_options = _layout_options(options, metadata_files)
+    layout = layout_options(options, metadata_files)
     if session.inventory is not None:
-        layout_options = replace(layout_options, left_out=tuple(session.inventory.lines()))
-    return build_layout(recordings, metadata, clock, output, layout_options), recordings
+        layout = replace(layout, left_out=tuple(session.inventory.lines()))
+    return build_layout(recordings, metadata, clock, output, layout), recordings
 
 
 def check_backend(output: Path, options: ConversionOptions) -> None:
@@ -222,7 +222,10 @@ def check_backend(output: Path, options: ConversionOptions) -> None:
         require_zarr(output)
 
 
-def _layout_options(options: ConversionOptions, metadata_files: tuple[str, ...]) -> LayoutOptions:
+def layout_options(
+    options: ConversionOptions, metadata_files: tuple[str, ...] = ()
+) -> LayoutOptions:
+    """The layout's share of `options`, with the provenance of this run."""
     script, script_name = source_script(asdict(options), list(metadata_files))
     return LayoutOptions(
         per_acquisition=options.per_acquisition,

@@ -14,7 +14,6 @@ from miniscope_assets.settings import (
     SettingsError,
 )
 from miniscope_core import ConversionOptions
-from miniscope_core.nwb.base import LayoutOptions
 
 README = PROJECT / "README.md"
 
@@ -25,7 +24,6 @@ def test_conversion_defaults_are_the_libraries():
     assert defaults.conversion_options() == library
     for name in CONVERSION_SETTINGS:
         assert MiniscopeSettings.model_fields[name].default == getattr(library, name)
-    assert LayoutOptions().compression_level == library.compression_level
 
 
 def test_environment_values_are_typed_and_the_old_names_still_work():

@@ -13,8 +13,9 @@ from support import SMALL_CAMERA, read_nwb
 
 from miniscope_core import convert_session
 from miniscope_core.errors import MiniscopeWarning
-from miniscope_core.nwb.base import LayoutOptions
 from miniscope_core.nwb.layout import build_layout
+from miniscope_core.options import ConversionOptions
+from miniscope_core.pipeline.stages import layout_options
 from miniscope_core.testing.synthetic import (
     DEFAULT_START,
     AcquisitionSpec,
@@ -154,13 +155,16 @@ def test_device_with_timestamps_but_no_video_still_gets_a_row(tmp_path):
 def test_provenance_is_written_when_given(tmp_path):
     clock = SessionClock(start=DEFAULT_START, start_ms=0, fallback_ms=0)
     metadata = {"NWBFile": {"session_description": "provenance only"}}
-    options = LayoutOptions(source_script="miniscope-nwb 0.1.0", source_script_file_name="cli.py")
+    chosen = layout_options(ConversionOptions())
+    options = replace(chosen, source_script="miniscope-nwb 0.1.0", source_script_file_name="cli.py")
     out = tmp_path / "p.nwb"
     with NWBHDF5IO(out, "w") as io:  # no recordings, so no dataset is left to fill
         io.write(build_layout([], metadata, clock, out, options).nwbfile)
     with read_nwb(out) as nwb:
         assert (nwb.source_script, nwb.source_script_file_name) == ("miniscope-nwb 0.1.0", "cli.py")
-    plain = build_layout([], metadata, clock, tmp_path / "q.nwb", LayoutOptions()).nwbfile
+    plain = build_layout(
+        [], metadata, clock, tmp_path / "q.nwb", replace(chosen, source_script="")
+    ).nwbfile
     assert plain.source_script is None
     with pytest.raises(ValueError, match="source_script"):
-        LayoutOptions(source_script_file_name="cli.py")
+        replace(chosen, source_script="", source_script_file_name="cli.py")
