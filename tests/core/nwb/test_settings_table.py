@@ -162,9 +162,8 @@ def test_provenance_is_written_when_given(tmp_path):
         io.write(build_layout([], metadata, clock, out, options).nwbfile)
     with read_nwb(out) as nwb:
         assert (nwb.source_script, nwb.source_script_file_name) == ("miniscope-nwb 0.1.0", "cli.py")
-    plain = build_layout(
-        [], metadata, clock, tmp_path / "q.nwb", replace(chosen, source_script="")
-    ).nwbfile
+    unsigned = replace(chosen, source_script="", source_script_file_name="")
+    plain = build_layout([], metadata, clock, tmp_path / "q.nwb", unsigned).nwbfile
     assert plain.source_script is None
     with pytest.raises(ValueError, match="source_script"):
         replace(chosen, source_script="", source_script_file_name="cli.py")
