@@ -116,6 +116,15 @@ def timing_png(timelines: Sequence[DeviceTimeline], axis: SessionAxis) -> bytes:
             axes.plot(
                 timeline.timestamps_s * axis.scale, timeline.intervals_ms, ".", ms=2.5, color=colour
             )
+            after = np.searchsorted(timeline.timestamps_s, timeline.dropped_at_s, "right")
+            after = after[after < timeline.n_frames]  # the frame after each gap: its interval
+            axes.plot(
+                timeline.timestamps_s[after] * axis.scale,
+                timeline.intervals_ms[after],
+                "o",
+                ms=4,
+                color=LIMIT_COLOUR,
+            )
             for at, count in zip(timeline.dropped_at_s, timeline.dropped_counts, strict=True):
                 x = at * axis.scale
                 axes.axvline(x, color=LIMIT_COLOUR, linewidth=1.2, alpha=0.8)
