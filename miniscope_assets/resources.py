@@ -139,7 +139,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
         options = self.options(config)
         path = self.nwb_path(key, options.backend)
         if self.dandi_layout_for(config):
-            path = dandi_output(session, self.dandiset_dir, metadata)
+            path = dandi_output(session, self.dandiset_dir, metadata, options)
             path = for_backend(path, options.backend)
             claim_output(path, key, self.claims_dir)
         return stub_output(path) if options.stub else path

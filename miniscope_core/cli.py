@@ -192,7 +192,7 @@ def _output_path(args: argparse.Namespace, name: str, folder: Path) -> Path:
     if args.dandi_layout:
         session = discover(folder)
         metadata = resolve_metadata(session, args.lab_metadata, args.metadata)
-        output = dandi_output(session, args.output_dir, metadata)
+        output = dandi_output(session, args.output_dir, metadata, _options(args))
     output = for_backend(output, args.backend)
     return stub_output(output) if args.stub else output
 

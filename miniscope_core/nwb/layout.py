@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 from pynwb import NWBFile
 from pynwb.file import Subject
 from pynwb.image import ImageSeries
-from pynwb.ophys import OnePhotonSeries
+from pynwb.ophys import ImagingPlane
 
 from ..errors import MiniscopeWarning
 from ..timing.clock import SessionClock
@@ -27,16 +26,14 @@ from .behavior import add_camera
 from .imaging import add_miniscope
 from .intervals import add_acquisition_table, add_device_table, add_dropped_frames, add_notes
 
-# The series type each kind of device adds (scopes: an imaging plane and OnePhotonSeries;
-# cameras: ImageSeries, linked or embedded); the rest of the file is base, device and table types.
-SERIES_TYPE = {"miniscope": OnePhotonSeries, "camera": ImageSeries}
 
-
-def modalities(kinds: Iterable[str]) -> tuple[str, ...]:
-    """The modalities `dandi organize` names a file by (the pynwb module of its series types:
-    `ophys`, `image`), for a file whose recordings are of `kinds`; no layout needed."""
-    found = {SERIES_TYPE[kind].__module__.split(".")[1] for kind in kinds if kind in SERIES_TYPE}
-    return tuple(sorted(found))
+def modalities(recordings: list[Recording]) -> tuple[str, ...]:
+    """The modalities `dandi organize` names the file by (the pynwb modules of its types), as
+    `build_layout` will lay it out: a scope always gets its imaging plane (`ophys`), a camera
+    an ImageSeries (`image`) once it has a frame; the rest are base, device and table types."""
+    types = {ImagingPlane for r in recordings if r.device.kind == "miniscope"}
+    types |= {ImageSeries for r in recordings if r.device.kind == "camera" and r.n_frames}
+    return tuple(sorted(t.__module__.split(".")[1] for t in types))
 
 
 def build_layout(

@@ -7,7 +7,7 @@ ids with `_*\\/<>:|"'?%@;,`, whitespace and `.` replaced by `-`, and the modalit
 modules of the file's neurodata types (`pynwb.ophys` -> `ophys`, `pynwb.image` -> `image`;
 base, device, file and misc types, extension types and types dandi-cli's map lacks, such as
 the interval tables' TimeIntervals, add none), sorted and joined by `+`: known from the kinds
-of device before anything is laid out (`nwb.layout.modalities`). `dandi organize`
+of recording, before anything is laid out (`nwb.layout.modalities`). `dandi organize`
 leaves `_ses-` out while a dandiset holds one session of a subject; it is always given here,
 so a name never changes when a session is added.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,8 +30,10 @@ from ..daq.model import Session
 from ..errors import MiniscopeFormatError
 from ..metadata.layers import SESSION_METADATA_FILE
 from ..metadata.schema import MetadataError
-from ..nwb.layout import modalities as series_modalities
+from ..nwb.layout import modalities
+from ..options import ConversionOptions
 from ..outputs.guard import refuse_writes_inside
+from .stages import plan_recordings, probe_videos
 
 # (section, fields of which one is needed, an example value)
 REQUIRED: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -86,16 +89,20 @@ def dandi_path(subject_id: str, session_id: str, modalities: tuple[str, ...]) ->
     return PurePosixPath(subject, f"{subject}_ses-{dandi_label(session_id)}{suffix}.nwb")
 
 
-def dandi_output(session: Session, dandiset: Path, metadata: Mapping[str, Any]) -> Path:
+def dandi_output(
+    session: Session, dandiset: Path, metadata: Mapping[str, Any], options: ConversionOptions
+) -> Path:
     """Where `session` goes in the dandiset folder: its metadata checked for DANDI, and its
-    modalities from the kinds of device that have videos (each gives a series; see
-    `nwb.layout.modalities`). A dandiset folder inside the recording is refused first
-    (`refuse_writes_inside`)."""
+    modalities from its recordings as the file will hold them (`nwb.layout.modalities`; the
+    videos' headers are read, nothing is decoded or laid out). A dandiset folder inside the
+    recording is refused first (`refuse_writes_inside`)."""
     refuse_writes_inside([session], folders=[dandiset])
     require_dandi_metadata(metadata, session.root)
-    kinds = {d.kind for a in session.acquisitions for d in a.devices if d.videos}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the conversion itself reports them
+        recordings = plan_recordings(session, probe_videos(session, options), options)
     subject, session_id = metadata["Subject"]["subject_id"], metadata["NWBFile"]["session_id"]
-    output = dandiset.joinpath(dandi_path(subject, session_id, series_modalities(kinds)))
+    output = dandiset.joinpath(dandi_path(subject, session_id, modalities(recordings)))
     refuse_writes_inside([session], outputs=[output])  # `sub-x/` may be a link into it
     return output
 

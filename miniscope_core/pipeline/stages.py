@@ -190,6 +190,20 @@ def _complete(done: Assembly | Shortfall) -> Assembly:
     return done
 
 
+def plan_recordings(
+    session: Session, videos: Mapping[Path, VideoInfo], options: ConversionOptions
+) -> list[Recording]:
+    """Every device of every acquisition with its frames on absolute times, as the file takes
+    them (a stub's first frames only)."""
+    return session_recordings(
+        session,
+        videos,
+        options.strict,
+        concatenated=not options.per_acquisition,
+        max_frames=STUB_FRAMES if options.stub else None,
+    )
+
+
 def plan_layout(
     session: Session,
     videos: Mapping[Path, VideoInfo],
@@ -199,13 +213,7 @@ def plan_layout(
     metadata_files: tuple[str, ...] = (),
 ) -> tuple[Layout, list[Recording]]:
     """The file to be written at `output`, in memory without any pixel, and its recordings."""
-    recordings = session_recordings(
-        session,
-        videos,
-        options.strict,
-        concatenated=not options.per_acquisition,
-        max_frames=STUB_FRAMES if options.stub else None,
-    )
+    recordings = plan_recordings(session, videos, options)
     clock = session_clock(session, recordings, metadata)
     pairs = options.alignment or session_alignment(session.root)
     clock = aligned_clock(clock, recordings, pairs, options.start_offset)

@@ -18,7 +18,7 @@ from support import acquisition, read_nwb
 
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.settings import MiniscopeSettings, SettingsError
-from miniscope_core import convert_session, discover
+from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.cli import main
 from miniscope_core.daq.explicit import session_from_files
 from miniscope_core.outputs.atomic import OutputError
@@ -257,7 +257,7 @@ def test_explicit_files_and_their_configuration_folder_are_protected(session, tm
 
 def test_a_dandiset_inside_the_session_is_refused_before_its_metadata(session, capsys):
     with pytest.raises(OutputInsideInputError, match="is inside the session"):
-        dandi_output(discover(session), session / "dandiset", {})
+        dandi_output(discover(session), session / "dandiset", {}, ConversionOptions())
     argv = ["convert", str(session), "--output-dir", str(session / "dandiset"), "--dandi"]
     refused(argv, capsys, session)
 
