@@ -19,6 +19,7 @@ from .motion import MotionEstimate, estimate_motion
 from .stats import FrameSummary
 
 DRIFT_FRACTION = 10  # brightness drift: the mean of the first tenth of frames vs the last tenth
+DARK_FRACTION = 0.5  # a frame darker than this share of the median is left out of the motion
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,20 @@ class ImagingSeries:
         motion: bool = True,
     ) -> ImagingSeries:
         """A series from its merged `FrameStats` summary and its frames' times; the motion is
-        estimated on the kept subsample (`motion=False`: not estimated). Frames beyond the
-        shorter of the two (video frames vs timestamps) are left out, as the conversion does."""
+        estimated on the kept subsample (`motion=False`: not estimated), without frames darker
+        than `DARK_FRACTION` of the median (the LED off: noise would read as motion). Frames
+        beyond the shorter of the two (video frames vs timestamps) are left out, as the
+        conversion does."""
         times_s = np.asarray(times_s, dtype=np.float64)
         n = min(len(times_s), len(summary.brightness))
         estimate = None
         if motion:
-            kept = summary.sample_indices < n
-            estimate = estimate_motion(summary.sample_indices[kept], summary.samples[kept])
+            indices = summary.sample_indices
+            kept = indices < n
+            if kept.any():  # a dark frame (LED off) has no picture to register: left out
+                light = summary.brightness[indices[kept]]
+                kept[kept] = ~(light < DARK_FRACTION * np.nanmedian(summary.brightness[:n]))
+            estimate = estimate_motion(indices[kept], summary.samples[kept])
         return cls(
             name=name,
             device=device,

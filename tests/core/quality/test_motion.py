@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from miniscope_core.quality.model import ImagingSeries
 from miniscope_core.quality.motion import estimate_motion
+from miniscope_core.quality.stats import FrameStats
 
 TOLERANCE_PX = 0.5
 
@@ -59,3 +61,22 @@ def test_too_few_or_too_small_frames_give_zero_motion() -> None:
     assert none.max_displacement_px is None
     tiny = estimate_motion(np.arange(3), np.zeros((3, 4, 4), np.uint8))
     assert (tiny.shifts == 0).all()
+
+
+def test_dark_frames_are_left_out_of_a_series_motion(
+    make_frames: Callable[..., np.ndarray],
+) -> None:
+    shifts = np.zeros((50, 2))
+    frames = make_frames(shifts, height=96, width=128)
+    noise = np.random.default_rng(0).integers(0, 6, frames.shape, dtype=np.uint8)
+    dark = (10, 11, 30)  # the LED off: sensor noise only, which registers anywhere (~30 px)
+    assert estimate_motion(np.arange(50), np.where(np.isin(np.arange(50), dark)[:, None, None],
+                           noise, frames)).max_displacement_px > 5  # fmt: skip
+    stats = FrameStats(50, (96, 128), max_sample_frames=50)
+    for index, frame in enumerate(frames):
+        stats.add(index, noise[index] if index in dark else frame)
+    series = ImagingSeries.from_summary("s", "Miniscope", "", stats.summary(), np.arange(50) / 20)
+    assert series.motion is not None
+    assert not set(dark) & set(series.motion.indices.tolist())
+    assert len(series.motion.indices) == 47
+    assert series.max_motion_px is not None and series.max_motion_px < TOLERANCE_PX
