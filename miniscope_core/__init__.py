@@ -33,6 +33,15 @@ from .errors import (
 )
 from .metadata.layers import SESSION_METADATA_FILE, load_metadata_file, resolve_metadata
 from .metadata.schema import did_you_mean
+from .neuroconv import (
+    ConverterPipe,
+    ExternalVideoInterface,
+    InternalVideoInterface,
+    MiniscopeConverter,
+    MiniscopeImagingInterface,
+    NeuroConvUnsupported,
+    VideoInterface,
+)
 from .nwb.backends.support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
 from .options import (
     DANDI_LAYOUT,
@@ -133,6 +142,14 @@ __all__ = [
     "frame_counts",
     "miniscope_totals",
     "recording_reports",
+    # NeuroConv's API over this library (see docs/neuroconv.md)
+    "ConverterPipe",
+    "ExternalVideoInterface",
+    "InternalVideoInterface",
+    "MiniscopeConverter",
+    "MiniscopeImagingInterface",
+    "NeuroConvUnsupported",
+    "VideoInterface",
     # settings, outputs, errors
     "DEFLATE_ENGINES",
     "Deflater",

@@ -59,6 +59,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _renames(text: str) -> tuple[tuple[str, str], ...]:
+    """`OLD=NEW[,OLD=NEW...]` as pairs; a name NWB cannot hold (empty, with `/`) is refused."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        old, sep, new = (side.strip() for side in item.partition("="))
+        if not (sep and old and new) or "/" in old + new:
+            raise argparse.ArgumentTypeError(f"{item!r} is not OLD=NEW (names without '/')")
+        pairs.append((old, new))
+    return tuple(pairs)
+
+
 def _option(default: Any, meaning: str, **how: Any) -> Any:
     """A field of `ConversionOptions` and its front-end declaration (see `Option`)."""
     return field(default=default, metadata={"option": how | {"help": meaning}})
@@ -120,6 +131,12 @@ class ConversionOptions:
         False,
         "Name series and devices as NeuroConv's MiniscopeConverter does (`BehavCamImageSeries`).",
         flag="--neuroconv-names", lab=True,
+    )  # fmt: skip
+    series_names: tuple[tuple[str, str], ...] = _option(
+        (),
+        "Image series named otherwise: OLD=NEW pairs, comma-separated (OLD as `inspect` or a "
+        "first conversion names it); an OLD the file does not have is refused.",
+        flag="--rename-series", parse=_renames, metavar="OLD=NEW[,OLD=NEW]",
     )  # fmt: skip
     backend: str = _option(
         DEFAULT_BACKEND,

@@ -4,8 +4,9 @@
 or with `use_new_metadata_format=True` its 0.10 dict shape (`Devices`, `Ophys.ImagingPlanes`,
 `Ophys.MicroscopySeries`); `run_conversion` takes either back. What the library writes from a
 user's value passes on as the `overrides` layer of `resolve_metadata`: the NWBFile and Subject
-fields, the imaging-plane facts, and each series' name (applied by `_write`). Every other value
-must come back as it was given out, or it is refused: the file would not hold it.
+fields, the imaging-plane facts, and each series' name (the layout gives it: `series_names`).
+Every other value must come back as it was given out, or it is refused: the file would not
+hold it.
 """
 
 from __future__ import annotations

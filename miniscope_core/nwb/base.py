@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from hdmf.backends.hdf5 import H5DataIO
 from pynwb import NWBFile
 
 from ..daq.video import VideoInfo
-from ..errors import MiniscopeWarning, MissingDeviceWarning
+from ..errors import MiniscopeFormatError, MiniscopeWarning, MissingDeviceWarning
 from ..timing.clock import SessionClock
 from ..timing.recordings import Recording
 
@@ -55,6 +55,7 @@ class LayoutOptions:
     embed_cameras: bool
     neuroconv_names: bool  # see naming.py
     compression_level: int
+    series_names: tuple[tuple[str, str], ...]  # (the layout's name, the user's) per image series
     stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
     left_out: tuple[str, ...] = ()  # the session's files that do not reach the file, and why
     source_script: str = ""
@@ -80,6 +81,37 @@ class LayoutContext:
     nwb_path: Path
     options: LayoutOptions
     fills: list[Fill] = field(default_factory=list)
+    renamed: set[str] = field(default_factory=set)  # the layout's names given another
+
+    def named(self, groups: list[SeriesGroup]) -> list[SeriesGroup]:
+        """`groups` under the names the user gave them (`series_names`), where given; a name
+        another series of the file already has is refused."""
+        names = dict(self.options.series_names)
+        self.renamed |= {group.name for group in groups if group.name in names}
+        named = [replace(group, name=names.get(group.name, group.name)) for group in groups]
+        for before, after in zip(groups, named, strict=True):
+            if (
+                after.name in self.nwbfile.acquisition
+                or [g.name for g in named].count(after.name) > 1
+            ):
+                raise MiniscopeFormatError(
+                    self.nwb_path,
+                    f"series {before.name} renamed {after.name}: another series has that name",
+                )
+        return named
+
+    def check_renames(self) -> None:
+        """Every rename asked for names a series of this file (before anything is decoded)."""
+        unknown = sorted(set(dict(self.options.series_names)) - self.renamed)
+        if unknown:
+            mine = sorted(
+                set(self.nwbfile.acquisition) - set(dict(self.options.series_names).values())
+            )
+            raise MiniscopeFormatError(
+                self.nwb_path,
+                f"no image series {', '.join(unknown)} to rename; the layout's names are "
+                f"{', '.join(sorted([*mine, *self.renamed]))}",
+            )
 
     def seconds(self, recording: Recording, time_ms: np.ndarray | None = None) -> np.ndarray:
         """The times of `recording`'s frames (or of `time_ms`) in the file (see SessionClock)."""

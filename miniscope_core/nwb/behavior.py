@@ -41,7 +41,7 @@ def add_camera(ctx: LayoutContext, recordings: list[Recording], first_camera: bo
     embed = ctx.options.embed_cameras
     prefix = naming.camera_series(name, first_camera)
     per_acquisition, suffix = ctx.options.per_acquisition, naming.acquisition_suffix
-    for group in series_groups(recordings, prefix, per_acquisition, embed, suffix):
+    for group in ctx.named(series_groups(recordings, prefix, per_acquisition, embed, suffix)):
         ctx.nwbfile.add_acquisition(_camera_series(ctx, group, device))
 
 

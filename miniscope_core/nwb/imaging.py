@@ -22,7 +22,8 @@ def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
     plane = _imaging_plane(ctx, recordings, device)
     prefix = naming.scope_series(recordings[0], device.name)
     suffix = naming.acquisition_suffix
-    for group in series_groups(recordings, prefix, ctx.options.per_acquisition, True, suffix):
+    groups = series_groups(recordings, prefix, ctx.options.per_acquisition, True, suffix)
+    for group in ctx.named(groups):
         _add_image_series(ctx, group, plane)
     add_head_orientation(ctx, recordings, naming.head_orientation(device.name))
 

@@ -56,6 +56,7 @@ def build_layout(
     add_device_table(ctx, recordings)
     add_dropped_frames(ctx, recordings)
     add_notes(ctx, recordings)
+    ctx.check_renames()
     return Layout(ctx.nwbfile, ctx.fills)
 
 

@@ -240,6 +240,7 @@ def layout_options(
         embed_cameras=options.embed_cameras,
         neuroconv_names=options.neuroconv_names,
         compression_level=options.compression_level,
+        series_names=options.series_names,
         stub_frames=STUB_FRAMES if options.stub else None,
         source_script=script,
         source_script_file_name=script_name,
