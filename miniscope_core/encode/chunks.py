@@ -29,6 +29,10 @@ from ..outputs.atomic import atomic_output
 from .deflate import Deflater
 
 DATASET = "frames"
+# Called once per decoding thread with the frame shape, it gives that thread's callback for
+# each frame it decodes, (row, frame) in the thread, the frame's buffer reused at once: so
+# statistics are gathered from the frames as they are decoded, nothing decoded twice.
+Observer = Callable[[tuple[int, ...]], Callable[[int, np.ndarray], None]]
 _GROW = 512  # frames added to the dataset extent at a time
 _SPLIT_FRAMES = 240  # fewer: one decoder (a second ffmpeg start would cost more than it saves)
 DEFAULT_DEFLATER = Deflater()
@@ -66,11 +70,14 @@ def encode_video(
     deflater: Deflater = DEFAULT_DEFLATER,
     workers: int | None = None,
     on_frame: Callable[[int], None] | None = None,
+    observe: Observer | None = None,
+    extra: Callable[[h5py.File], None] | None = None,
 ) -> ChunkFile:
     """Decode `source` and write its deflated frames to `target` (atomically, replacing it).
 
     With `pixels=False` (behaviour videos that the NWB file links to) only the decodable frames
-    are counted and recorded.
+    are counted and recorded. `observe` sees every decoded frame (see `Observer`); `extra`
+    stores what else belongs with the frames before the file takes its name.
     """
     stat = source.stat()
     decode_error = ""
@@ -86,13 +93,15 @@ def encode_video(
             try:
                 if pixels:
                     n_frames, decode_error = _write_frames(
-                        h5, source, color, deflater, workers, on_frame
+                        h5, source, color, deflater, workers, on_frame, observe
                     )
                 else:
                     n_frames = count_frames(source)
             except MiniscopeFormatError as error:
                 decode_error = error.problem
         h5.attrs.update(decode_error=decode_error, n_frames=n_frames)
+        if extra is not None:
+            extra(h5)
     return read_chunk_file(target)
 
 
@@ -103,6 +112,7 @@ def _write_frames(
     deflate: Deflater,
     workers: int | None,
     on_frame: Callable[[int], None] | None,
+    observe: Observer | None,
 ) -> tuple[int, str]:
     """(frames written, decoding error); frames decoded before an error are kept."""
     with open_video(source, color=color, nwb_order=True) as stream:
@@ -116,7 +126,9 @@ def _write_frames(
             compression_opts=deflate.level,
         )
         share = Share(stream, 0, None)
-        written, error = write_chunks([share], dataset, deflate, workers, on_frame, grow=True)
+        written, error = write_chunks(
+            [share], dataset, deflate, workers, on_frame, grow=True, observe=observe
+        )
     dataset.resize(written, axis=0)
     return written, error
 
@@ -128,6 +140,7 @@ def write_chunks(
     workers: int | None,
     on_frame: Callable[[int], None] | None,
     grow: bool = False,
+    observe: Observer | None = None,
 ) -> tuple[int, str]:
     """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
 
@@ -145,7 +158,7 @@ def write_chunks(
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=per_share * len(shares)) as pool:
         futures = [
-            pool.submit(_deflate_share, reader, deflate, store, stop)
+            pool.submit(_deflate_share, reader, deflate, store, stop, observe)
             for reader in readers
             for _ in range(per_share)
         ]
@@ -208,9 +221,16 @@ class _Store:
                 self.on_frame(1)
 
 
-def _deflate_share(reader: _Reader, deflate: Deflater, store: _Store, stop: threading.Event) -> str:
+def _deflate_share(
+    reader: _Reader,
+    deflate: Deflater,
+    store: _Store,
+    stop: threading.Event,
+    observe: Observer | None,
+) -> str:
     """One thread's loop: read, deflate, store, until the share ends; its decoding error or ""."""
     frame = np.empty(reader.share.stream.frame_shape, np.uint8)
+    see = observe(frame.shape) if observe is not None else None
     while not stop.is_set():
         try:
             row = reader.next_into(frame)
@@ -219,6 +239,8 @@ def _deflate_share(reader: _Reader, deflate: Deflater, store: _Store, stop: thre
         if row is None:
             break
         store.put(row, deflate(frame))
+        if see is not None:
+            see(row, frame)
     return ""
 
 
@@ -230,6 +252,7 @@ def encode_into(
     deflate: Deflater,
     workers: int | None = None,
     on_frame: Callable[[int], None] | None = None,
+    observe: Observer | None = None,
 ) -> int:
     """Decode the first `n_frames` of `video` straight into `dataset[offset:]`; frames written.
 
@@ -243,14 +266,14 @@ def encode_into(
     if middle is None:
         with open_video(video.source, color, nwb_order=True) as stream:
             share = Share(stream, offset, n_frames)
-            return write_chunks([share], dataset, deflate, workers, on_frame)[0]
+            return write_chunks([share], dataset, deflate, workers, on_frame, observe=observe)[0]
     threads = max(1, (os.cpu_count() or 2) // 2)
     with (
         open_video(video.source, color, nwb_order=True, threads=threads) as head,
         open_video(video.source, color, nwb_order=True, first=middle, threads=threads) as tail,
     ):
         shares = [Share(head, offset, middle), Share(tail, offset + middle, n_frames - middle)]
-        written, _ = write_chunks(shares, dataset, deflate, workers, on_frame)
+        written, _ = write_chunks(shares, dataset, deflate, workers, on_frame, observe=observe)
         if written == n_frames and not _halves_meet(head, dataset, offset + middle, deflate):
             return middle
     return written

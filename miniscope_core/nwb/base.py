@@ -37,10 +37,11 @@ class Fill:
 
 @dataclass(frozen=True)
 class Layout:
-    """The NWBFile to write and the chunk copies that complete it."""
+    """The NWBFile to write, the chunk copies that complete it, and the clock of its times."""
 
     nwbfile: NWBFile
     fills: list[Fill]
+    clock: SessionClock
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def build_layout(
     add_dropped_frames(ctx, recordings)
     add_notes(ctx, recordings)
     ctx.check_renames()
-    return Layout(ctx.nwbfile, ctx.fills)
+    return Layout(ctx.nwbfile, ctx.fills, clock)
 
 
 def _names(recordings: list[Recording], kind: str) -> list[str]:

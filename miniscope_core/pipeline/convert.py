@@ -31,6 +31,7 @@ from ..outputs.atomic import atomic_output, writable_folder
 from ..outputs.guard import absolute, every_video, refuse_writes_inside
 from ..timing.recordings import Recording
 from ..timing.sync import session_alignment
+from .frames import FrameQuality
 from .stages import (
     Assembly,
     Progress,
@@ -69,11 +70,13 @@ def stub_output(output: Path) -> Path:
     return output.with_name(output.name + "_stub")
 
 
-def _direct_fill(options: ConversionOptions, on_frame: Progress | None) -> Filler:
+def _direct_fill(
+    options: ConversionOptions, on_frame: Progress | None, quality: FrameQuality
+) -> Filler:
     def fill(dataset: h5py.Dataset, part: Fill) -> int:
         return encode_into(
             part.video, dataset, part.offset, part.n_frames, options.deflater,
-            options.workers, on_frame,
+            options.workers, on_frame, quality.observer(part),
         )  # fmt: skip
 
     return fill
@@ -121,10 +124,11 @@ def _direct(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly | Shortfall:
     layout sized wrong: that comes back as a `Shortfall`, for the staged path to convert.
     """
     total = sum(video.n_frames for video in videos.values() if video.frame_shape)
-    fill = _direct_fill(job.options, job.on_frame(total, 0))
+    quality = FrameQuality()
+    fill = _direct_fill(job.options, job.on_frame(total, 0), quality)
     return assemble_into(
         job.target, job.session, videos, job.output, job.options, job.metadata, fill,
-        job.metadata_files,
+        job.metadata_files, quality,
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 
 from ..daq.model import Device, Session
-from ..daq.video import VideoInfo
+from ..daq.video import VideoInfo, count_frames
 from ..encode.chunks import ChunkFile, encode_video, probe_video, read_chunk_file
 from ..errors import MiniscopeFormatError
 from ..metadata.layers import resolve_metadata
@@ -30,10 +30,12 @@ from ..nwb.layout import build_layout
 from ..nwb.provenance import source_script
 from ..options import STUB_FRAMES, ConversionOptions
 from ..outputs.atomic import atomic_output
+from ..quality.stats import FrameSummary
 from ..timing.clock import aligned_clock, session_clock
 from ..timing.recordings import Recording, session_recordings
 from ..timing.sync import session_alignment
 from ..verify.validate import Verification, VerificationError, verify_nwb
+from .frames import FrameQuality, has_frame_stats, store, video_stats
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Assembly:
     series_frames: dict[str, int]
     recordings: list[Recording]
     verification: Verification | None
+    layout: Layout
+    frame_stats: dict[str, FrameSummary]  # per imaging series, from its frames as decoded
 
     @property
     def dropped_frames(self) -> int:
@@ -88,22 +92,42 @@ def encode_videos(
             continue
         for device in acquisition.devices:
             pixels = _needs_pixels(device, options)
+            scope = device.kind == "miniscope"
             for video in device.videos:
                 target = chunk_path(session, work_dir, video)
-                done[video] = _current_chunk_file(target, video, options, pixels) or encode_video(
-                    video,
-                    target,
-                    color=device.kind == "camera",
-                    pixels=pixels,
-                    deflater=options.deflater,
-                    workers=options.workers,
-                    on_frame=on_frame,
-                )
+                current = _current_chunk_file(target, video, options, pixels, scope)
+                done[video] = current or _encoded(video, target, device, options, on_frame)
     return done
 
 
+def _encoded(
+    video: Path, target: Path, device: Device, options: ConversionOptions, on_frame: Progress | None
+) -> ChunkFile:
+    """`video`'s chunk file, a scope's with its statistics (`frames.QC_GROUP`)."""
+    stats = video_stats(_packets(video)) if device.kind == "miniscope" else None
+    return encode_video(
+        video,
+        target,
+        color=device.kind == "camera",
+        pixels=_needs_pixels(device, options),
+        deflater=options.deflater,
+        workers=options.workers,
+        on_frame=on_frame,
+        observe=stats.observer if stats else None,
+        extra=store(stats) if stats else None,
+    )
+
+
+def _packets(video: Path) -> int:
+    """The frames a video promises (0 if it cannot say: the statistics then grow as needed)."""
+    try:
+        return count_frames(video)
+    except MiniscopeFormatError:
+        return 0
+
+
 def _current_chunk_file(
-    target: Path, video: Path, options: ConversionOptions, pixels: bool
+    target: Path, video: Path, options: ConversionOptions, pixels: bool, scope: bool
 ) -> ChunkFile | None:
     if not target.is_file():
         return None
@@ -112,7 +136,8 @@ def _current_chunk_file(
     except (MiniscopeFormatError, KeyError):
         return None
     missing_pixels = pixels and not existing.frame_shape and existing.n_frames > 0
-    if existing.is_current_for(video, options.deflater) and not missing_pixels:
+    missing_stats = scope and existing.n_frames > 0 and not has_frame_stats(target)
+    if existing.is_current_for(video, options.deflater) and not (missing_pixels or missing_stats):
         return existing
     return None
 
@@ -127,9 +152,11 @@ def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, Vid
     }
 
 
-def _copy_fill(on_frames: Progress | None) -> Filler:
+def _copy_fill(on_frames: Progress | None, quality: FrameQuality) -> Filler:
     def fill(dataset: h5py.Dataset, part: Fill) -> int:
         written = copy_fill(dataset, part)
+        if isinstance(part.video, ChunkFile):
+            quality.copied_from(part, part.video.path)
         if on_frames:
             on_frames(written)
         return written
@@ -158,9 +185,10 @@ def assemble(
     only with `overwrite`). A part left short by `fill` is a `MiniscopeFormatError`.
     """
     metadata = metadata if metadata is not None else resolve_metadata(session)
-    fill = fill or _copy_fill(on_frames)
+    quality = FrameQuality()
+    fill = fill or _copy_fill(on_frames, quality)
     check_backend(output, options)
-    args = (session, videos, output, options, metadata, fill, metadata_files)
+    args = (session, videos, output, options, metadata, fill, metadata_files, quality)
     if write_to is not None:
         return _complete(assemble_into(write_to, *args))
     with atomic_output(output, overwrite=overwrite) as temporary:
@@ -176,10 +204,17 @@ def assemble_into(
     metadata: dict[str, Any],
     fill: Filler,
     metadata_files: tuple[str, ...],
+    quality: FrameQuality,
 ) -> Assembly | Shortfall:
-    """The layout of `output` written to `path` (a name the caller holds), or its shortfall."""
+    """The layout of `output` written to `path` (a name the caller holds), or its shortfall;
+    `quality` gathers the statistics of the frames `fill` puts in."""
     layout, recordings = plan_layout(session, videos, output, options, metadata, metadata_files)
-    return _write(layout, path, output, recordings, options, fill)
+    quality.plan(layout.fills)
+    written = _write(layout, path, output, options, fill)
+    if isinstance(written, Shortfall):
+        return written
+    series_frames, verification = written
+    return Assembly(series_frames, recordings, verification, layout, quality.summaries())
 
 
 def _complete(done: Assembly | Shortfall) -> Assembly:
@@ -248,13 +283,9 @@ def layout_options(
 
 
 def _write(
-    layout: Layout,
-    path: Path,
-    output: Path,
-    recordings: list[Recording],
-    options: ConversionOptions,
-    fill: Filler,
-) -> Assembly | Shortfall:
+    layout: Layout, path: Path, output: Path, options: ConversionOptions, fill: Filler
+) -> tuple[dict[str, int], Verification | None] | Shortfall:
+    """Frames per series and the read-back, or the shortfall of a video."""
     written = write_nwb(layout, path, fill, options.backend)
     if isinstance(written, Shortfall):
         return written
@@ -265,4 +296,4 @@ def _write(
     for part in layout.fills:
         name = part.dataset_path.split("/")[1]
         series[name] = series.get(name, 0) + part.n_frames
-    return Assembly(series, recordings, verification)
+    return series, verification

@@ -25,14 +25,17 @@ numpy releases the GIL in all of these, so the decoder threads keep their cores.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 import numpy.typing as npt
 
 BRIGHTNESS_ROW_STRIDE = 4
 MAX_SAMPLE_FRAMES = 200
-MAX_SAMPLE_BYTES = 64 * 1024**2
+MAX_SAMPLE_BYTES = 16 * 1024**2  # ~46 frames of 608x608: the conversion's memory stays as it was
 _PARTIAL: dict[np.dtype, np.dtype] = {
     np.dtype(np.uint8): np.dtype(np.uint16),
     np.dtype(np.uint16): np.dtype(np.uint32),
@@ -198,3 +201,90 @@ def merged(parts: list[FrameStats]) -> FrameStats:
     for part in rest:
         first.merge(part)
     return first
+
+
+class SeriesStats:
+    """The accumulators of one series (or one video), one per decoding thread: `observer` is an
+    `encode.chunks.Observer`; `summary` merges what every thread saw."""
+
+    def __init__(
+        self,
+        n_frames: int,
+        max_sample_frames: int = MAX_SAMPLE_FRAMES,
+        max_sample_bytes: int = MAX_SAMPLE_BYTES,
+    ) -> None:
+        self.n_frames = n_frames
+        self.budget = (max_sample_frames, max_sample_bytes)
+        self.parts: list[FrameStats] = []
+        self._lock = threading.Lock()
+
+    def observer(self, frame_shape: tuple[int, ...]) -> Callable[[int, np.ndarray], None]:
+        frames, size = self.budget
+        stats = FrameStats(
+            self.n_frames, frame_shape, nwb_order=True, max_sample_frames=frames,
+            max_sample_bytes=size,
+        )  # fmt: skip
+        with self._lock:
+            self.parts.append(stats)
+        return stats.add
+
+    def summary(self) -> FrameSummary | None:
+        """None when no frame was decoded."""
+        seen = [part for part in self.parts if part.frames_seen]
+        return merged(seen).summary() if seen else None
+
+
+_SUMMARY_ARRAYS = ("brightness", "mean_projection", "max_projection", "sample_indices", "samples")
+
+
+def write_summary(group: h5py.Group, summary: FrameSummary) -> None:
+    """`summary` as datasets of `group` (a chunk file's, so a reused chunk file keeps its
+    video's statistics); the samples deflated."""
+    group.attrs.update(n_frames=summary.n_frames, frames_seen=summary.frames_seen)
+    for name in _SUMMARY_ARRAYS:
+        value = getattr(summary, name)
+        compression = "gzip" if name == "samples" and value.size else None
+        group.create_dataset(name, data=value, compression=compression)
+
+
+def read_summary(group: h5py.Group) -> FrameSummary:
+    arrays = {name: group[name][()] for name in _SUMMARY_ARRAYS}
+    return FrameSummary(
+        n_frames=int(group.attrs["n_frames"]), frames_seen=int(group.attrs["frames_seen"]), **arrays
+    )
+
+
+def placed(
+    parts: Sequence[tuple[int, int, FrameSummary]],
+    n_frames: int,
+    max_sample_frames: int = MAX_SAMPLE_FRAMES,
+    max_sample_bytes: int = MAX_SAMPLE_BYTES,
+) -> FrameSummary:
+    """One series' summary from its videos' (`(first row, frames taken, summary)` each): the
+    brightness of the frames taken at their rows, projections over each video's frames, and
+    the samples thinned evenly to the series' budget."""
+    brightness = np.full(n_frames, np.nan)
+    indices, samples = [], []
+    for first, taken, part in parts:
+        count = min(taken, len(part.brightness), n_frames - first)
+        brightness[first : first + count] = part.brightness[:count]
+        kept = part.sample_indices < count
+        indices.append(part.sample_indices[kept] + first)
+        samples.append(part.samples[kept])
+    seen = sum(part.frames_seen for _, _, part in parts)
+    mean = np.zeros(parts[0][2].mean_projection.shape)
+    for _, _, part in parts:
+        mean += part.mean_projection.astype(np.float64) * part.frames_seen
+    maximum = np.maximum.reduce([part.max_projection for _, _, part in parts])
+    every, stack = np.concatenate(indices), np.concatenate(samples)
+    frame_bytes = int(np.prod(stack.shape[1:])) * stack.dtype.itemsize
+    wanted = sample_indices(len(every), frame_bytes, max_sample_frames, max_sample_bytes)
+    return FrameSummary(
+        n_frames=n_frames,
+        frames_seen=seen,
+        brightness=brightness,
+        mean_projection=(mean / max(seen, 1)).astype(np.float32),
+        max_projection=maximum,
+        sample_indices=every[wanted],
+        samples=stack[wanted],
+    )
