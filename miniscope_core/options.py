@@ -103,6 +103,13 @@ class ConversionOptions:
         "Store behaviour-camera frames in the NWB file instead of linking the AVI files.",
         flag="--embed-cameras", lab=True,
     )  # fmt: skip
+    report: bool = _option(
+        True,
+        "Write the QC report beside the file (<name>.qc.html): field of view, brightness, "
+        "motion, frame times, head orientation, a camera frame, settings, validation "
+        "(--no-report skips it).",
+        flag="--no-report", negated=True, lab=True,
+    )  # fmt: skip
     workers: int | None = _option(
         None, "Compression threads (default: all cores; at least one per decoder).",
         flag="--workers", parse=_positive, metavar="N",

@@ -9,8 +9,10 @@ falls short of the frames it promised (in scratch, removed afterwards).
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,16 +24,18 @@ from ..collection.discovery import discover
 from ..daq.model import Session
 from ..daq.video import VideoInfo
 from ..encode.chunks import encode_into
-from ..errors import lab_messages, recorded_warnings, relayed_warnings, replay
+from ..errors import MiniscopeWarning, lab_messages, recorded_warnings, relayed_warnings, replay
 from ..metadata.layers import SESSION_METADATA_FILE, resolve_metadata
 from ..nwb.backends.base import Filler, Shortfall
 from ..nwb.base import Fill
 from ..options import STUB_FRAMES, ConversionOptions
-from ..outputs.atomic import atomic_output, writable_folder
+from ..outputs.atomic import OutputExistsError, atomic_output, writable_folder
 from ..outputs.guard import absolute, every_video, refuse_writes_inside
+from ..quality.model import SessionQC
 from ..timing.recordings import Recording
 from ..timing.sync import session_alignment
 from .frames import FrameQuality
+from .qc import report_path, session_qc, write_report
 from .stages import (
     Assembly,
     Progress,
@@ -55,6 +59,8 @@ class ConversionResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     recordings: list[Recording] = field(default_factory=list)  # what went in, device by device
+    report: Path | None = None  # the QC report beside the file
+    quality: SessionQC | None = None  # what the report shows: its numbers and verdicts
 
     @property
     def n_frames(self) -> int:
@@ -183,8 +189,11 @@ def convert_session(
         # Nothing written inside what is read (the output, its temporary file and lock, chunk
         # files), checked on real paths before any frame is decoded; the work folder writable.
         chunks = [chunk_path(session, work, v) for v in every_video(session)] if work else []
-        refuse_writes_inside([session, given, lab, user], outputs=[output, *chunks],
+        report = report_path(Path(output)) if options.report else None
+        refuse_writes_inside([session, given, lab, user], outputs=[output, report, *chunks],
                              folders=[work])  # fmt: skip
+        if report is not None and not overwrite and os.path.lexists(report):
+            raise OutputExistsError(report)
         if work is not None:
             writable_folder(work)
         merged = resolve_metadata(session, lab_file=lab, user_file=user, overrides=metadata)
@@ -199,6 +208,8 @@ def convert_session(
                 done = _staged(job, Path(work_dir))
             else:
                 done = _direct_or_staged(job, videos)
+        quality = session_qc(session, done, Path(output)) if report else None
+        written = _written_report(quality, report)
     return ConversionResult(
         output=Path(output),
         series_frames=done.series_frames,
@@ -206,7 +217,21 @@ def convert_session(
         seconds=time.perf_counter() - began,
         warnings=lab_messages(caught),
         recordings=done.recordings,
+        report=written,
+        quality=quality,
     )
+
+
+def _written_report(quality: SessionQC | None, report: Path | None) -> Path | None:
+    """The report written (checked not to exist unasked before decoding); a disk that refuses
+    it is a warning: the NWB file is complete and keeps its name."""
+    if quality is None or report is None:
+        return None
+    try:
+        return write_report(quality, report, overwrite=True)
+    except OSError as error:
+        warnings.warn(f"{report}: QC report not written ({error})", MiniscopeWarning, stacklevel=3)
+        return None
 
 
 def _direct_or_staged(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly:

@@ -34,9 +34,11 @@ def test_convert_refuses_a_collection_and_names_the_command(cohort, tmp_path, ca
 def test_output_dir_writes_one_file_per_session(cohort, tmp_path, capsys):
     out = tmp_path / "nwb"
     assert main(["convert", str(cohort), "--output-dir", str(out), "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [  # each with its QC report beside it
         "mouseA__2021_05_14.nwb",
+        "mouseA__2021_05_14.qc.html",
         "mouseB__2021_05_14.nwb",
+        "mouseB__2021_05_14.qc.html",
     ]
     for name, animal, frames in (("mouseA", "mouseA", 24), ("mouseB", "mouseB", 12)):
         with read_nwb(out / f"{name}__2021_05_14.nwb") as nwb:

@@ -73,7 +73,7 @@ def test_the_subsample_is_bounded_by_frames_and_bytes_and_evenly_spaced() -> Non
     for index, frame in enumerate(frames):
         small.add(index, frame)
     assert small.summary().samples.nbytes <= 32 * 32 * 7
-    assert len(sample_indices(10**6, 600 * 600)) == 186  # a V4 frame: 64 MiB hold 186
+    assert len(sample_indices(10**6, 600 * 600)) == 46  # a V4 frame: 16 MiB hold 46
     assert len(sample_indices(3, 100)) == 3
 
 
