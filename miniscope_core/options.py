@@ -108,7 +108,7 @@ class ConversionOptions:
         "Write the QC report beside the file (<name>.qc.html): field of view, brightness, "
         "motion, frame times, head orientation, a camera frame, settings, validation "
         "(--no-report skips it).",
-        flag="--no-report", negated=True, lab=True,
+        flag="--no-report", negated=True,
     )  # fmt: skip
     workers: int | None = _option(
         None, "Compression threads (default: all cores; at least one per decoder).",
