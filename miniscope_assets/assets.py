@@ -27,6 +27,7 @@ from miniscope_core import (
     ChunkFile,
     MiniscopeFormatError,
     Session,
+    SessionQC,
     check_file,
     chunk_file_preview,
     convert_session,
@@ -48,9 +49,9 @@ from miniscope_core import (
 from .checks import (
     NWB_CHECKS,
     TIMESTAMP_CHECKS,
-    dropped_frames,
     frame_counts_agree,
     nwb_valid,
+    quality_checks,
     timestamps_increase,
 )
 from .partitions import GROUP, raw_session, sessions
@@ -145,10 +146,7 @@ def timestamp_tables(
             **miniscope_totals(timed).metadata(),
             "devices": table(rows),
         },
-        check_results=[
-            timestamps_increase(timed),
-            dropped_frames(timed, storage.dropped_fraction_warn),
-        ],
+        check_results=[timestamps_increase(timed)],
     )
 
 
@@ -240,6 +238,7 @@ def nwb_file(
         done = convert_session(
             session, path, options, config.metadata or None, work_dir=storage.chunks_dir(key),
             lab_metadata_path=storage.lab_metadata, overwrite=True,
+            thresholds=storage.thresholds(),
         )  # fmt: skip
     seconds = time.perf_counter() - began
     notes = lab_messages(caught)
@@ -248,27 +247,51 @@ def nwb_file(
     counts = frame_counts(done.recordings, path, options.naming)
     if not storage.keep_chunks:
         shutil.rmtree(storage.chunks_dir(key), ignore_errors=True)
-    totals = miniscope_totals(recording_reports(done.recordings))
+    devices = recording_reports(done.recordings)
+    totals = miniscope_totals(devices)
     size = stored_bytes(path)
     previews = {p.stem: p.read_bytes() for p in sorted(storage.previews_dir(key).glob("*.png"))}
+    validation = check_file(path)
+    qc = done.quality
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "dagster/uri": path.resolve().as_uri(),
+            **_report_metadata(done.report, qc),
             "size_bytes": size,
             "size_mb": round(size / 1e6, 3),
-            **totals.metadata(),
-            "frames": sum(done.series_frames.values()),
+            **totals.metadata(),  # "frames": the Miniscopes' (as on timestamp_tables)
             "series_frames": done.series_frames,
             "dropped_frames_all_devices": done.dropped_frames,
+            "devices": table([device.timing_row() for device in devices]),
             "seconds": round(seconds, 2),
             "warnings": notes,
             "files": session.inventory.summary() if session.inventory else "explicit files",
             "options": asdict(options),
             "preview": images(previews),
         },
-        check_results=[nwb_valid(check_file(path)), frame_counts_agree(counts)],
+        check_results=[
+            nwb_valid(validation),
+            frame_counts_agree(counts),
+            *(quality_checks(qc) if qc is not None else []),
+        ],
     )
+
+
+def _report_metadata(report: Path | None, qc: SessionQC | None) -> dict[str, Any]:
+    """The QC report's link and numbers: what a person looks at first."""
+    if report is None or qc is None:
+        return {}
+    numbers = qc.as_metadata()
+    return {
+        "qc_report": dg.MetadataValue.url(report.resolve().as_uri()),
+        "qc": "good" if qc.passed else "look closer",
+        **{
+            f"qc_{name}": value
+            for name, value in numbers.items()
+            if name != "frames" and value is not None
+        },
+    }
 
 
 CONVERSION_ASSETS = [acquisition_metadata, timestamp_tables, video_chunks, nwb_file]

@@ -11,15 +11,31 @@ import warnings
 
 import dagster as dg
 
-from miniscope_core import DeviceReport, FileCheck, FrameCount
+from miniscope_core import DeviceReport, FileCheck, FrameCount, SessionQC
 
 from .partitions import sessions
 from .ui import table
 
 TIMESTAMPS_INCREASE = "timestamps_increase"
-DROPPED_FRAMES = "dropped_frames_under_threshold"
 NWB_VALID = "nwb_valid"
 FRAME_COUNTS = "frame_counts_agree"
+# The QC report's verdicts (`SessionQC.verdicts`, keyed as in its metadata): a warning each.
+QC_CHECKS = {
+    "dropped_percent": (
+        "dropped_frames_under_threshold",
+        "Each device lost at most MINISCOPE_QC_DROPPED_PERCENT % of its frames.",
+    ),
+    "max_motion_px": (
+        "motion_under_threshold",
+        "The field of view moved at most MINISCOPE_QC_MAX_MOTION_PX pixels (rigid shift of a "
+        "subsample of frames).",
+    ),
+    "brightness_drift_percent": (
+        "brightness_steady",
+        "The mean brightness drifted at most MINISCOPE_QC_BRIGHTNESS_DRIFT_PERCENT % either way "
+        "(LED, focus, bleaching).",
+    ),
+}
 
 
 def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
@@ -36,13 +52,9 @@ TIMESTAMP_CHECKS = [
         "timestamp_tables",
         "No timeStamps.csv row is earlier than the one before (equal times occur in bursts).",
     ),
-    _spec(
-        DROPPED_FRAMES,
-        "timestamp_tables",
-        "Each device lost at most MINISCOPE_DROPPED_FRACTION_WARN of its frames (a warning).",
-    ),
 ]
 NWB_CHECKS = [
+    *(_spec(name, "nwb_file", description) for name, description in QC_CHECKS.values()),
     _spec(
         NWB_VALID,
         "nwb_file",
@@ -68,19 +80,18 @@ def timestamps_increase(devices: list[DeviceReport]) -> dg.AssetCheckResult:
     )
 
 
-def dropped_frames(devices: list[DeviceReport], threshold: float) -> dg.AssetCheckResult:
-    worst = max(devices, key=lambda d: d.dropped_fraction, default=None)
-    fraction = worst.dropped_fraction if worst else 0.0
-    return dg.AssetCheckResult(
-        check_name=DROPPED_FRAMES,
-        passed=fraction <= threshold,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "worst_fraction": round(fraction, 4),
-            "worst_device": f"{worst.acquisition}/{worst.device}" if worst else "",
-            "threshold": threshold,
-        },
-    )
+def quality_checks(qc: SessionQC) -> list[dg.AssetCheckResult]:
+    """The QC report's verdicts as warnings; a number not measured (no frames) passes."""
+    return [
+        dg.AssetCheckResult(
+            check_name=QC_CHECKS[verdict.key][0],
+            passed=verdict.passed is not False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=verdict.describe(),
+            metadata={"value": verdict.value, "limit": verdict.limit, "unit": verdict.unit},
+        )
+        for verdict in qc.verdicts()
+    ]
 
 
 def nwb_valid(validation: FileCheck) -> dg.AssetCheckResult:

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,17 +95,43 @@ def _instance() -> Iterator[dg.DagsterInstance]:
 
 
 def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: MiniscopeStorage) -> bool:
-    """Print what a person needs; True if converted and no ERROR check failed."""
+    """Print what a scientist asks (frames, time, rate, drops, the QC verdict and its report,
+    the checks that did not pass); True if converted and no ERROR check failed."""
     state = "converted" if result.success else "FAILED"
     written = result.asset_materializations_for_node("nwb_file") if result.success else []
-    path = written[-1].metadata["path"].value if written else storage.nwb_path(key)
+    shown = written[-1].metadata if written else {}
+    path = shown["path"].value if shown else storage.nwb_path(key)
     print(f"{key}: {state} -> {path}")
-    ok = result.success
-    for check in result.get_asset_check_evaluations():
-        verdict = "passed" if check.passed else f"failed ({check.severity.value})"
-        print(f"  {check.asset_key.to_user_string()} {check.check_name}: {verdict}")
-        ok &= check.passed or check.severity == dg.AssetCheckSeverity.WARN
-    return ok
+    for line in _session_lines(shown):
+        print(f"  {line}")
+    checks = result.get_asset_check_evaluations()
+    failed = [check for check in checks if not check.passed]
+    print(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
+    for check in failed:
+        why = f": {check.description}" if check.description else ""
+        print(f"    {check.severity.value.lower()}: {check.check_name}{why}")
+    blocking = [check for check in failed if check.severity != dg.AssetCheckSeverity.WARN]
+    return result.success and not blocking
+
+
+def _session_lines(shown: Mapping[str, dg.MetadataValue]) -> list[str]:
+    """Per acquisition and device: frames, duration, rate, drops; the QC verdict and report."""
+    devices = shown.get("devices")
+    if not isinstance(devices, dg.TableMetadataValue):
+        return []
+    lines = []
+    for row in devices.records:
+        d = row.data
+        rate = f"{d['measured_rate_hz']:.2f} Hz" if d["measured_rate_hz"] else "rate unknown"
+        lines.append(
+            f"{d['acquisition']} {d['device']}: {d['timestamp_rows']} frames, "
+            f"{d['duration_s']:.1f} s, {rate}, {d['dropped_frames']} dropped "
+            f"({100 * float(d['dropped_fraction'] or 0):.2f} %)"
+        )
+    if "qc" in shown:
+        lines.append(f"QC: {shown['qc'].value}")
+        lines.append(f"QC report: {str(shown['qc_report'].value).removeprefix('file://')}")
+    return lines
 
 
 def convert_in_process(
@@ -140,7 +166,15 @@ def _demo(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
     if args.write_only:
         return 0
     key = partition_key(storage.rel_path(folder))
-    return convert_in_process(storage, {key: folder}, "demo")
+    code = convert_in_process(storage, {key: folder}, "demo")
+    print("next:")
+    for command, what in (
+        ("dagster dev", "the web UI (http://localhost:3000): every session, its checks and report"),
+        (f"cp -r YOUR_SESSION {storage.raw_path}/", "a recording copied in converts by itself"),
+        (f"miniscope-nwb inspect {folder}", "what a recording holds, before converting it"),
+    ):
+        print(f"  {command:<52} {what}")
+    return code
 
 
 def _sessions(args: argparse.Namespace, storage: MiniscopeStorage) -> int:

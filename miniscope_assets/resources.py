@@ -21,6 +21,7 @@ from miniscope_core import (
     OPTIONS,
     ConversionOptions,
     Session,
+    Thresholds,
     claim_output,
     claimed_outputs,
     dandi_output,
@@ -51,7 +52,9 @@ class MiniscopeStorage(dg.ConfigurableResource):
     settle_seconds: float = _DEFAULTS.settle_seconds
     stale_seconds: float = _DEFAULTS.stale_seconds
     max_new_per_tick: int = _DEFAULTS.max_new_per_tick
-    dropped_fraction_warn: float = _DEFAULTS.dropped_fraction_warn
+    qc_dropped_percent: float = _DEFAULTS.qc_dropped_percent
+    qc_max_motion_px: float = _DEFAULTS.qc_max_motion_px
+    qc_brightness_drift_percent: float = _DEFAULTS.qc_brightness_drift_percent
     per_acquisition: bool = _DEFAULTS.per_acquisition
     strict: bool = _DEFAULTS.strict
     embed_cameras: bool = _DEFAULTS.embed_cameras
@@ -149,6 +152,9 @@ class MiniscopeStorage(dg.ConfigurableResource):
 
     def previews_dir(self, key: str) -> Path:
         return self.session_dir(key) / "previews"
+
+    def thresholds(self) -> Thresholds:
+        return self._checked().thresholds()
 
     def options(self, config: ConversionConfig | None = None) -> ConversionOptions:
         """The settings' conversion defaults with the run's choices over them."""

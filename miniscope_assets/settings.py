@@ -39,6 +39,7 @@ from miniscope_core import (
     OPTIONS,
     ConversionOptions,
     Deflater,
+    Thresholds,
     did_you_mean,
 )
 
@@ -58,6 +59,9 @@ _RAW_ONLY_READ = (
 Executor = Literal["in_process", "multiprocess", "celery"]
 EXECUTORS: tuple[str, ...] = get_args(Executor)
 _LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+_THRESHOLDS = Thresholds()
 
 
 class SettingsError(ValueError):
@@ -115,12 +119,26 @@ class MiniscopeSettings(BaseModel):
         "a whole number, 1 or more",
         ge=1,
     )
-    dropped_fraction_warn: float = _setting(
-        0.05,
-        "The dropped-frame check warns when a device lost more than this fraction of frames.",
-        "a fraction between 0 and 1",
+    # The QC report's limits, which its checks on nwb_file warn beyond (defaults: the library's).
+    qc_dropped_percent: float = _setting(
+        _THRESHOLDS.dropped_percent,
+        "The dropped-frames check warns when a device lost more than this % of its frames.",
+        "a percentage between 0 and 100",
         ge=0,
-        le=1,
+        le=100,
+    )
+    qc_max_motion_px: float = _setting(
+        _THRESHOLDS.max_motion_px,
+        "The motion check warns when the field of view moved more than this many pixels.",
+        "a number of pixels, 0 or more",
+        ge=0,
+    )
+    qc_brightness_drift_percent: float = _setting(
+        _THRESHOLDS.brightness_drift_percent,
+        "The brightness check warns when the mean brightness drifted more than this % either "
+        "way (first tenth of the frames against the last).",
+        "a percentage, 0 or more",
+        ge=0,
     )
     sensor_interval_seconds: int = _setting(
         30, "Seconds between two sensor ticks.", "a whole number of seconds, 1 or more", ge=1
@@ -238,6 +256,12 @@ class MiniscopeSettings(BaseModel):
         given = {name: (name, value) for name, value in self.model_dump().items()}
         given.update({k: (k, v) for k, v in overrides.items() if v is not None})
         return self._validated(given)
+
+    def thresholds(self) -> Thresholds:
+        """The QC report's limits, as the lab set them."""
+        return Thresholds(
+            self.qc_dropped_percent, self.qc_max_motion_px, self.qc_brightness_drift_percent
+        )
 
     def conversion_options(self, **overrides: Any) -> ConversionOptions:
         """The library's options from these defaults, `overrides` (not None) over them."""

@@ -59,6 +59,7 @@ from .outputs.guard import OutputInsideInputError
 from .pipeline.convert import ConversionResult, convert_session, stub_output
 from .pipeline.dandi import claim_output, claimed_outputs, dandi_output, require_dandi_metadata
 from .pipeline.stages import Assembly, assemble, encode_videos
+from .quality.model import SessionQC, Thresholds
 from .reports.outcome import FrameCount, Totals, frame_counts, miniscope_totals, recording_reports
 from .reports.session import DeviceReport, SessionReport, describe_session, inspect_session
 from .timing.recordings import Recording
@@ -136,7 +137,9 @@ __all__ = [
     "ZarrUnavailableError",
     "for_backend",
     "stored_bytes",
-    # what a conversion wrote, for reports and UIs
+    # what a conversion wrote, for reports and UIs; the QC report's content and its limits
+    "SessionQC",
+    "Thresholds",
     "FrameCount",
     "Totals",
     "frame_counts",

@@ -22,12 +22,14 @@ from .outputs.atomic import unwritable, writable_folder
 from .outputs.guard import absolute, refuse_writes_inside
 from .pipeline.convert import ConversionResult, convert_session, stub_output
 from .pipeline.dandi import dandi_output
+from .quality.model import SessionQC
 from .reports.session import SessionReport, inspect_session
 from .testing import write_demo_session
 from .timing.sync import SYNC_FILE
 from .verify.validate import check_file
 
-_STAGES = ("decoding + compressing", "assembling NWB")
+# Each stage's progress bar (see convert_session's `progress`): its name and what it counts.
+_STAGES = (("decoding + compressing", "frame"), ("assembling NWB", "frame"), ("QC report", "page"))
 _CONVERSION = tuple(field.name for field in fields(ConversionOptions))
 _FLAGS = (*_CONVERSION, DANDI_LAYOUT.name)
 _EXIT_CODES = """exit codes: 0 done; 1 some sessions of a collection (or files to validate) failed;
@@ -99,7 +101,8 @@ def _progress_bars(quiet: bool) -> Callable[[int, int], Callable[[int], None]] |
     def start(total: int, stage: int) -> Callable[[int], None]:
         for bar in bars:
             bar.close()
-        bars.append(tqdm(total=total, desc=_STAGES[stage], unit="frame", file=sys.stderr))
+        name, unit = _STAGES[stage]
+        bars.append(tqdm(total=total, desc=name, unit=unit, file=sys.stderr))
         return bars[-1].update
 
     return start
@@ -198,13 +201,43 @@ def _output_path(args: argparse.Namespace, name: str, folder: Path) -> Path:
 
 
 def _print_result(result: ConversionResult) -> None:
+    """What a scientist asks first: frames, time, rate, drops, motion, and where to look."""
     size_mb = stored_bytes(result.output) / 1e6
     print(f"wrote {result.output} ({size_mb:.1f} MB) in {result.seconds:.1f} s")
     for name, frames in result.series_frames.items():
         print(f"  {name}: {frames} frames")
-    print(f"  dropped frames detected: {result.dropped_frames}")
+    qc = result.quality
+    if qc is None:
+        print(f"  dropped frames detected: {result.dropped_frames}")
+    else:
+        for line in _quality_lines(qc):
+            print(f"  {line}")
     if result.warnings:
         print(f"  {len(result.warnings)} warning(s), see above")
+    if result.report is not None:
+        print(f"  QC report: {result.report} (opens in any browser)")
+
+
+def _quality_lines(qc: SessionQC) -> list[str]:
+    lines = []
+    for timeline in qc.timelines:
+        rate = f"{timeline.rate_hz:.2f} Hz" if timeline.rate_hz else "rate unknown"
+        dropped = f"{timeline.dropped} dropped"
+        if timeline.dropped_percent is not None:
+            dropped += f" ({timeline.dropped_percent:.2f} %)"
+        lines.append(
+            f"{timeline.device}: {timeline.n_frames} frames, {timeline.duration_s:.1f} s, "
+            f"{rate}, {dropped}"
+        )
+    lines += [f"{verdict.label.lower()}: {verdict.describe()}" for verdict in qc.verdicts()]
+    beyond = [v.label.lower() for v in qc.verdicts() if v.passed is False]
+    invalid = qc.validation is not None and not qc.validation.passed
+    verdict = (
+        "good"
+        if qc.passed
+        else "look closer: " + ", ".join([*beyond, *(["validation"] if invalid else [])])
+    )
+    return [*lines, f"QC: {verdict}"]
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -267,6 +300,14 @@ def _demo(args: argparse.Namespace) -> int:
     output = args.folder / "nwb" / f"{session.name}.nwb"
     result = convert_session(session, output, progress=_progress_bars(False), overwrite=True)
     _print_result(result)
+    tool = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "miniscope-nwb"
+    print("next:")
+    for command, what in (
+        (f"{tool} inspect {session}", "what a recording holds, before converting it"),
+        (f"{tool} convert YOUR_SESSION -o session.nwb", "your own recording"),
+        ("dagster dev", "sessions that convert themselves, in a web UI (see the README)"),
+    ):
+        print(f"  {command:<60} {what}")
     return 0
 
 

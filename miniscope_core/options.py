@@ -105,7 +105,7 @@ class ConversionOptions:
     )  # fmt: skip
     report: bool = _option(
         True,
-        "Write the QC report beside the file (<name>.qc.html): field of view, brightness, "
+        "Write the QC report beside the file (<file>.qc.html): field of view, brightness, "
         "motion, frame times, head orientation, a camera frame, settings, validation "
         "(--no-report skips it).",
         flag="--no-report", negated=True,

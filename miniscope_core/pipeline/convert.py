@@ -31,7 +31,7 @@ from ..nwb.base import Fill
 from ..options import STUB_FRAMES, ConversionOptions
 from ..outputs.atomic import OutputExistsError, atomic_output, writable_folder
 from ..outputs.guard import absolute, every_video, refuse_writes_inside
-from ..quality.model import SessionQC
+from ..quality.model import SessionQC, Thresholds
 from ..timing.recordings import Recording
 from ..timing.sync import session_alignment
 from .frames import FrameQuality
@@ -168,6 +168,7 @@ def convert_session(
     *,
     lab_metadata_path: Path | str | None = None,
     overwrite: bool = False,
+    thresholds: Thresholds = Thresholds(),
 ) -> ConversionResult:
     """Convert one session (a folder, or a `Session` from `session_from_files`) to one NWB file.
 
@@ -176,8 +177,8 @@ def convert_session(
     enough free space) before any frame is decoded. Frames stream through in bounded memory
     whatever the session length. Without `work_dir` (or for a stub) they are decoded straight
     into the NWB file; with it, chunk files are kept there so that a re-run after a new
-    acquisition decodes only the new videos. `progress(total_frames, stage)` may return a
-    per-frame callback.
+    acquisition decodes only the new videos. `progress(total, stage)` may return a callback
+    of progress: frames of stage 0 (decoding) and 1 (assembling), the QC report's page (2).
     """
     began = time.perf_counter()
     check_backend(Path(output), options)
@@ -208,8 +209,11 @@ def convert_session(
                 done = _staged(job, Path(work_dir))
             else:
                 done = _direct_or_staged(job, videos)
-        quality = session_qc(session, done, Path(output)) if report else None
+        page = progress(1, 2) if progress and report else None  # stage 2: the QC report
+        quality = session_qc(session, done, Path(output), None, thresholds) if report else None
         written = _written_report(quality, report)
+        if page:
+            page(1)
     return ConversionResult(
         output=Path(output),
         series_frames=done.series_frames,

@@ -38,10 +38,8 @@ REPORT_SUFFIX = ".qc.html"
 
 
 def report_path(output: Path) -> Path:
-    """The report beside `output`: `x.nwb` (or `x.nwb.zarr`) -> `x.qc.html`."""
-    for suffix in (".nwb.zarr", ".nwb"):
-        if output.name.endswith(suffix):
-            return output.with_name(output.name.removesuffix(suffix) + REPORT_SUFFIX)
+    """The report beside `output`, named after it whole (`x.nwb` -> `x.nwb.qc.html`), so
+    an HDF5 file and a Zarr store of one session side by side keep a report each."""
     return output.with_name(output.name + REPORT_SUFFIX)
 
 
@@ -94,8 +92,11 @@ def _imaging(done: Assembly) -> list[ImagingSeries]:
         mine = [r for r in done.recordings if {v.source for v in r.videos} & sources]
         labels = dict.fromkeys(r.acquisition.label for r in mine)
         times = np.asarray(getattr(value.timestamps, "data", value.timestamps))
+        starts = np.cumsum([0, *(r.n_frames for r in mine)])[:-1].tolist()
         series.append(
-            ImagingSeries.from_summary(name, value.device.name, ", ".join(labels), summary, times)
+            ImagingSeries.from_summary(
+                name, value.device.name, ", ".join(labels), summary, times, starts=starts
+            )
         )
     return series
 

@@ -26,7 +26,7 @@ DARK_FRACTION = 0.5  # a frame darker than this share of the median is left out 
 class Thresholds:
     """Limits a session is flagged beyond: starting points a lab sets to its own taste."""
 
-    dropped_percent: float = 1.0  # of the frames a device should have recorded (worst device)
+    dropped_percent: float = 2.0  # of the frames a device should have recorded (worst device)
     max_motion_px: float = 10.0  # about a cell's diameter in a V4 frame
     brightness_drift_percent: float = 20.0  # either way: bleaching, or an LED or focus change
 
@@ -80,12 +80,14 @@ class ImagingSeries:
         times_s: np.ndarray,
         *,
         motion: bool = True,
+        starts: Sequence[int] = (),
     ) -> ImagingSeries:
         """A series from its merged `FrameStats` summary and its frames' times; the motion is
         estimated on the kept subsample (`motion=False`: not estimated), without frames darker
         than `DARK_FRACTION` of the median (the LED off: noise would read as motion). Frames
         beyond the shorter of the two (video frames vs timestamps) are left out, as the
-        conversion does."""
+        conversion does. `starts` are the rows where each acquisition's frames begin: each is
+        registered against its own mean (the scope may be remounted or refocused between)."""
         times_s = np.asarray(times_s, dtype=np.float64)
         n = min(len(times_s), len(summary.brightness))
         estimate = None
@@ -95,7 +97,7 @@ class ImagingSeries:
             if kept.any():  # a dark frame (LED off) has no picture to register: left out
                 light = summary.brightness[indices[kept]]
                 kept[kept] = ~(light < DARK_FRACTION * np.nanmedian(summary.brightness[:n]))
-            estimate = estimate_motion(indices[kept], summary.samples[kept])
+            estimate = _motion_by_part(indices[kept], summary.samples[kept], starts)
         return cls(
             name=name,
             device=device,
@@ -341,6 +343,25 @@ class SessionQC:
             "max_motion_px": _rounded(self.max_motion_px),
             "brightness_drift_percent": _rounded(self.brightness_drift_percent),
         }
+
+
+def _motion_by_part(
+    indices: np.ndarray, samples: np.ndarray, starts: Sequence[int]
+) -> MotionEstimate:
+    """`estimate_motion` of each run of rows from one start to the next, put back together."""
+    edges = sorted({0, *starts})
+    parts = [
+        estimate_motion(indices[mask], samples[mask])
+        for low, high in zip(edges, [*edges[1:], np.iinfo(np.int64).max], strict=True)
+        if (mask := (indices >= low) & (indices < high)).any()
+    ]
+    if not parts:
+        return estimate_motion(indices, samples)
+    return MotionEstimate(
+        np.concatenate([p.indices for p in parts]),
+        np.concatenate([p.shifts for p in parts]),
+        max(p.downsample for p in parts),
+    )
 
 
 def _largest(values: Sequence[float | None]) -> float | None:

@@ -108,13 +108,27 @@ def test_all_assets_write_a_valid_nwb_with_the_exact_pixels(session, tmp_path):
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
         "timestamps_increase": True,
-        "dropped_frames_under_threshold": True,
+        "dropped_frames_under_threshold": True,  # 2 of 182 scope frames: 1.1 % < 2 %
+        "motion_under_threshold": True,
+        "brightness_steady": True,
         "nwb_valid": True,
         "frame_counts_agree": True,
     }
 
     shown = metadata(result, "nwb_file")
     assert shown["frames"] == 180 and shown["series_frames"] == {"OnePhotonSeriesMiniscope": 180}
+    report = Path(shown["qc_report"].removeprefix("file://"))
+    assert report == nwb.with_name(nwb.name + ".qc.html")
+    assert "Field of view" in report.read_text()
+    assert 1.0 < shown["qc_dropped_percent"] < 1.2 and shown["qc"] == "good"
+    (event,) = result.asset_materializations_for_node("nwb_file")
+    rows = [row.data for row in event.metadata["devices"].records]  # per acquisition and device
+    assert [(r["acquisition"], r["device"]) for r in rows] == [
+        (label, device)
+        for label in ("11_34_45", "11_37_45")
+        for device in ("Miniscope", "BehavCam 2")
+    ]
+    assert sum(r["dropped_frames"] for r in rows if r["device"] == "Miniscope") == 2
     assert shown["dropped_frames"] == 2 and 29 < shown["rate_hz"] < 31
     assert shown["size_bytes"] == nwb.stat().st_size and shown["path"] == str(nwb)
     assert png_size(shown["preview"]) == (48, 40)  # width x height of the frames (not enlarged)

@@ -60,8 +60,15 @@ def test_demo_writes_and_converts_the_demo_session(roots, capsys):
     printed = capsys.readouterr().out
     nwb = out / "demo_session" / "demo_session.nwb"
     assert f"demo_session: converted -> {nwb}" in printed
-    assert "nwb_file nwb_valid: passed" in printed
-    assert "dropped_frames_under_threshold: passed" in printed  # 400 ms camera gap: 4 % < 5 %
+    # what a scientist asks: frames, time, rate, drops per device, the verdict and the report
+    assert "11_34_45 Miniscope: 300 frames" in printed and "Hz, 3 dropped (0.99 %)" in printed
+    assert "BehavCam 2: 300 frames" in printed
+    assert "QC: look closer" in printed  # the camera lost 3.85 % of its frames (limit 2 %)
+    report = out / "demo_session" / "demo_session.nwb.qc.html"
+    assert f"QC report: {report}" in printed and report.is_file()
+    assert "checks: 5 of 6 passed" in printed
+    assert "warn: dropped_frames_under_threshold: 3.85 % (limit 2 %): beyond the limit" in printed
+    assert "dagster dev" in printed.split("next:")[1]
     with h5py.File(nwb, "r") as h5:
         assert h5["acquisition/OnePhotonSeriesMiniscope/data"].shape == (600, 200, 200)
     assert not list(raw.glob(".*"))  # written under a hidden name, then renamed

@@ -31,7 +31,7 @@ def test_every_asset_converts_a_v3_session_and_its_checks_pass(tmp_path):
         result = test_assets.materialise(storage, instance, key)
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert all(checks.values()) and len(checks) == 4, checks
+    assert all(checks.values()) and len(checks) == 6, checks
     with h5py.File(storage.nwb_path(key), "r") as nwb:
         pixels = nwb["acquisition/OnePhotonSeriesMiniscope/data"][()]
     np.testing.assert_array_equal(pixels.swapaxes(1, 2), truth.scope)

@@ -347,7 +347,12 @@ def test_dot_and_relative_paths_convert_from_inside_a_session_or_collection(
         assert nwb.session_id == "acq"
     monkeypatch.chdir(collection)
     assert main(["convert", ".", "--output-dir", "../all", "--quiet"]) == 0
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["s1.nwb", "s2.nwb"]
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "s1.nwb",
+        "s1.nwb.qc.html",
+        "s2.nwb",
+        "s2.nwb.qc.html",
+    ]
     capsys.readouterr()
     before = snapshot(collection)
     assert main(["convert", ".", "--output-dir", ".", "--quiet"]) == 2

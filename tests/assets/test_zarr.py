@@ -207,12 +207,12 @@ def test_an_output_name_that_does_not_fit_the_backend_is_refused(session, tmp_pa
 def test_output_dir_and_dandi_name_stores_nwb_zarr(session, tmp_path, capsys):
     out = tmp_path / "nwb"
     main(["convert", str(session), "--output-dir", str(out), "--backend", "zarr", "--quiet"])
-    assert [p.name for p in out.iterdir()] == ["session.nwb.zarr"]
+    assert sorted(p.name for p in out.iterdir()) == ["session.nwb.zarr", "session.nwb.zarr.qc.html"]
     assert "wrote " + str(out / "session.nwb.zarr") in capsys.readouterr().out
     dandiset = tmp_path / "dandiset"
     args = ["convert", str(session), "--output-dir", str(dandiset), "--backend", "zarr", "--dandi"]
     assert main([*args, "--quiet"]) == 0
-    (store,) = dandiset.glob("sub-*/*")
+    (store,) = dandiset.glob("sub-*/*.nwb.zarr")
     assert (
         store.relative_to(dandiset).as_posix() == "sub-m01/sub-m01_ses-session_image+ophys.nwb.zarr"
     )

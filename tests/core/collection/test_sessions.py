@@ -36,9 +36,9 @@ def test_output_dir_writes_one_file_per_session(cohort, tmp_path, capsys):
     assert main(["convert", str(cohort), "--output-dir", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [  # each with its QC report beside it
         "mouseA__2021_05_14.nwb",
-        "mouseA__2021_05_14.qc.html",
+        "mouseA__2021_05_14.nwb.qc.html",
         "mouseB__2021_05_14.nwb",
-        "mouseB__2021_05_14.qc.html",
+        "mouseB__2021_05_14.nwb.qc.html",
     ]
     for name, animal, frames in (("mouseA", "mouseA", 24), ("mouseB", "mouseB", 12)):
         with read_nwb(out / f"{name}__2021_05_14.nwb") as nwb:

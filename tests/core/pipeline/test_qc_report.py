@@ -30,7 +30,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_report_is_beside_the_file_and_says_what_a_lab_asks(session: Path, tmp_path: Path):
     out = tmp_path / "s.nwb"
     done = convert_session(session, out)
-    assert done.report == tmp_path / "s.qc.html" == report_path(out)
+    assert done.report == tmp_path / "s.nwb.qc.html" == report_path(out)
     page = done.report.read_text()
     qc = done.quality
     assert qc is not None and qc.frames == 60  # two acquisitions of 30 scope frames
@@ -41,6 +41,9 @@ def test_the_report_is_beside_the_file_and_says_what_a_lab_asks(session: Path, t
     assert numbers["frames"] == 60 and numbers["dropped_frames"] == qc.dropped_frames
     assert [c.acquisition for c in qc.camera_frames] == ["11_34_45", "11_37_45"]
     assert len(qc.imaging) == 1 and qc.imaging[0].mean_projection.shape == (16, 24)
+    # each acquisition is registered against itself: the synthetic ones see different cells,
+    # which against one reference read as tens of pixels of motion
+    assert qc.max_motion_px is not None and qc.max_motion_px < 3
     for heading in (
         "Field of view",
         "Brightness over time",
@@ -60,14 +63,14 @@ def test_no_report_when_asked_and_per_stub(session: Path, tmp_path: Path):
     assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         "2024_01_15_stub.nwb",
-        "2024_01_15_stub.qc.html",
+        "2024_01_15_stub.nwb.qc.html",
     ]
 
 
 def test_an_existing_report_is_kept_unless_overwrite(session: Path, tmp_path: Path):
-    out, report = tmp_path / "s.nwb", tmp_path / "s.qc.html"
+    out, report = tmp_path / "s.nwb", tmp_path / "s.nwb.qc.html"
     report.write_text("the lab's own notes")
-    with pytest.raises(OutputError, match=r"s\.qc\.html: exists; pass --overwrite"):
+    with pytest.raises(OutputError, match=r"s\.nwb\.qc\.html: exists; pass --overwrite"):
         convert_session(session, out)
     assert report.read_text() == "the lab's own notes" and not out.exists()  # before decoding
     convert_session(session, out, overwrite=True)
