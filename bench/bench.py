@@ -43,6 +43,7 @@ TARGET_DEFAULT_ROOFLINE = 0.90  # issue 8: the default conversion within 10 % of
 TARGET_PYTHON_RSS_MB = 150.0  # issue 8: the converter's own process, at every session length
 TARGET_VERIFY_SHARE = 0.03  # read-back verification, share of the conversion time
 SAME_RSS_TOLERANCE = 0.10  # "the same" peak RSS for 1 and N acquisitions: within 10 %
+TARGET_QC_SHARE = 0.05  # issue 18: the QC statistics slow the conversion by at most 5 %
 MB = 1024 * 1024
 
 
@@ -125,20 +126,41 @@ def _measure(convert: Callable[[], None]) -> Record:
 
 
 def _ours_worker(spec: Record) -> Record:
-    """Our conversion (read-back verification included, as by default), then that verification
-    once more on its own, to report its share of the conversion time."""
+    """Our conversion (read-back verification and the QC report included, as by default),
+    the time its QC report took after the file was complete, then the verification once more
+    on its own, to report its share of the conversion time."""
     from miniscope_core import ConversionOptions, convert_session
+    from miniscope_core.pipeline import convert as pipeline
     from miniscope_core.verify.validate import verify_nwb
 
     options = ConversionOptions(
-        deflate_engine=spec["engine"], compression_level=spec["level"], stub=spec["stub"]
-    )
+        deflate_engine=spec["engine"], compression_level=spec["level"], stub=spec["stub"],
+        report=spec["report"],
+    )  # fmt: skip
     output = Path(spec["output"])
+    qc, page = _timed(pipeline, "session_qc"), _timed(pipeline, "_written_report")
     measured = _measure(lambda: convert_session(spec["session"], output, options))
     began = time.perf_counter()
     if not verify_nwb(output).passed:
         raise RuntimeError(f"{output} does not read back as written")
-    return {**measured, "verify_seconds": time.perf_counter() - began}
+    verify = time.perf_counter() - began
+    return {**measured, "verify_seconds": verify, "report_seconds": sum(qc) + sum(page)}
+
+
+def _timed(module: Any, name: str) -> list[float]:
+    """Instrument `module.name`: the seconds of each call, appended to the list returned."""
+    spent: list[float] = []
+    inner = getattr(module, name)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - began)
+
+    setattr(module, name, run)
+    return spent
 
 
 def _neuroconv_worker(spec: Record) -> Record:
@@ -481,9 +503,12 @@ def step(label: str) -> Iterator[None]:
     print(f" ({time.perf_counter() - began:.1f} s)", flush=True)
 
 
-def run_ours(session: Path, out: Path, config: str, repeat: int, stub: bool = False) -> Record:
+def run_ours(
+    session: Path, out: Path, config: str, repeat: int, stub: bool = False, report: bool = True
+) -> Record:
     engine, level = OURS_CONFIGS[config]
     spec = {"kind": "ours", "session": str(session), "output": str(out), "stub": stub}
+    spec |= {"report": report}
     return convert(sys.executable, {**spec, "engine": engine, "level": level}, repeat)
 
 
@@ -543,6 +568,9 @@ def benchmark(args: argparse.Namespace, work: Path, nc_python: str | None) -> Re
             roof["loaded"][config] = [before, loaded_cpu(sample, held, config, cores)]
     del held
     finish_roofline(roof)
+    with step(f"ours {DEFAULT_CONFIG} --no-report: no QC statistics gathered, no report"):
+        output = work / "ours-no-report.nwb"
+        results["no_report"] = run_ours(session, output, DEFAULT_CONFIG, args.repeat, report=False)
     with step(f"ours {DEFAULT_CONFIG}, stub run"):
         stub = work / "ours-stub.nwb"
         results["stub"] = run_ours(session, stub, DEFAULT_CONFIG, args.repeat, stub=True)
@@ -592,6 +620,9 @@ def conversions_table(results: Record) -> str:
     headers += ["children MB", "import MB", "output MB", "imaging series stored as"]
     roof = results["roofline"]["fps"]
     rows = [_conversion_row(f"ours {c}", run, roof[c]) for c, run in results["ours"].items()]
+    if "no_report" in results:
+        name = f"ours {DEFAULT_CONFIG} --no-report"
+        rows.append(_conversion_row(name, results["no_report"], roof[DEFAULT_CONFIG]))
     if "stub" in results:
         rows.append(_conversion_row(f"ours {DEFAULT_CONFIG} --stub", results["stub"], None))
     if "neuroconv" in results:
@@ -697,7 +728,44 @@ def targets(results: Record) -> list[Check]:
         target = TARGET_DEFAULT_ROOFLINE if config == DEFAULT_CONFIG else TARGET_ROOFLINE
         text = f">= {target:.0%} of roofline, ours {config}: {share:.0%} ({alone:.0%} alone)"
         checks.append((text, share >= target))
+    cost = qc_cost(results)
+    if cost is not None:
+        share, (with_report, without) = cost["statistics_share"], cost["peak_rss_mb"]
+        text = f"<= {TARGET_QC_SHARE:.0%} slower with the QC statistics: {share:+.1%}"
+        checks.append((text, share <= TARGET_QC_SHARE))
+        text = f"no more memory with the QC report: {with_report:.0f} vs {without:.0f} MB"
+        checks.append((text, with_report <= without * (1 + SAME_RSS_TOLERANCE)))
     return checks
+
+
+def qc_cost(results: Record) -> Record | None:
+    """What the QC report costs the default conversion: its statistics while decoding (the NWB
+    file ready later, against --no-report), the page after it, and memory."""
+    if "no_report" not in results:
+        return None
+    full, bare = results["ours"][DEFAULT_CONFIG], results["no_report"]
+    ready = full["seconds"] - full["report_seconds"]
+    return {
+        "nwb_ready_seconds": ready,
+        "no_report_seconds": bare["seconds"],
+        "statistics_share": ready / bare["seconds"] - 1,
+        "report_seconds": full["report_seconds"],
+        "peak_rss_mb": [full["peak_rss_mb"], bare["peak_rss_mb"]],
+    }
+
+
+def qc_text(results: Record) -> list[str]:
+    cost = qc_cost(results)
+    if cost is None:
+        return []
+    with_report, without = cost["peak_rss_mb"]
+    return [
+        f"\nQC report, ours {DEFAULT_CONFIG}: the NWB file complete after "
+        f"{cost['nwb_ready_seconds']:.1f} s with the statistics gathered while decoding, "
+        f"{cost['no_report_seconds']:.1f} s without ({100 * cost['statistics_share']:+.1f} %); "
+        f"the page {cost['report_seconds']:.1f} s after it; peak RSS {with_report:.0f} MB "
+        f"against {without:.0f} MB"
+    ]
 
 
 def report(results: Record) -> str:
@@ -712,6 +780,7 @@ def report(results: Record) -> str:
         f"session: {args['acquisitions']} acquisitions x {args['frames']} frames, "
         f"{args['size']}x{args['size']} FFV1 gray{camera}; best of {args['repeat']} run(s)\n",
         conversions_table(results),
+        *qc_text(results),
         "\nRoofline (" + str(results["roofline"]["cores"]) + " cores)",
         roofline_text(results["roofline"]),
         "\nMemory scaling, ours " + DEFAULT_CONFIG,

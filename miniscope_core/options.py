@@ -107,7 +107,7 @@ class ConversionOptions:
         True,
         "Write the QC report beside the file (<file>.qc.html): field of view, brightness, "
         "motion, frame times, head orientation, a camera frame, settings, validation "
-        "(--no-report skips it).",
+        "(--no-report skips it, and the statistics gathered while decoding).",
         flag="--no-report", negated=True,
     )  # fmt: skip
     workers: int | None = _option(

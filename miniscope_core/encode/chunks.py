@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -29,10 +30,20 @@ from ..outputs.atomic import atomic_output
 from .deflate import Deflater
 
 DATASET = "frames"
-# Called once per decoding thread with the frame shape, it gives that thread's callback for
-# each frame it decodes, (row, frame) in the thread, the frame's buffer reused at once: so
-# statistics are gathered from the frames as they are decoded, nothing decoded twice.
-Observer = Callable[[tuple[int, ...]], Callable[[int, np.ndarray], None]]
+
+
+class FrameSink(Protocol):
+    """One decoding thread's view of its frames: `add(row, frame)` for each frame it decodes
+    (the buffer is reused at once), `close()` when the thread is done."""
+
+    def add(self, row: int, frame: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# Called once per decoding thread with the frame shape: so statistics are gathered from the
+# frames as they are decoded, nothing decoded twice.
+Observer = Callable[[tuple[int, ...]], FrameSink]
 _GROW = 512  # frames added to the dataset extent at a time
 _SPLIT_FRAMES = 240  # fewer: one decoder (a second ffmpeg start would cost more than it saves)
 DEFAULT_DEFLATER = Deflater()
@@ -230,18 +241,22 @@ def _deflate_share(
 ) -> str:
     """One thread's loop: read, deflate, store, until the share ends; its decoding error or ""."""
     frame = np.empty(reader.share.stream.frame_shape, np.uint8)
-    see = observe(frame.shape) if observe is not None else None
-    while not stop.is_set():
-        try:
-            row = reader.next_into(frame)
-        except MiniscopeFormatError as failure:
-            return failure.problem
-        if row is None:
-            break
-        store.put(row, deflate(frame))
-        if see is not None:
-            see(row, frame)
-    return ""
+    sink = observe(frame.shape) if observe is not None else None
+    try:
+        while not stop.is_set():
+            try:
+                row = reader.next_into(frame)
+            except MiniscopeFormatError as failure:
+                return failure.problem
+            if row is None:
+                break
+            store.put(row, deflate(frame))
+            if sink is not None:
+                sink.add(row, frame)
+        return ""
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 def encode_into(

@@ -130,7 +130,7 @@ def _direct(job: _Job, videos: dict[Path, VideoInfo]) -> Assembly | Shortfall:
     layout sized wrong: that comes back as a `Shortfall`, for the staged path to convert.
     """
     total = sum(video.n_frames for video in videos.values() if video.frame_shape)
-    quality = FrameQuality()
+    quality = FrameQuality(job.options.report)
     fill = _direct_fill(job.options, job.on_frame(total, 0), quality)
     return assemble_into(
         job.target, job.session, videos, job.output, job.options, job.metadata, fill,

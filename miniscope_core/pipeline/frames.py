@@ -32,7 +32,8 @@ def _gray(part: Fill) -> bool:
 class FrameQuality:
     """Per image series of one file being written: its statistics, decoded or copied."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  # off (no QC report asked for): no statistics are gathered
         self.totals: dict[str, int] = {}
         self.decoded: dict[str, SeriesStats] = {}
         self.copied: dict[str, list[tuple[int, int, FrameSummary]]] = {}
@@ -46,7 +47,7 @@ class FrameQuality:
 
     def observer(self, part: Fill) -> Observer | None:
         """What sees the frames of `part` as they are decoded into the file."""
-        if not _gray(part):
+        if not self.enabled or not _gray(part):
             return None
         name = _series(part)
         stats = self.decoded.setdefault(name, SeriesStats(self.totals[name]))
@@ -54,7 +55,7 @@ class FrameQuality:
 
     def copied_from(self, part: Fill, chunk_file: Path) -> None:
         """`part`'s statistics from the chunk file its frames are copied from."""
-        if not _gray(part):
+        if not self.enabled or not _gray(part):
             return
         with h5py.File(chunk_file, "r") as h5:
             if QC_GROUP in h5:

@@ -92,7 +92,7 @@ def encode_videos(
             continue
         for device in acquisition.devices:
             pixels = _needs_pixels(device, options)
-            scope = device.kind == "miniscope"
+            scope = device.kind == "miniscope" and options.report  # its statistics kept
             for video in device.videos:
                 target = chunk_path(session, work_dir, video)
                 current = _current_chunk_file(target, video, options, pixels, scope)
@@ -104,7 +104,8 @@ def _encoded(
     video: Path, target: Path, device: Device, options: ConversionOptions, on_frame: Progress | None
 ) -> ChunkFile:
     """`video`'s chunk file, a scope's with its statistics (`frames.QC_GROUP`)."""
-    stats = video_stats(_packets(video)) if device.kind == "miniscope" else None
+    wanted = device.kind == "miniscope" and options.report
+    stats = video_stats(_packets(video)) if wanted else None
     return encode_video(
         video,
         target,
@@ -185,7 +186,7 @@ def assemble(
     only with `overwrite`). A part left short by `fill` is a `MiniscopeFormatError`.
     """
     metadata = metadata if metadata is not None else resolve_metadata(session)
-    quality = FrameQuality()
+    quality = FrameQuality(options.report)
     fill = fill or _copy_fill(on_frames, quality)
     check_backend(output, options)
     args = (session, videos, output, options, metadata, fill, metadata_files, quality)

@@ -97,7 +97,8 @@ class ImagingSeries:
             if kept.any():  # a dark frame (LED off) has no picture to register: left out
                 light = summary.brightness[indices[kept]]
                 kept[kept] = ~(light < DARK_FRACTION * np.nanmedian(summary.brightness[:n]))
-            estimate = _motion_by_part(indices[kept], summary.samples[kept], starts)
+            samples, block = summary.samples[kept], summary.sample_block
+            estimate = _motion_by_part(indices[kept], samples, starts, block)
         return cls(
             name=name,
             device=device,
@@ -346,17 +347,17 @@ class SessionQC:
 
 
 def _motion_by_part(
-    indices: np.ndarray, samples: np.ndarray, starts: Sequence[int]
+    indices: np.ndarray, samples: np.ndarray, starts: Sequence[int], binned: int
 ) -> MotionEstimate:
     """`estimate_motion` of each run of rows from one start to the next, put back together."""
     edges = sorted({0, *starts})
     parts = [
-        estimate_motion(indices[mask], samples[mask])
+        estimate_motion(indices[mask], samples[mask], binned=binned)
         for low, high in zip(edges, [*edges[1:], np.iinfo(np.int64).max], strict=True)
         if (mask := (indices >= low) & (indices < high)).any()
     ]
     if not parts:
-        return estimate_motion(indices, samples)
+        return estimate_motion(indices, samples, binned=binned)
     return MotionEstimate(
         np.concatenate([p.indices for p in parts]),
         np.concatenate([p.shifts for p in parts]),

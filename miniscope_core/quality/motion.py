@@ -72,12 +72,14 @@ def estimate_motion(
     max_frames: int = MAX_FRAMES,
     max_side: int = MAX_SIDE,
     upsample_factor: int = UPSAMPLE_FACTOR,
+    binned: int = 1,
 ) -> MotionEstimate:
     """Rigid (dy, dx) of each of `frames` (k, height, width; display order) from their mean.
 
     `indices` are the frames' indices in their series (`FrameSummary.sample_indices`); more
     than `max_frames` frames are thinned evenly first. Fewer than two frames, or frames too
-    small to register (under 8 px a side once downsampled), give zero shifts.
+    small to register (under 8 px a side once downsampled), give zero shifts. `binned`: the
+    frames are already block means of `binned` x `binned` pixels (`FrameSummary.samples`).
     """
     indices = np.asarray(indices, dtype=np.int64)
     if frames.ndim != 3 or len(frames) != len(indices):
@@ -87,13 +89,14 @@ def estimate_motion(
         indices, frames = indices[keep], frames[keep]
     block = max(1, math.ceil(max(frames.shape[1:]) / max_side))
     if len(indices) < 2 or min(frames.shape[1:]) // block < 8:
-        return MotionEstimate(indices, np.zeros((len(indices), 2)), block)
+        return MotionEstimate(indices, np.zeros((len(indices), 2)), block * binned)
     prepared = np.stack([_prepare(frame, block) for frame in frames])  # float32, ~32 MB at most
     shifts = np.zeros((len(prepared), 2))
     with _one_blas_thread():
         for upsample in (1, upsample_factor):
             shifts = _register(prepared, shifts, upsample)
-    return MotionEstimate(indices, -shifts * block, block)  # registration shift -> motion
+    scale = block * binned  # a registered pixel in full-resolution pixels
+    return MotionEstimate(indices, -shifts * scale, scale)  # registration shift -> motion
 
 
 def _register(prepared: np.ndarray, shifts: np.ndarray, upsample: int) -> np.ndarray:
@@ -126,8 +129,12 @@ def _spectrum(frame: np.ndarray, shift: np.ndarray) -> np.ndarray:
 
 
 def _prepare(frame: np.ndarray, block: int) -> np.ndarray:
-    """Block-averaged, band-passed and windowed: what the cross-correlation should compare."""
-    from skimage.filters import difference_of_gaussians
+    """Block-averaged, band-passed and windowed: what the cross-correlation should compare.
+
+    The difference of Gaussians is scipy.ndimage's filter twice (skimage.filters' own would
+    import ~50 MB of modules into the converter's process for the same two calls).
+    """
+    from scipy.ndimage import gaussian_filter
 
     height, width = (side // block * block for side in frame.shape)
     small = frame[:height, :width].astype(np.float32)
@@ -135,16 +142,18 @@ def _prepare(frame: np.ndarray, block: int) -> np.ndarray:
         small = small.reshape(height // block, block, width // block, block).mean(axis=(1, 3))
     # Cells are 5-15 full-resolution px across: keep structure from ~1 to ~10 px.
     high = max(2.0, 8.0 / block)
-    banded = difference_of_gaussians(small, low_sigma=min(1.0, high / 2), high_sigma=high)
+    low = min(1.0, high / 2)
+    banded = gaussian_filter(small, low, mode="nearest") - gaussian_filter(
+        small, high, mode="nearest"
+    )
     result: np.ndarray = banded * _window(banded.shape)
     return result
 
 
 @functools.lru_cache(maxsize=4)
 def _window(shape: tuple[int, int]) -> np.ndarray:
-    from skimage.filters import window
-
-    hann: np.ndarray = window("hann", shape).astype(np.float32)
+    """A 2-D Hann window (numpy's), so the frame's edges are not taken for structure."""
+    hann: np.ndarray = np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
     return hann
 
 

@@ -25,6 +25,7 @@ numpy releases the GIL in all of these, so the decoder threads keep their cores.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,13 +34,25 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from .motion import MAX_SIDE
+
 BRIGHTNESS_ROW_STRIDE = 4
-MAX_SAMPLE_FRAMES = 200
-MAX_SAMPLE_BYTES = 16 * 1024**2  # ~46 frames of 608x608: the conversion's memory stays as it was
+MAX_SAMPLE_FRAMES = 100  # the motion estimate's cost: ~0.6 s and ~16 MB for V4 frames
+MAX_SAMPLE_BYTES = 8 * 1024**2  # of block-averaged samples: 200 V4 frames take 8 MB
 _PARTIAL: dict[np.dtype, np.dtype] = {
     np.dtype(np.uint8): np.dtype(np.uint16),
     np.dtype(np.uint16): np.dtype(np.uint32),
 }
+
+
+def block_mean(frame: np.ndarray, block: int) -> np.ndarray:
+    """`frame` averaged over `block` x `block` pixels (edges that do not fill a block dropped),
+    in its own dtype."""
+    if block == 1:
+        return frame.copy()
+    height, width = (side // block * block for side in frame.shape)
+    blocks = frame[:height, :width].reshape(height // block, block, width // block, block)
+    return blocks.mean(axis=(1, 3)).round().astype(frame.dtype)
 
 
 def sample_indices(
@@ -66,7 +79,8 @@ class FrameSummary:
     mean_projection: np.ndarray  # float32 (height, width)
     max_projection: np.ndarray  # the frames' dtype, (height, width)
     sample_indices: np.ndarray  # int64 (k,), ascending: frames kept for the motion estimate
-    samples: np.ndarray  # the frames' dtype, (k, height, width)
+    samples: np.ndarray  # the frames' dtype, (k, height / block, width / block): block means
+    sample_block: int = 1  # the samples' pixels are the means of block x block frame pixels
 
 
 class FrameStats:
@@ -107,7 +121,10 @@ class FrameStats:
         self._brightness_pixels = rows * self.frame_shape[1]
         wide = self._brightness_pixels * np.iinfo(self.dtype).max >= 2**32
         self._brightness_dtype = np.dtype(np.uint64 if wide else np.uint32)
-        frame_bytes = self.frame_shape[0] * self.frame_shape[1] * self.dtype.itemsize
+        # Samples are kept block-averaged to the size the motion estimate registers anyway.
+        self.sample_block = max(1, math.ceil(max(self.frame_shape) / MAX_SIDE))
+        sample_pixels = math.prod(side // self.sample_block for side in self.frame_shape)
+        frame_bytes = sample_pixels * self.dtype.itemsize
         self._budget = (max_sample_frames, max_sample_bytes)
         indices = sample_indices(self.n_frames, frame_bytes, max_sample_frames, max_sample_bytes)
         self._sampled = set(indices.tolist())
@@ -132,7 +149,7 @@ class FrameStats:
         self._brightness[index] = value / self._brightness_pixels
         self.frames_seen += 1
         if index in self._sampled:
-            self.samples[index] = frame.copy()
+            self.samples[index] = block_mean(frame, self.sample_block)
 
     def merge(self, other: FrameStats) -> FrameStats:
         """Add `other`'s frames (another thread's share of the same series) to these; self."""
@@ -157,7 +174,7 @@ class FrameStats:
         self._fold_partial()
         mean = (self.total / max(self.frames_seen, 1)).astype(np.float32)
         indices = np.array(sorted(self.samples), dtype=np.int64)
-        shape = (0, *self.frame_shape)
+        shape = (0, *(side // self.sample_block for side in self.frame_shape))
         stack = np.stack([self.samples[i] for i in indices.tolist()]) if len(indices) else None
         samples = stack if stack is not None else np.zeros(shape, self.dtype)
         maximum = self.maximum.copy()
@@ -171,6 +188,7 @@ class FrameStats:
             max_projection=np.ascontiguousarray(maximum),
             sample_indices=indices,
             samples=np.ascontiguousarray(samples),
+            sample_block=self.sample_block,
         )
 
     @property
@@ -204,8 +222,9 @@ def merged(parts: list[FrameStats]) -> FrameStats:
 
 
 class SeriesStats:
-    """The accumulators of one series (or one video), one per decoding thread: `observer` is an
-    `encode.chunks.Observer`; `summary` merges what every thread saw."""
+    """The statistics of one series (or one video): each decoding thread gets an accumulator of
+    its own (`observer`, an `encode.chunks.Observer`), merged in as soon as the thread is done,
+    so only as many are alive as threads decode, however many videos the series has."""
 
     def __init__(
         self,
@@ -215,23 +234,37 @@ class SeriesStats:
     ) -> None:
         self.n_frames = n_frames
         self.budget = (max_sample_frames, max_sample_bytes)
-        self.parts: list[FrameStats] = []
+        self.merged: FrameStats | None = None
         self._lock = threading.Lock()
 
-    def observer(self, frame_shape: tuple[int, ...]) -> Callable[[int, np.ndarray], None]:
+    def observer(self, frame_shape: tuple[int, ...]) -> _ThreadShare:
         frames, size = self.budget
         stats = FrameStats(
             self.n_frames, frame_shape, nwb_order=True, max_sample_frames=frames,
             max_sample_bytes=size,
         )  # fmt: skip
+        return _ThreadShare(stats, self._merge)
+
+    def _merge(self, stats: FrameStats) -> None:
         with self._lock:
-            self.parts.append(stats)
-        return stats.add
+            self.merged = stats if self.merged is None else self.merged.merge(stats)
 
     def summary(self) -> FrameSummary | None:
         """None when no frame was decoded."""
-        seen = [part for part in self.parts if part.frames_seen]
-        return merged(seen).summary() if seen else None
+        if self.merged is None or not self.merged.frames_seen:
+            return None
+        return self.merged.summary()
+
+
+class _ThreadShare:
+    """One decoding thread's accumulator (`add` per frame), handed back on `close`."""
+
+    def __init__(self, stats: FrameStats, done: Callable[[FrameStats], None]) -> None:
+        self.add = stats.add
+        self._stats, self._done = stats, done
+
+    def close(self) -> None:
+        self._done(self._stats)
 
 
 _SUMMARY_ARRAYS = ("brightness", "mean_projection", "max_projection", "sample_indices", "samples")
@@ -240,7 +273,11 @@ _SUMMARY_ARRAYS = ("brightness", "mean_projection", "max_projection", "sample_in
 def write_summary(group: h5py.Group, summary: FrameSummary) -> None:
     """`summary` as datasets of `group` (a chunk file's, so a reused chunk file keeps its
     video's statistics); the samples deflated."""
-    group.attrs.update(n_frames=summary.n_frames, frames_seen=summary.frames_seen)
+    group.attrs.update(
+        n_frames=summary.n_frames,
+        frames_seen=summary.frames_seen,
+        sample_block=summary.sample_block,
+    )
     for name in _SUMMARY_ARRAYS:
         value = getattr(summary, name)
         compression = "gzip" if name == "samples" and value.size else None
@@ -250,7 +287,10 @@ def write_summary(group: h5py.Group, summary: FrameSummary) -> None:
 def read_summary(group: h5py.Group) -> FrameSummary:
     arrays = {name: group[name][()] for name in _SUMMARY_ARRAYS}
     return FrameSummary(
-        n_frames=int(group.attrs["n_frames"]), frames_seen=int(group.attrs["frames_seen"]), **arrays
+        n_frames=int(group.attrs["n_frames"]),
+        frames_seen=int(group.attrs["frames_seen"]),
+        sample_block=int(group.attrs["sample_block"]),
+        **arrays,
     )
 
 
@@ -287,4 +327,5 @@ def placed(
         max_projection=maximum,
         sample_indices=every[wanted],
         samples=stack[wanted],
+        sample_block=parts[0][2].sample_block,
     )

@@ -14,6 +14,7 @@ from miniscope_core.quality.model import (
     HeadOrientation,
     ImagingSeries,
     SessionQC,
+    Thresholds,
     Validation,
 )
 from miniscope_core.quality.stats import FrameStats, merged
@@ -96,5 +97,6 @@ def session_qc(name: str = "mouse<1> & 'friends'") -> SessionQC:
             AcquisitionSettings("11_37_45", "Miniscope", {"gain": 3.5, "led0": "<b>12</b>"}),
         ],
         validation=Validation(False, ("check_data_orientation: <bad> & worse",), "nwbinspector"),
+        thresholds=Thresholds(dropped_percent=1.0),  # a strict lab: 1.25 % is beyond it
         made_by="miniscope-nwb 0.1.0",
     )

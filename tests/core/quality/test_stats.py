@@ -73,7 +73,21 @@ def test_the_subsample_is_bounded_by_frames_and_bytes_and_evenly_spaced() -> Non
     for index, frame in enumerate(frames):
         small.add(index, frame)
     assert small.summary().samples.nbytes <= 32 * 32 * 7
-    assert len(sample_indices(10**6, 600 * 600)) == 46  # a V4 frame: 16 MiB hold 46
+    assert len(sample_indices(10**6, 200 * 200)) == 100  # V4 frames as 3x3 block means: 4 MB
+    assert len(sample_indices(10**6, 600 * 600)) == 23  # 8 MiB would hold 23 at full size
+
+
+def test_large_frames_are_sampled_as_block_means() -> None:
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (30, 600, 600), dtype=np.uint8)
+    stats = FrameStats(len(frames), (600, 600))
+    for index, frame in enumerate(frames):
+        stats.add(index, frame)
+    summary = stats.summary()
+    assert summary.sample_block == 3 and summary.samples.shape == (30, 200, 200)
+    means = frames.reshape(30, 200, 3, 200, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(summary.samples, means, atol=0.5)  # rounded to the frames' dtype
+    np.testing.assert_array_equal(summary.max_projection, frames.max(axis=0))  # full resolution
     assert len(sample_indices(3, 100)) == 3
 
 
