@@ -36,6 +36,7 @@ from .plots import (
     image_png,
     motion_png,
     orientation_png,
+    photo_jpeg,
     timing_png,
 )
 
@@ -318,7 +319,9 @@ def _behaviour(frames: Sequence[CameraFrame]) -> str:
         for frame in shown:
             height, width = frame.image.shape[:2]
             when = f", at {frame.time_s:.1f} s" if frame.time_s is not None else ""
-            picture = _picture(frame.image, f"{device} in {frame.acquisition}", stretch=False)
+            picture = _img(
+                photo_jpeg(frame.image), f"{device} in {frame.acquisition}", mime="image/jpeg"
+            )
             caption = f"{frame.acquisition}: {width} × {height} px{when}"
             figures.append(f"<figure>{picture}<figcaption>{_e(caption)}</figcaption></figure>")
         parts.append(f'<h3>{_e(device)}</h3><div class="pair">{"".join(figures)}</div>')
@@ -375,10 +378,10 @@ def _series_heading(series: ImagingSeries, note: str = "") -> str:
     return f"<h3>{_e(series.name)} <small>{_e(extra)}</small></h3>"
 
 
-def _img(png: bytes, alt: str, style: str = "") -> str:
-    data = base64.b64encode(png).decode("ascii")
+def _img(encoded: bytes, alt: str, style: str = "", mime: str = "image/png") -> str:
+    data = base64.b64encode(encoded).decode("ascii")
     styled = f' style="{style}"' if style else ""
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}"{styled}>'
+    return f'<img src="data:{mime};base64,{data}" alt="{_e(alt)}"{styled}>'
 
 
 def _picture(image: np.ndarray, alt: str, stretch: bool = True) -> str:

@@ -6,7 +6,10 @@ there is no global state, no display is needed, and drawing is safe in threads.
 Plots over time share one session axis: the acquisitions of a session are minutes or hours
 apart, so the axis is broken at every pause (longer than `PAUSE_S` in all devices' times), one
 panel per stretch of recording, each as wide as its duration (at least `MIN_PANEL` of the
-figure); lines are broken there too. Images are saved at exactly their size.
+figure); lines are broken there too. Beyond `MAX_PANELS` stretches (a long day of short
+acquisitions) one panel holds them all, the pauses cut out at dashed lines: the figure's cost
+then stays that of one panel, however many acquisitions. Images are saved at exactly their
+size.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .model import DeviceTimeline, HeadOrientation, ImagingSeries
 
 PAUSE_S = 10.0
 MIN_PANEL = 0.12
+MAX_PANELS = 3
+CUT_S = 2.0  # the room a cut pause takes on a one-panel axis, s
 WIDTH_IN, DPI = 10.0, 110  # 1100 px wide: the page's width
 COLOURS = ("#1f6f8b", "#e07a1f", "#5a8f29", "#8e44ad", "#c0392b", "#7f8c8d")
 LIMIT_COLOUR = "#c0392b"
@@ -51,7 +56,39 @@ class SessionAxis:
         return cls(spans, scale, unit)
 
     @property
+    def cut(self) -> bool:
+        """One panel, the pauses cut out (too many stretches for a panel each)."""
+        return len(self.spans) > MAX_PANELS
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each stretch starts on a one-panel axis (s), the pauses cut out."""
+        durations = [b - a for a, b in self.spans]
+        return np.concatenate([[0.0], np.cumsum(np.add(durations, CUT_S))[:-1]])
+
+    def x(self, times_s: np.ndarray | float) -> np.ndarray:
+        """Session times (s) as the axis shows them (its unit; the pauses cut when `cut`)."""
+        times = np.asarray(times_s, dtype=np.float64)
+        if not self.cut:
+            return times * self.scale
+        starts = np.array([a for a, _ in self.spans])
+        which = np.clip(np.searchsorted(starts, times, "right") - 1, 0, len(starts) - 1)
+        return (times - starts[which] + self.offsets[which]) * self.scale
+
+    def panels(self) -> list[tuple[float, float]]:
+        """Each panel's (first, last) on the axis, in its unit."""
+        if not self.cut:
+            return [(a * self.scale, b * self.scale) for a, b in self.spans]
+        last = self.offsets[-1] + self.spans[-1][1] - self.spans[-1][0]
+        return [(0.0, float(last) * self.scale)]
+
+    @property
     def label(self) -> str:
+        if self.cut:
+            return (
+                f"time recorded ({self.unit}): {len(self.spans)} stretches, the pauses between "
+                "them cut out at the dashed lines"
+            )
         gaps = " (broken at pauses)" if len(self.spans) > 1 else ""
         return f"time in session ({self.unit}){gaps}"
 
@@ -62,10 +99,10 @@ def brightness_png(series: ImagingSeries, axis: SessionAxis) -> bytes:
     tenth = max(1, n // 10)
 
     def draw(axes: Any) -> None:
-        axes.plot(*_broken(series.times_s, series.brightness, axis.scale), lw=0.8, color=COLOURS[0])
+        axes.plot(*_broken(series.times_s, series.brightness, axis), lw=0.8, color=COLOURS[0])
         for start, stop in ((0, tenth), (n - tenth, n)):
             if n > 1:
-                first, last = series.times_s[[start, stop - 1]] * axis.scale
+                first, last = axis.x(series.times_s[[start, stop - 1]])
                 axes.axvspan(first, last, color=COLOURS[1], alpha=0.15, linewidth=0)
 
     figure, rows = _panels(axis, [2.6])
@@ -83,7 +120,7 @@ def motion_png(series: ImagingSeries, axis: SessionAxis, limit: float) -> bytes:
         axes.axhline(0, color="#999999", linewidth=0.6)
         axes.axhline(limit, color=LIMIT_COLOUR, linestyle="--", linewidth=1, label="limit")
         axes.plot(
-            *_broken(times, shifts[:, 0], axis.scale),
+            *_broken(times, shifts[:, 0], axis),
             ".-",
             color=COLOURS[0],
             lw=0.8,
@@ -91,14 +128,14 @@ def motion_png(series: ImagingSeries, axis: SessionAxis, limit: float) -> bytes:
             label="dy (down)",
         )
         axes.plot(
-            *_broken(times, shifts[:, 1], axis.scale),
+            *_broken(times, shifts[:, 1], axis),
             ".-",
             color=COLOURS[1],
             lw=0.8,
             ms=3,
             label="dx (right)",
         )
-        axes.plot(*_broken(times, distance, axis.scale), color=COLOURS[2], lw=1.8, label="distance")
+        axes.plot(*_broken(times, distance, axis), color=COLOURS[2], lw=1.8, label="distance")
 
     figure, rows = _panels(axis, [2.9])
     _draw_row(rows[0], draw, "displacement (px)")
@@ -114,19 +151,19 @@ def timing_png(timelines: Sequence[DeviceTimeline], axis: SessionAxis) -> bytes:
 
         def draw(axes: Any, timeline: DeviceTimeline = timeline, colour: str = colour) -> None:
             axes.plot(
-                timeline.timestamps_s * axis.scale, timeline.intervals_ms, ".", ms=2.5, color=colour
+                axis.x(timeline.timestamps_s), timeline.intervals_ms, ".", ms=2.5, color=colour
             )
             after = np.searchsorted(timeline.timestamps_s, timeline.dropped_at_s, "right")
             after = after[after < timeline.n_frames]  # the frame after each gap: its interval
             axes.plot(
-                timeline.timestamps_s[after] * axis.scale,
+                axis.x(timeline.timestamps_s[after]),
                 timeline.intervals_ms[after],
                 "o",
                 ms=4,
                 color=LIMIT_COLOUR,
             )
             for at, count in zip(timeline.dropped_at_s, timeline.dropped_counts, strict=True):
-                x = at * axis.scale
+                x = float(axis.x(at))
                 axes.axvline(x, color=LIMIT_COLOUR, linewidth=1.2, alpha=0.8)
                 axes.annotate(
                     str(count),
@@ -153,7 +190,7 @@ def orientation_png(entry: HeadOrientation, axis: SessionAxis) -> bytes:
     def draw(axes: Any) -> None:
         for column, name in ((2, "yaw"), (1, "pitch"), (0, "roll")):
             axes.plot(
-                *_wrapped(*_broken(times, angles[:, column], axis.scale)),
+                *_wrapped(*_broken(times, angles[:, column], axis)),
                 lw=0.9,
                 label=name,
                 color=COLOURS[column],
@@ -165,6 +202,18 @@ def orientation_png(entry: HeadOrientation, axis: SessionAxis) -> bytes:
     _draw_row(rows[0], draw, "angle (°)")
     _legend(figure, rows[0][-1])
     return _finish(figure, axis)
+
+
+def photo_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """A behaviour-camera frame (RGB or gray, uint8) as a JPEG of exactly its size: a photo,
+    which PNG would keep at ~10x the bytes (the page carries one per camera and acquisition)."""
+    from matplotlib.image import imsave
+
+    buffer = io.BytesIO()
+    rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    pixels = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    imsave(buffer, pixels, format="jpeg", pil_kwargs={"quality": quality})
+    return buffer.getvalue()
 
 
 def image_png(image: np.ndarray, stretch: bool = True) -> bytes:
@@ -192,25 +241,29 @@ def _panels(axis: SessionAxis, heights: Sequence[float]) -> tuple[Any, list[list
     from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.ticker import MaxNLocator
 
-    durations = np.array([max(b - a, 1e-3) for a, b in axis.spans])
+    panels = axis.panels()
+    durations = np.array([max(b - a, 1e-3) for a, b in panels])
     widths = np.maximum(durations / durations.sum(), MIN_PANEL)
     figure = Figure(figsize=(WIDTH_IN, 0.7 + sum(heights)), dpi=DPI)
     figure.set_layout_engine(ConstrainedLayoutEngine(wspace=0.015))
     grid = figure.subplots(
         len(heights),
-        len(axis.spans),
+        len(panels),
         sharex="col",
         sharey="row",
         squeeze=False,
         gridspec_kw={"width_ratios": widths, "height_ratios": list(heights)},
     )
-    for column, (first, last) in enumerate(axis.spans):
-        pad = max(0.02 * (last - first), 0.5)
+    for column, (first, last) in enumerate(panels):
+        pad = max(0.02 * (last - first), 0.5 * axis.scale)
         for axes in grid[:, column]:
-            axes.set_xlim((first - pad) * axis.scale, (last + pad) * axis.scale)
+            axes.set_xlim(first - pad, last + pad)
             bins = max(2, int(round(9 * widths[column] / widths.sum())))
             axes.xaxis.set_major_locator(MaxNLocator(nbins=bins))
             _tidy(axes, first=column == 0)
+            for cut in axis.offsets[1:] if axis.cut else ():
+                x = (cut - CUT_S / 2) * axis.scale
+                axes.axvline(x, color="#888888", linestyle="--", linewidth=0.8)
     return figure, [list(row) for row in grid]
 
 
@@ -252,12 +305,12 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _broken(times_s: np.ndarray, y: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Times (in the shown unit) and `y`, with NaN between points a pause apart: no line
+def _broken(times_s: np.ndarray, y: np.ndarray, axis: SessionAxis) -> tuple[np.ndarray, np.ndarray]:
+    """Times as the axis shows them and `y`, with NaN between points a pause apart: no line
     crosses a pause."""
-    x, y = np.asarray(times_s, np.float64), np.asarray(y, np.float64)
-    cuts = np.flatnonzero(np.abs(np.diff(x)) > PAUSE_S) + 1
-    return np.insert(x, cuts, np.nan) * scale, np.insert(y, cuts, np.nan)
+    times, y = np.asarray(times_s, np.float64), np.asarray(y, np.float64)
+    cuts = np.flatnonzero(np.abs(np.diff(times)) > PAUSE_S) + 1
+    return np.insert(axis.x(times), cuts, np.nan), np.insert(y, cuts, np.nan)
 
 
 def _wrapped(x: np.ndarray, degrees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
