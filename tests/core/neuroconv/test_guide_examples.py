@@ -233,3 +233,40 @@ def test_converter_pipe_example(ophys, tmp_path: Path) -> None:
     np.testing.assert_allclose(acquisition2_interface.get_timestamps(), _native(truths[1]) + 180.0)
     assert converter.get_conversion_options_schema()["properties"]["MiniscopeAcquisition2"][
         "properties"]["photon_series_index"]["type"] == "integer"  # fmt: skip
+
+
+def test_miniscope_converter_with_a_user_configuration_file(tmp_path: Path) -> None:
+    """The guide's current first example: the DAQ's User-Config layout
+    (<researcher>/<experiment>/<animal>/<date>/<time>), one series per acquisition named as
+    NeuroConv names them."""
+    import json
+
+    from miniscope_core.neuroconv import MiniscopeConverter
+
+    base = tmp_path / "data"
+    animal = base / "Ann" / "ExpA" / "mouse1"
+    for k, start in enumerate((FIRST, SECOND)):
+        spec = AcquisitionSpec(start=start, scopes=[replace(TINY, seed=k)], cameras=[])
+        write_acquisition(animal / "2021_10_07" / f"{start:%H_%M_%S}", spec)
+    config = base / "UserConfigFile.json"
+    structure = ["researcherName", "experimentName", "animalName", "date", "time"]
+    values = {"researcherName": "Ann", "experimentName": "ExpA", "animalName": "mouse1"}
+    config.write_text(json.dumps({"directoryStructure": structure, **values}))
+
+    # --- the guide, verbatim but for the import
+    converter = MiniscopeConverter(folder_path=str(base), user_configuration_file_path=str(config))
+    metadata = converter.get_metadata()
+    session_start_time = metadata["NWBFile"]["session_start_time"]
+    metadata["NWBFile"]["session_start_time"] = session_start_time.replace(tzinfo=PACIFIC)
+    nwbfile_path = str(tmp_path / "miniscope_user_config.nwb")
+    converter.run_conversion(nwbfile_path=nwbfile_path, metadata=metadata, overwrite=True)
+    # ---
+
+    with read_nwb(Path(nwbfile_path)) as nwb:
+        assert nwb.session_start_time == FIRST
+        names = sorted(n for n in nwb.acquisition if n.startswith("OnePhotonSeries"))
+        assert names == [
+            "OnePhotonSeriesMiniscope2021_10_0715_03_28",
+            "OnePhotonSeriesMiniscope2021_10_0715_06_28",
+        ]
+        assert all(nwb.acquisition[n].data.shape[0] == TINY.n_frames for n in names)
