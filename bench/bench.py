@@ -224,8 +224,9 @@ def neuroconv_config(session: Path, target: Path) -> Path:
 
 def run_worker(python: str, spec: Record) -> Record:
     """One conversion in a fresh interpreter, into a new file as a user converts (replacing a
-    700 MB file would add the file system's cost of freeing the old one)."""
+    700 MB file would add the file system's cost of freeing the old one), its QC report too."""
     Path(spec["output"]).unlink(missing_ok=True)
+    Path(spec["output"] + ".qc.html").unlink(missing_ok=True)
     command = [python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -55,25 +55,35 @@ from .checks import (
     timestamps_increase,
 )
 from .partitions import GROUP, raw_session, sessions
-from .resources import ConversionConfig, MiniscopeStorage
+from .resources import TOOL_VERSION, ConversionConfig, MiniscopeStorage
 from .settings import SettingsError
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"
+# The converter's version: files made by another show as changed code in the UI (`--stale`).
+CODE_VERSION = TOOL_VERSION
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Dagster's run tag that keeps the instance's run retries off a run failed by a step.
+NO_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
+
+
 def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
     """A problem in the recording, its metadata or the run's choices fails the step with the
-    library's one-line message as the headline, not a traceback from inside the library."""
+    library's one-line message as the headline, not a traceback from inside the library; and
+    its run is not retried, since the same input fails the same way (a crash still is)."""
 
     @functools.wraps(asset_fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return asset_fn(*args, **kwargs)
         except (MiniscopeFormatError, SettingsError) as error:
-            raise dg.Failure(description=str(error)) from error
+            context = args[0]
+            if isinstance(context, dg.AssetExecutionContext):
+                context.instance.add_run_tags(context.run_id, NO_RETRY)
+            raise dg.Failure(description=str(error), allow_retries=False) from None
 
     return run
 
@@ -83,13 +93,20 @@ def _session(context: dg.AssetExecutionContext, storage: MiniscopeStorage) -> tu
     return key, discover(storage.session_folder(key))
 
 
-@dg.asset(partitions_def=sessions, deps=[raw_session], group_name=GROUP, kinds={"json"})
+@dg.asset(
+    partitions_def=sessions,
+    deps=[raw_session],
+    group_name=GROUP,
+    kinds={"json"},
+    code_version=CODE_VERSION,
+)
 @_plain_failures
 def acquisition_metadata(
     context: dg.AssetExecutionContext, storage: MiniscopeStorage, config: ConversionConfig
 ) -> dg.MaterializeResult:
     """Every acquisition and device of the session, and the NWB metadata it will get."""
     key, session = _session(context, storage)
+    config = storage.session_config(key, config)
     rel_path = storage.rel_path(session.root)
     metadata = storage.nwb_metadata(session, config.metadata)
     if storage.dandi_layout_for(config):
@@ -117,6 +134,7 @@ def acquisition_metadata(
 
 @dg.asset(
     partitions_def=sessions,
+    code_version=CODE_VERSION,
     deps=[acquisition_metadata],
     group_name=GROUP,
     kinds={"csv"},
@@ -152,6 +170,7 @@ def timestamp_tables(
 
 @dg.asset(
     partitions_def=sessions,
+    code_version=CODE_VERSION,
     deps=[acquisition_metadata],
     group_name=GROUP,
     kinds={"hdf5"},
@@ -168,6 +187,7 @@ def video_chunks(
     only when the run embeds cameras.
     """
     key, session = _session(context, storage)
+    config = storage.session_config(key, config)
     if config.stub:
         return dg.MaterializeResult(metadata={"stub": True, "note": "stub run: nwb_file decodes"})
     work = storage.chunks_dir(key)
@@ -212,6 +232,7 @@ def _write_previews(
 
 @dg.asset(
     partitions_def=sessions,
+    code_version=CODE_VERSION,
     deps=[timestamp_tables, video_chunks],
     group_name=GROUP,
     kinds={"nwb"},
@@ -230,6 +251,7 @@ def nwb_file(
     began = time.perf_counter()
     with recorded_warnings() as caught:  # from reading the folder on: its inventory warns
         key, session = _session(context, storage)
+        config = storage.session_config(key, config)
         options = storage.options(config)
         metadata = storage.nwb_metadata(session, config.metadata)
         path = storage.output_path(key, session, metadata, config)
@@ -241,6 +263,7 @@ def nwb_file(
             thresholds=storage.thresholds(),
         )  # fmt: skip
     seconds = time.perf_counter() - began
+    storage.record_choices(key, config)
     notes = lab_messages(caught)
     for note in notes:
         context.log.warning(note)
@@ -268,6 +291,7 @@ def nwb_file(
             "warnings": notes,
             "files": session.inventory.summary() if session.inventory else "explicit files",
             "options": asdict(options),
+            "options_not_the_labs": storage.differences_from_lab(options) or "none",
             "preview": images(previews),
         },
         check_results=[

@@ -178,13 +178,47 @@ def _demo(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
 
 
 def _sessions(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
-    converted = storage.converted()
-    for key, folder in find_sessions(storage.raw_path).items():
+    """Every session folder with the state of its file and of its recording (tab-separated,
+    a header first); with --stale only the files converting would now write otherwise."""
+    _require_raw_root(storage)
+    print("key\tfolder\tfile\trecording")
+    for key, folder, reason in _with_files(storage, find_sessions(storage.raw_path)):
+        if args.stale and not (reason or "").startswith("stale"):
+            continue
         status = folder_status(folder)
-        state = "complete" if status.complete else f"incomplete: {status.reason}"
-        nwb = "converted" if key in converted else "not converted"
-        print(f"{key}\t{storage.rel_path(folder)}\t{nwb}\t{state}")
+        recording = "complete" if status.complete else f"still being written: {status.reason}"
+        print(f"{key}\t{storage.rel_path(folder)}\t{reason or 'converted'}\t{recording}")
     return 0
+
+
+def _with_files(
+    storage: MiniscopeStorage, found: dict[str, Path]
+) -> Iterator[tuple[str, Path, str | None]]:
+    """(key, folder, what is not right with its file: "not converted", "stale: ..."; None)."""
+    converted = storage.converted()
+    for key, folder in found.items():
+        path = converted.get(key)
+        if path is None:
+            yield key, folder, "not converted"
+            continue
+        reason = storage.stale_reason(key, path)
+        yield key, folder, f"stale: {reason}" if reason else None
+
+
+def _stale(storage: MiniscopeStorage, found: dict[str, Path]) -> dict[str, Path]:
+    return {
+        key: folder
+        for key, folder, reason in _with_files(storage, found)
+        if (reason or "").startswith("stale")
+    }
+
+
+def _require_raw_root(storage: MiniscopeStorage) -> None:
+    if not storage.raw_path.is_dir():
+        raise SystemExit(
+            f"miniscope-dagster: {storage.raw_path}: the raw root is not a folder "
+            "(MINISCOPE_RAW_ROOT or --raw-root)"
+        )
 
 
 def _chosen(names: list[str], found: dict[str, Path], raw_root: Path) -> dict[str, Path]:
@@ -233,8 +267,15 @@ def _title(n_sessions: int, config: ConversionConfig) -> str:
 def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
     config = _choices(args)
     storage.options(config)  # a bad choice fails here, before anything is registered
+    _require_raw_root(storage)
     found = find_sessions(storage.raw_path)
-    folders = found if args.all else _chosen(args.sessions, found, storage.raw_path)
+    if args.stale:
+        folders = _stale(storage, found)
+        if not folders:
+            print(f"no stale files: every converted session under {storage.raw_path} is current")
+            return 0
+    else:
+        folders = found if args.all else _chosen(args.sessions, found, storage.raw_path)
     if not folders:
         print(f"no session folders under {storage.raw_path}", file=sys.stderr)
         return 1
@@ -256,6 +297,13 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
         backfill = server.launch_backfill(
             list(folders), assets, title, conversion_run_config(config)
         )
+    except requests.ConnectionError:
+        print(
+            f"miniscope-dagster: no Dagster webserver answers at {args.url}: start one "
+            "(dagster dev), give its address with --url, or convert here with --in-process",
+            file=sys.stderr,
+        )
+        return 2
     except (ServerError, requests.RequestException) as error:
         print(f"{args.url}: {error}", file=sys.stderr)
         return 2
@@ -276,11 +324,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(command=_demo)
 
     listing = commands.add_parser("sessions", help="list session folders, keys and state")
+    listing.add_argument(
+        "--stale", action="store_true",
+        help="only sessions whose file an older converter or other options made",
+    )  # fmt: skip
     listing.set_defaults(command=_sessions)
 
     backfill = commands.add_parser("backfill", help="register sessions and convert them")
     which = backfill.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every session under the raw root")
+    which.add_argument(
+        "--stale", action="store_true",
+        help="the sessions `sessions --stale` lists: re-convert exactly those",
+    )  # fmt: skip
     which.add_argument("sessions", nargs="*", default=[], help="partition keys or folders")
     where = backfill.add_mutually_exclusive_group()
     where.add_argument("--url", default="http://127.0.0.1:3000", help="webserver to launch on")

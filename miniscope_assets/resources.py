@@ -8,8 +8,10 @@ conversion defaults can be changed per run through `ConversionConfig`.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,13 +27,19 @@ from miniscope_core import (
     claim_output,
     claimed_outputs,
     dandi_output,
+    file_provenance,
     for_backend,
     resolve_metadata,
     stub_output,
+    write_json,
 )
 
 from .scan import session_folder
-from .settings import CONVERSION_SETTINGS, MiniscopeSettings
+from .settings import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
+
+CHOICES_FILE = "choices.json"  # under a session's output folder: the choices that stick
+TOOL = "miniscope-nwb"
+TOOL_VERSION = version(TOOL)
 
 _DEFAULTS = MiniscopeSettings()
 _PATHS = {"raw_root", "output_root", "metadata_file"}
@@ -160,6 +168,58 @@ class MiniscopeStorage(dg.ConfigurableResource):
         """The settings' conversion defaults with the run's choices over them."""
         options = self._checked().conversion_options(**(config.choices() if config else {}))
         return replace(options, stub=bool(config and config.stub))
+
+    def recorded_choices(self, key: str) -> dict[str, Any]:
+        """The choices a run made for this session (`choices.json`): later runs keep them, so
+        its file's layout changes only when someone decides it, never by a sensor run."""
+        path = self.session_dir(key) / CHOICES_FILE
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"{path}: cannot be read as JSON ({error})") from None
+        unknown = set(recorded) - set(ConversionConfig.model_fields) - {"stub", "metadata"}
+        if not isinstance(recorded, dict) or unknown:
+            raise SettingsError(f"{path}: not a session's conversion choices ({sorted(unknown)})")
+        return recorded
+
+    def session_config(self, key: str, config: ConversionConfig) -> ConversionConfig:
+        """The run's choices over the session's recorded ones (see `recorded_choices`)."""
+        chosen = {**self.recorded_choices(key), **config.choices()}
+        return ConversionConfig(**chosen, stub=config.stub, metadata=config.metadata)
+
+    def record_choices(self, key: str, config: ConversionConfig) -> None:
+        """Keep the choices of a run that made this session's file (a stub's are not kept)."""
+        if config.choices() and not config.stub:
+            write_json(self.session_dir(key) / CHOICES_FILE, config.choices())
+
+    def differences_from_lab(self, options: ConversionOptions) -> dict[str, Any]:
+        """{option: value} where `options` are not the lab's (the settings')."""
+        lab = self.options()
+        return {
+            name: getattr(options, name)
+            for name in CONVERSION_SETTINGS
+            if getattr(options, name) != getattr(lab, name)
+        }
+
+    def stale_reason(self, key: str, path: Path) -> str | None:
+        """Why the session's file is not what converting it now would write (an older
+        converter, other options than the lab's and the session's recorded ones), or None."""
+        made = file_provenance(path)
+        if made is None:
+            return "no record of what made it (not written by miniscope-nwb?)"
+        version = made.get("versions", {}).get(TOOL)
+        if version != TOOL_VERSION:
+            return f"made by {TOOL} {version} (now {TOOL_VERSION})"
+        now = self.options(self.session_config(key, ConversionConfig()))
+        written = made.get("options", {})
+        changed = [
+            f"{name}={written.get(name)!r} (now {getattr(now, name)!r})"
+            for name in CONVERSION_SETTINGS
+            if written.get(name) != getattr(now, name)
+        ]
+        return "made with " + ", ".join(changed) if changed else None
 
     @property
     def lab_metadata(self) -> Path | None:

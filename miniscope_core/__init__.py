@@ -64,7 +64,14 @@ from .reports.outcome import FrameCount, Totals, frame_counts, miniscope_totals,
 from .reports.session import DeviceReport, SessionReport, describe_session, inspect_session
 from .timing.recordings import Recording
 from .timing.sync import SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
-from .verify.validate import FileCheck, Verification, VerificationError, check_file, verify_nwb
+from .verify.validate import (
+    FileCheck,
+    Verification,
+    VerificationError,
+    check_file,
+    file_provenance,
+    verify_nwb,
+)
 
 __all__ = [
     # sessions and collections
@@ -132,6 +139,7 @@ __all__ = [
     "Verification",
     "VerificationError",
     "check_file",
+    "file_provenance",
     "verify_nwb",
     "BACKENDS",
     "ZarrUnavailableError",

@@ -11,6 +11,7 @@ checks through their chunk keys.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -230,3 +231,21 @@ def check_file(path: Path | str) -> FileCheck:
     )
     findings = dict(Counter(m.importance.name for m in messages))
     return FileCheck(path, tuple(str(e) for e in errors), critical, findings, readback)
+
+
+def file_provenance(path: Path) -> dict[str, Any] | None:
+    """What made the NWB file at `path` (the `source_script` record this tool writes: its
+    version, the libraries', the options, the metadata files); None for a file it did not write
+    or cannot read."""
+    try:
+        with open_nwb_root(Path(path)) as root:
+            text = root["general"]["source_script"][()]
+    except (OSError, KeyError, ValueError):
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        record = json.loads(str(text))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None

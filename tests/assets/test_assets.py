@@ -204,10 +204,15 @@ def test_a_metadata_mistake_fails_the_first_asset_with_the_library_message(sessi
     storage = storage_for(tmp_path)
     with dg.instance_for_test() as instance:
         result = materialise(storage, instance, raise_on_error=False)
+        run = instance.get_run_by_id(result.run_id)
     step, message = failed_step(result)
     assert step == "acquisition_metadata"
     assert "nwb_metadata.yaml: Subjct: unknown section; did you mean 'Subject'?" in message
     assert not list((tmp_path / "out").rglob("*.nwb"))
+    # the same metadata would fail the same way: the instance's run retries leave it alone
+    assert run is not None and run.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.error.cause is None  # no library traceback behind it
 
 
 def chosen(**choices: object) -> dict:
