@@ -100,3 +100,18 @@ def _wait_for_partial(folder: Path, process: subprocess.Popen[str]) -> None:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the conversion never started writing"
         time.sleep(0.02)
+
+
+LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
+
+
+def dagster_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A raw and an output root under `tmp_path` as the MINISCOPE_* settings name them, a
+    lab-wide metadata file with what DANDI needs of the subject, and no DAGSTER_HOME."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    (tmp_path / "lab.yaml").write_text(LAB_METADATA)
+    monkeypatch.setenv("MINISCOPE_RAW_ROOT", str(raw))
+    monkeypatch.setenv("MINISCOPE_OUTPUT_ROOT", str(out))
+    monkeypatch.setenv("MINISCOPE_METADATA_FILE", str(tmp_path / "lab.yaml"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return raw, out

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import dagster as dg
 import h5py
 import pytest
-from support import PROJECT
+from support import PROJECT, dagster_roots
 
 from miniscope_assets import remote
 from miniscope_assets.cli import main
@@ -23,18 +23,11 @@ from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_sessio
 
 PROJECT = PROJECT
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)
-LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 
 
 @pytest.fixture
 def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    raw, out = tmp_path / "raw", tmp_path / "out"
-    (tmp_path / "lab.yaml").write_text(LAB_METADATA)
-    monkeypatch.setenv("MINISCOPE_RAW_ROOT", str(raw))
-    monkeypatch.setenv("MINISCOPE_OUTPUT_ROOT", str(out))
-    monkeypatch.setenv("MINISCOPE_METADATA_FILE", str(tmp_path / "lab.yaml"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    return raw, out
+    return dagster_roots(tmp_path, monkeypatch)
 
 
 def test_definitions_validate_from_the_workspace_file(tmp_path):

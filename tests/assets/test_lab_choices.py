@@ -9,23 +9,19 @@ from pathlib import Path
 
 import h5py
 import pytest
+from support import dagster_roots
 
 from miniscope_assets.cli import main
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_core.testing.synthetic import ScopeSpec, write_session
 
 SCOPE = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)
-LAB_METADATA = "Subject:\n  species: Mus musculus\n  sex: M\n  age: P90D\n"
 PER_ACQUISITION = ["OnePhotonSeriesMiniscope_11_34_45", "OnePhotonSeriesMiniscope_11_37_45"]
 
 
 @pytest.fixture
 def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    raw, out = tmp_path / "raw", tmp_path / "out"
-    (tmp_path / "lab.yaml").write_text(LAB_METADATA)
-    monkeypatch.setenv("MINISCOPE_RAW_ROOT", str(raw))
-    monkeypatch.setenv("MINISCOPE_OUTPUT_ROOT", str(out))
-    monkeypatch.setenv("MINISCOPE_METADATA_FILE", str(tmp_path / "lab.yaml"))
+    raw, out = dagster_roots(tmp_path, monkeypatch)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     for animal in ("m1", "m2"):
