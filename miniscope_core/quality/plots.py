@@ -28,6 +28,8 @@ MIN_PANEL = 0.12
 MAX_PANELS = 3
 CUT_S = 2.0  # the room a cut pause takes on a one-panel axis, s
 WIDTH_IN, DPI = 10.0, 110  # 1100 px wide: the page's width
+MARGIN_IN = {"left": 0.9, "right": 0.2, "bottom": 0.75, "top": 0.45}  # tick labels, titles
+ROW_GAP_IN = 0.55  # between a figure's rows: the next row's title
 COLOURS = ("#1f6f8b", "#e07a1f", "#5a8f29", "#8e44ad", "#c0392b", "#7f8c8d")
 LIMIT_COLOUR = "#c0392b"
 
@@ -238,14 +240,23 @@ def image_png(image: np.ndarray, stretch: bool = True) -> bytes:
 def _panels(axis: SessionAxis, heights: Sequence[float]) -> tuple[Any, list[list[Any]]]:
     """A figure with one row per height (inches) and one column per stretch of recording."""
     from matplotlib.figure import Figure
-    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.ticker import MaxNLocator
 
     panels = axis.panels()
     durations = np.array([max(b - a, 1e-3) for a, b in panels])
     widths = np.maximum(durations / durations.sum(), MIN_PANEL)
-    figure = Figure(figsize=(WIDTH_IN, 0.7 + sum(heights)), dpi=DPI)
-    figure.set_layout_engine(ConstrainedLayoutEngine(wspace=0.015))
+    height = MARGIN_IN["bottom"] + MARGIN_IN["top"] + sum(heights) + ROW_GAP_IN * (len(heights) - 1)
+    figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+    # Fixed margins, not a layout engine: the constrained layout drew each figure twice and
+    # took half of the page's time; these panels' labels always fit these margins.
+    figure.subplots_adjust(
+        left=MARGIN_IN["left"] / WIDTH_IN,
+        right=1 - MARGIN_IN["right"] / WIDTH_IN,
+        bottom=MARGIN_IN["bottom"] / height,
+        top=1 - MARGIN_IN["top"] / height,
+        wspace=0.03,
+        hspace=ROW_GAP_IN / (sum(heights) / len(heights)),
+    )
     grid = figure.subplots(
         len(heights),
         len(panels),
@@ -288,11 +299,15 @@ def _tidy(axes: Any, first: bool) -> None:
 
 def _legend(figure: Any, axes: Any) -> None:
     handles, labels = axes.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside upper right", ncols=len(labels), frameon=False)
+    right = 1 - MARGIN_IN["right"] / WIDTH_IN
+    figure.legend(
+        handles, labels, loc="upper right", bbox_to_anchor=(right, 1.0), ncols=len(labels),
+        frameon=False,
+    )  # fmt: skip
 
 
 def _finish(figure: Any, axis: SessionAxis) -> bytes:
-    figure.supxlabel(axis.label, fontsize=10)
+    figure.supxlabel(axis.label, fontsize=10, y=0.1 / figure.get_figheight(), va="bottom")
     return _png(figure)
 
 
