@@ -29,7 +29,7 @@ def test_conversion_defaults_are_the_libraries():
 def test_environment_values_are_typed_and_the_old_names_still_work():
     settings = MiniscopeSettings.load(
         {
-            "MINISCOPE_RAW_ROOT": "/data/raw",
+            "MINISCOPE_RAW_ROOT": "raw",
             "MINISCOPE_METADATA_FILE": "",
             "MINISCOPE_KEEP_CHUNKS": "no",
             "MINISCOPE_SETTLE_SECONDS": "0",
@@ -38,7 +38,7 @@ def test_environment_values_are_typed_and_the_old_names_still_work():
             "MINISCOPE_EMBED_CAMERAS": "true",
         }
     )
-    assert settings.raw_root == Path("/data/raw") and settings.metadata_file is None
+    assert settings.raw_root == Path("raw") and settings.metadata_file is None
     assert (settings.keep_chunks, settings.settle_seconds, settings.max_new_per_tick) == (
         False,
         0.0,

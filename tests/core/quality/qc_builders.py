@@ -83,7 +83,7 @@ def session_qc(name: str = "mouse<1> & 'friends'") -> SessionQC:
     rgb = np.stack([gray, gray[::-1], np.full_like(gray, 90)], axis=2)
     return SessionQC(
         session=name,
-        nwb_file="/data/nwb/mouse1 & co.nwb",
+        nwb_file="nwb/mouse1 & co.nwb",
         imaging=[scope],
         timelines=timelines,
         orientation=[HeadOrientation("Miniscope", t, quaternions)],
