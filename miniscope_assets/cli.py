@@ -102,6 +102,8 @@ def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: Miniscop
     shown = written[-1].metadata if written else {}
     path = shown["path"].value if shown else storage.nwb_path(key)
     print(f"{key}: {state} -> {path}")
+    for step, why in _failures(result):
+        print(f"  {step} failed: {why}")
     for line in _session_lines(shown):
         print(f"  {line}")
     checks = result.get_asset_check_evaluations()
@@ -112,6 +114,19 @@ def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: Miniscop
         print(f"    {check.severity.value.lower()}: {check.check_name}{why}")
     blocking = [check for check in failed if check.severity != dg.AssetCheckSeverity.WARN]
     return result.success and not blocking
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
+    """(step, the first line of why) of each failed step: the library's one-line message."""
+    found = []
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None:
+            continue
+        user = data.user_failure_data
+        why = (user.description if user else None) or (data.error.message if data.error else "")
+        found.append((event.step_key or "", next(iter(why.strip().splitlines()), "")))
+    return found
 
 
 def _session_lines(shown: Mapping[str, dg.MetadataValue]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from miniscope_core import (
     BACKENDS,
@@ -179,14 +179,24 @@ class MiniscopeStorage(dg.ConfigurableResource):
             return {}
         except (OSError, ValueError) as error:
             raise SettingsError(f"{path}: cannot be read as JSON ({error})") from None
+        if not isinstance(recorded, dict):
+            raise SettingsError(f"{path}: not a session's conversion choices (not a JSON object)")
         unknown = set(recorded) - set(ConversionConfig.model_fields) - {"stub", "metadata"}
-        if not isinstance(recorded, dict) or unknown:
+        if unknown:
             raise SettingsError(f"{path}: not a session's conversion choices ({sorted(unknown)})")
         return recorded
 
     def session_config(self, key: str, config: ConversionConfig) -> ConversionConfig:
         """The run's choices over the session's recorded ones (see `recorded_choices`)."""
-        chosen = {**self.recorded_choices(key), **config.choices()}
+        recorded = self.recorded_choices(key)
+        try:
+            ConversionConfig(**recorded)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            path = self.session_dir(key) / CHOICES_FILE
+            raise SettingsError(f"{path}: {where}: {problem['msg']}") from None
+        chosen = {**recorded, **config.choices()}
         return ConversionConfig(**chosen, stub=config.stub, metadata=config.metadata)
 
     def record_choices(self, key: str, config: ConversionConfig) -> None:

@@ -5,6 +5,7 @@ older converter or other options made are listed (`sessions --stale`) and re-con
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -105,3 +106,23 @@ def test_the_command_line_says_what_is_wrong(roots, tmp_path, monkeypatch, capsy
     monkeypatch.setenv("MINISCOPE_RAW_ROOT", str(tmp_path / "nowhere"))
     with pytest.raises(SystemExit, match=r"nowhere: the raw root is not a folder"):
         main(["sessions"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"per_acquisition": tr', "cannot be read as JSON"),
+        ('["per_acquisition"]', "not a JSON object"),
+        ('{"per_acquisiton": true}', r"\['per_acquisiton'\]"),
+        ('{"per_acquisition": "often"}', "per_acquisition: Input should be a valid boolean"),
+    ],
+    ids=["truncated", "not an object", "unknown name", "wrong type"],
+)
+def test_a_damaged_choices_file_is_one_line_naming_it(roots, capsys, text, message):
+    raw, out = roots
+    (out / "m1").mkdir(parents=True)
+    (out / "m1" / "choices.json").write_text(text)
+    assert main(["backfill", "m1", "--in-process"]) == 1
+    printed = capsys.readouterr().out
+    assert re.search(rf"choices\.json: .*{message}", printed), printed
+    assert not (out / "m1" / "m1.nwb").exists()
