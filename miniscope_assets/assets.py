@@ -55,13 +55,13 @@ from .checks import (
     timestamps_increase,
 )
 from .partitions import GROUP, raw_session, sessions
-from .resources import TOOL_VERSION, ConversionConfig, MiniscopeStorage
+from .resources import CONVERTER, ConversionConfig, MiniscopeStorage
 from .settings import SettingsError
 from .ui import images, table
 
 HEAVY_POOL = "miniscope_heavy"
 # The converter's version: files made by another show as changed code in the UI (`--stale`).
-CODE_VERSION = TOOL_VERSION
+CODE_VERSION = CONVERTER
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +25,7 @@ from miniscope_core import (
     Thresholds,
     claim_output,
     claimed_outputs,
+    converter,
     dandi_output,
     file_provenance,
     for_backend,
@@ -38,8 +38,7 @@ from .scan import session_folder
 from .settings import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
 
 CHOICES_FILE = "choices.json"  # under a session's output folder: the choices that stick
-TOOL = "miniscope-nwb"
-TOOL_VERSION = version(TOOL)
+CONVERTER = converter()  # "miniscope-nwb <version>"
 
 _DEFAULTS = MiniscopeSettings()
 _PATHS = {"raw_root", "output_root", "metadata_file"}
@@ -219,9 +218,10 @@ class MiniscopeStorage(dg.ConfigurableResource):
         made = file_provenance(path)
         if made is None:
             return "no record of what made it (not written by miniscope-nwb?)"
-        version = made.get("versions", {}).get(TOOL)
-        if version != TOOL_VERSION:
-            return f"made by {TOOL} {version} (now {TOOL_VERSION})"
+        tool, version = CONVERTER.split(" ", 1)
+        made_by = made.get("versions", {}).get(tool)
+        if made_by != version:
+            return f"made by {tool} {made_by} (now {version})"
         now = self.options(self.session_config(key, ConversionConfig()))
         written = made.get("options", {})
         changed = [

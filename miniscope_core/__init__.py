@@ -43,6 +43,7 @@ from .neuroconv import (
     VideoInterface,
 )
 from .nwb.backends.support import BACKENDS, ZarrUnavailableError, for_backend, stored_bytes
+from .nwb.provenance import converter
 from .options import (
     DANDI_LAYOUT,
     LAB_OPTIONS,
@@ -139,6 +140,7 @@ __all__ = [
     "Verification",
     "VerificationError",
     "check_file",
+    "converter",
     "file_provenance",
     "verify_nwb",
     "BACKENDS",

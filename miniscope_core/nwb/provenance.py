@@ -24,6 +24,11 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def converter() -> str:
+    """`miniscope-nwb <version>`: what made a file, as its provenance and the UIs name it."""
+    return f"{TOOL} {tool_versions()[TOOL]}"
+
+
 @cache
 def tool_versions() -> dict[str, str]:
     """This tool's version and those of the libraries and the ffmpeg that wrote the pixels."""
@@ -41,4 +46,4 @@ def source_script(options: dict[str, Any], metadata_files: list[str]) -> tuple[s
         "options": options,
         "metadata_files": metadata_files,
     }
-    return json.dumps(record, indent=1, default=str), f"{TOOL} {tool_versions()[TOOL]}"
+    return json.dumps(record, indent=1, default=str), converter()

@@ -32,10 +32,11 @@ from ..options import STUB_FRAMES, ConversionOptions
 from ..outputs.atomic import OutputExistsError, atomic_output, writable_folder
 from ..outputs.guard import absolute, every_video, refuse_writes_inside
 from ..quality.model import SessionQC, Thresholds
+from ..quality.page import write_page
 from ..timing.recordings import Recording
 from ..timing.sync import session_alignment
 from .frames import FrameQuality
-from .qc import report_path, session_qc, write_report
+from .qc import report_path, session_qc
 from .stages import (
     Assembly,
     Progress,
@@ -232,7 +233,7 @@ def _written_report(quality: SessionQC | None, report: Path | None) -> Path | No
     if quality is None or report is None:
         return None
     try:
-        return write_report(quality, report, overwrite=True)
+        return write_page(quality, report, overwrite=True)
     except OSError as error:
         warnings.warn(f"{report}: QC report not written ({error})", MiniscopeWarning, stacklevel=3)
         return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import warnings
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from ..daq.orientation import read_orientation
 from ..daq.video import avi_index, open_video
 from ..errors import MiniscopeFormatError
 from ..nwb.base import Layout
+from ..nwb.provenance import converter
 from ..quality.model import (
     AcquisitionSettings,
     CameraFrame,
@@ -30,7 +30,6 @@ from ..quality.model import (
     Thresholds,
     Validation,
 )
-from ..quality.page import write_page
 from ..timing.recordings import Recording
 from .stages import Assembly
 
@@ -73,12 +72,8 @@ def session_qc(
         ],
         validation=validation,
         thresholds=thresholds,
-        made_by=f"miniscope-nwb {version('miniscope-nwb')}",
+        made_by=converter(),
     )
-
-
-def write_report(qc: SessionQC, path: Path, overwrite: bool = False) -> Path:
-    return write_page(qc, path, overwrite=overwrite)
 
 
 def _imaging(done: Assembly) -> list[ImagingSeries]:
