@@ -26,6 +26,7 @@ from .quality.model import SessionQC
 from .reports.session import SessionReport, inspect_session
 from .testing import write_demo_session
 from .timing.sync import SYNC_FILE
+from .verify.dandiset import dandiset_findings, nwb_outputs
 from .verify.validate import check_file
 
 # Each stage's progress bar (see convert_session's `progress`): its name and what it counts.
@@ -50,9 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("session", type=Path, help="session folder, or a collection of them")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument("--no-decode", action="store_true", help="do not count video frames")
-    validate = commands.add_parser("validate", help="check NWB files: schema, best practices, "
-                                   "every image series reads back")  # fmt: skip
-    validate.add_argument("files", type=Path, nargs="+", help=".nwb files or .nwb.zarr stores")
+    validate = commands.add_parser(
+        "validate",
+        help="check NWB files as DANDI does (pynwb, nwbinspector with DANDI's configuration) and "
+        "that every image series reads back",
+    )
+    validate.add_argument(
+        "files", type=Path, nargs="*", help=".nwb files or .nwb.zarr stores (with --dandi: "
+        "default every one in the dandiset)",
+    )  # fmt: skip
+    validate.add_argument(
+        "--dandi", type=Path, metavar="DANDISET",
+        help="also DANDI's rules for the dandiset folder: dandiset.yaml, `dandi organize` names",
+    )  # fmt: skip
     demo = commands.add_parser("demo", help="write the built-in demo session and convert it")
     demo.add_argument("folder", type=Path, nargs="?", default=Path("demo_data"))
     return parser
@@ -76,8 +87,10 @@ def _add_convert(convert: argparse.ArgumentParser) -> None:
 
 
 def _check_level(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The parser refuses a level the chosen deflate engine does not have, and one sync file
-    for many sessions."""
+    """The parser refuses a level the chosen deflate engine does not have, one sync file for
+    many sessions, and `validate` with nothing to validate."""
+    if args.command == "validate" and not (args.files or args.dandi):
+        parser.error("validate: give .nwb files, or --dandi DANDISET")
     if args.command != "convert":
         return
     if args.alignment is not None and args.output_dir is not None:
@@ -258,14 +271,32 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    """Exit 1 when any file fails: a schema error, a CRITICAL finding, or a bad read-back."""
+    """Exit 1 when any file fails DANDI's gate (a schema error, a finding DANDI counts as an
+    error) or the read-back, or the dandiset breaks one of DANDI's rules; warnings never fail."""
+    findings = dandiset_findings(args.dandi) if args.dandi else None  # a bad folder: exit 2 first
+    files = list(args.files) or (nwb_outputs(args.dandi) if args.dandi else [])
+    if not files:
+        raise MiniscopeFormatError(args.dandi, "holds no .nwb file to validate")
     failed = 0
-    for path in args.files:
+    for path in files:
         result = check_file(path)
         print(f"{path}: {'ok' if result.passed else 'FAILED'} ({result.summary})")
-        for problem in result.problems:
-            print(f"  - {problem}")
+        for problem in result.schema_errors:
+            print(f"  - error (DANDI: error, pynwb) {problem}")
+        for problem in result.critical:
+            print(f"  - error (DANDI: error) {problem}")
+        for problem in result.readback.problems:
+            print(f"  - error (read-back; DANDI does not check it) {problem}")
+        for warning in result.warnings:
+            print(f"  - warning: {warning}")
         failed += not result.passed
+    if findings is not None:
+        broken = [finding for finding in findings if finding.fails]
+        print(f"{args.dandi}: DANDI's dandiset rules {'FAILED' if broken else 'ok'}")
+        for finding in findings:
+            kind = "error" if finding.fails else "warning"
+            print(f"  - {kind} (DANDI: {finding.severity.lower()}) {finding}")
+        failed += bool(broken)
     return 1 if failed else 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pynwb
-from nwbinspector import Importance, inspect_nwbfile
+from nwbinspector import Importance, InspectorMessage, inspect_nwbfile, load_config
 
 from ..errors import MiniscopeFormatError
 from ..nwb.backends.base import WrittenSeries, inflate_problems
@@ -182,13 +182,27 @@ def _plain_deflate(data: h5py.Dataset) -> bool:
     return data.compression in (None, "gzip") and not filters
 
 
+# How `dandi validate` reads nwbinspector's importance levels (dandi.files.bases): ERROR,
+# PYNWB_VALIDATION and CRITICAL (with DANDI's configuration) fail a file, BEST_PRACTICE_VIOLATION
+# is a warning; it asks for nothing below that (a suggestion is shown here all the same).
+DANDI_ERRORS = frozenset({Importance.ERROR, Importance.PYNWB_VALIDATION, Importance.CRITICAL})
+DANDI_SEVERITY = {Importance.BEST_PRACTICE_VIOLATION: "warning",
+                  Importance.BEST_PRACTICE_SUGGESTION: "not reported"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class FileCheck:
-    """Everything known about one NWB file: schema, best practices, and the read-back."""
+    """Everything known about one NWB file: schema, DANDI's best practices, and the read-back.
+
+    The verdict is DANDI's gate (pynwb's schema, nwbinspector with DANDI's configuration and
+    importance levels) plus the read-back of the pixels, which DANDI does not do; what DANDI
+    only warns about, or does not report, is kept apart (`warnings`) and never fails the file.
+    """
 
     path: Path
     schema_errors: tuple[str, ...]
-    critical: tuple[str, ...]  # nwbinspector findings of importance CRITICAL
+    critical: tuple[str, ...]  # nwbinspector findings that DANDI counts as errors
+    warnings: tuple[str, ...]  # the others, each with what DANDI makes of it
     findings: dict[str, int]  # nwbinspector findings by importance
     readback: Verification
 
@@ -207,8 +221,8 @@ class FileCheck:
 
 
 def check_file(path: Path | str) -> FileCheck:
-    """pynwb validation, nwbinspector, and the read-back of every image series of `path`
-    (an NWB file, or an NWB Zarr store)."""
+    """pynwb validation, nwbinspector as DANDI runs it, and the read-back of every image series
+    of `path` (an NWB file, or an NWB Zarr store)."""
     path = Path(path)
     if not path.is_file() and not is_zarr_store(path):
         raise MiniscopeFormatError(path, "is not a file (nor an NWB Zarr directory)")
@@ -220,17 +234,23 @@ def check_file(path: Path | str) -> FileCheck:
         from ..nwb.backends.zarr import schema_errors
 
         errors = schema_errors(path)
-        messages = list(inspect_nwbfile(nwbfile_path=str(path), skip_validate=True))
     else:
         errors = pynwb.validate(path=str(path))
-        messages = list(inspect_nwbfile(nwbfile_path=str(path)))
-    critical = tuple(
-        f"{m.check_function_name}: {m.message}"
+    messages = list(inspect_nwbfile(nwbfile_path=str(path), skip_validate=True,
+                                    config=load_config(filepath_or_keyword="dandi")))  # fmt: skip
+    critical = tuple(_line(m) for m in messages if m.importance in DANDI_ERRORS)
+    warned = tuple(
+        f"{m.importance.name} (DANDI: {DANDI_SEVERITY[m.importance]}) {_line(m)}"
         for m in messages
-        if m.importance == Importance.CRITICAL
+        if m.importance not in DANDI_ERRORS
     )
     findings = dict(Counter(m.importance.name for m in messages))
-    return FileCheck(path, tuple(str(e) for e in errors), critical, findings, readback)
+    return FileCheck(path, tuple(str(e) for e in errors), critical, warned, findings, readback)
+
+
+def _line(message: InspectorMessage) -> str:
+    where = f" at {message.location}" if message.location not in (None, "/") else ""
+    return f"{message.check_function_name}{where}: {message.message}"
 
 
 def file_provenance(path: Path) -> dict[str, Any] | None:
