@@ -12,13 +12,21 @@
 Celery is told to acknowledge a step only once it is done (`task_acks_late`): a step whose
 worker vanished (machine down, killed) goes back to the queue after `celery_requeue_seconds` and
 another worker runs it again; a step whose process crashed under a live worker fails, and the
-instance's run retries run it again. The workers need the same Celery settings:
-`python -m miniscope_assets.executor` prints them as the YAML of `dagster-celery worker start -y`.
+instance's run retries run it again.
+
+`python -m miniscope_assets.executor worker` is a worker with exactly these settings, read from
+the environment in its own memory: `dagster-celery worker start` would instead write the broker
+URL (and its password) into a Python file under `$DAGSTER_HOME` that nothing removes. It logs one
+short line per step, naming the session, instead of Celery's line holding every event.
+`python -m miniscope_assets.executor` prints the settings as YAML, the password masked.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+import time
 from typing import Any
 
 import dagster as dg
@@ -72,18 +80,114 @@ def executor_for(settings: MiniscopeSettings) -> dg.ExecutorDefinition:
 
 
 def worker_yaml(settings: MiniscopeSettings) -> str:
-    """`dagster-celery worker start -y` config for these settings (the executor's own)."""
-    return yaml.safe_dump({"execution": {"config": celery_config(settings)}}, sort_keys=False)
+    """The executor's config as `dagster-celery worker start -y` reads it, passwords masked."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    config = celery_config(settings)
+    shown = {**config, **{k: maybe_sanitize_url(config[k]) for k in ("broker", "backend")}}
+    return yaml.safe_dump({"execution": {"config": shown}}, sort_keys=False)
 
 
-def main() -> int:
-    """Print the workers' Celery YAML from the MINISCOPE_* settings."""
+_log = logging.getLogger("miniscope.worker")
+_started: dict[str, tuple[str, float]] = {}  # task id -> (what, start), in the pool process
+_instances: dict[str, dg.DagsterInstance] = {}  # instance ref (as text) -> instance
+
+
+def _what(kwargs: dict[str, Any]) -> str:
+    """`<session key> <steps> (run <id>)` of an execute_plan task, from its arguments."""
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster._serdes import unpack_value
+
+    args = unpack_value(kwargs["execute_step_args_packed"], as_type=ExecuteStepArgs)
+    ref = args.instance_ref
+    key = "?"
+    if ref is not None:
+        instance = _instances.get(repr(ref)) or _instances.setdefault(
+            repr(ref), dg.DagsterInstance.from_ref(ref)
+        )
+        run = instance.get_run_by_id(args.run_id)
+        key = (run.tags.get("dagster/partition") if run else None) or "?"
+    return f"{key} {','.join(args.step_keys_to_execute or [])} (run {args.run_id[:8]})"
+
+
+def _task_started(task_id: str, kwargs: dict[str, Any], **_: Any) -> None:
+    what = _what(kwargs)
+    _started[task_id] = (what, time.monotonic())
+    _log.info("%s: started", what)
+
+
+def _task_ended(task_id: str, state: str, **_: Any) -> None:
+    what, start = _started.pop(task_id, ("?", time.monotonic()))
+    _log.info("%s: %s in %.1f s", what, state.lower(), time.monotonic() - start)
+
+
+def _quiet_celery(**_: Any) -> None:
+    """Celery's own line per task: received, and succeeded with every event (about 1 kB)."""
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _app(settings: MiniscopeSettings) -> Any:
+    """The Celery app of the runs' executor, with its execute_plan task."""
+    from dagster_celery.executor import CeleryExecutor
+    from dagster_celery.make_app import make_app
+    from dagster_celery.tasks import create_task
+
+    app = make_app(CeleryExecutor.for_cli(**celery_config(settings)).app_args())
+    create_task(app)
+    return app
+
+
+def active_tasks(settings: MiniscopeSettings) -> dict[str, list[str]] | None:
+    """{worker: the text of each task it is running} of the workers that answer within 2 s;
+    None if the broker does not answer."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        answer = _app(settings).control.inspect(timeout=2).active()
+    except (OperationalError, OSError):
+        return None
+    return {worker: [str(task) for task in tasks] for worker, tasks in (answer or {}).items()}
+
+
+def run_worker(settings: MiniscopeSettings, slots: int, name: str) -> None:
+    """A Celery worker taking the runs' steps: `slots` at once, NAME@host in the event log.
+    SIGINT or SIGTERM: warm shutdown, the running steps finish first."""
+    from celery import signals
+
+    app = _app(settings)
+    signals.after_setup_logger.connect(_quiet_celery, weak=False)
+    signals.task_prerun.connect(_task_started, weak=False)
+    signals.task_postrun.connect(_task_ended, weak=False)
+    argv = ["worker", "--prefetch-multiplier=1", "--loglevel=INFO", "-Q", "dagster"]
+    argv += ["-n", f"{name}@%h", "-I", "miniscope_assets.definitions", "-c", str(slots)]
+    app.worker_main(argv)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m miniscope_assets.executor",
+        description="Print the Celery settings of the runs (YAML), or run a worker with them.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    worker = commands.add_parser("worker", help="a Celery worker taking the runs' steps")
+    worker.add_argument("--slots", type=int, default=1, help="steps at once (default 1)")
+    worker.add_argument("--name", default="miniscope", help="NAME@host in the event log")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     try:
         _celery_executor()
-        print(worker_yaml(MiniscopeSettings.load()), end="")
+        settings = MiniscopeSettings.load()
     except SettingsError as error:
         print(f"miniscope_assets.executor: {error}", file=sys.stderr)
         return 2
+    if args.command == "worker":
+        run_worker(settings, args.slots, args.name)
+    else:
+        print(worker_yaml(settings), end="")
     return 0
 
 
