@@ -2,9 +2,13 @@
 
     miniscope-dagster demo [--write-only]
     miniscope-dagster sessions
-    miniscope-dagster backfill (--all | SESSION ...) [--url URL | --in-process]
+    miniscope-dagster backfill (--all | SESSION ... | --stale) [--stale | --overwrite]
+        [--url URL [--wait] | --in-process]
         [--per-acquisition] [--strict] [--embed-cameras] [--neuroconv-names] [--dandi]
         [--compression-level N] [--stub] [--backend hdf5|zarr]
+
+A backfill converts the sessions chosen that are not converted yet; `--stale` only those whose
+file is stale, `--overwrite` every one (finished files are written again only when asked).
 
 Settings come from the MINISCOPE_* environment variables and settings file (see
 `miniscope_assets.settings`) unless given here. A backfill's conversion flags become the run
@@ -20,8 +24,10 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +48,13 @@ from miniscope_core import (
 from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
+from .executor import active_tasks
 from .partitions import raw_session
 from .registry import raw_metadata, register, state_text
-from .remote import Server, ServerError
+from .remote import BACKFILL_ENDED, RUN_ENDED, Run, Server, ServerError
 from .resources import ConversionConfig, MiniscopeStorage
 from .scan import find_sessions
-from .settings import SettingsError
+from .settings import MiniscopeSettings, SettingsError
 
 DEMO_FOLDER = "demo_session"
 # nwbinspector calls a file without the subject's sex and age CRITICAL.
@@ -220,14 +227,6 @@ def _with_files(
         yield key, folder, f"stale: {reason}" if reason else None
 
 
-def _stale(storage: MiniscopeStorage, found: dict[str, Path]) -> dict[str, Path]:
-    return {
-        key: folder
-        for key, folder, reason in _with_files(storage, found)
-        if (reason or "").startswith("stale")
-    }
-
-
 def _require_raw_root(storage: MiniscopeStorage) -> None:
     if not storage.raw_path.is_dir():
         raise SystemExit(
@@ -279,21 +278,38 @@ def _title(n_sessions: int, config: ConversionConfig) -> str:
     return f"{n_sessions} sessions" + (f" ({choices})" if choices else "")
 
 
+def _to_convert(args: argparse.Namespace, storage: MiniscopeStorage) -> tuple[dict[str, Path], int]:
+    """The chosen sessions to convert, and how many chosen ones are left as they are."""
+    found = find_sessions(storage.raw_path)
+    chosen = _chosen(args.sessions, found, storage.raw_path) if args.sessions else found
+    if args.overwrite:
+        return chosen, 0
+    wanted = "stale" if args.stale else "not converted"
+    folders = {
+        key: folder
+        for key, folder, reason in _with_files(storage, chosen)
+        if (reason or "").startswith(wanted)
+    }
+    return folders, len(chosen) - len(folders)
+
+
 def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    if not (args.all or args.sessions or args.stale):
+        raise SystemExit("miniscope-dagster backfill: name sessions, or give --all or --stale")
     config = _choices(args)
     storage.options(config)  # a bad choice fails here, before anything is registered
     _require_raw_root(storage)
-    found = find_sessions(storage.raw_path)
-    if args.stale:
-        folders = _stale(storage, found)
-        if not folders:
-            print(f"no stale files: every converted session under {storage.raw_path} is current")
-            return 0
-    else:
-        folders = found if args.all else _chosen(args.sessions, found, storage.raw_path)
+    folders, left = _to_convert(args, storage)
     if not folders:
-        print(f"no session folders under {storage.raw_path}", file=sys.stderr)
-        return 1
+        if not left:
+            print(f"no session folders under {storage.raw_path}", file=sys.stderr)
+            return 1
+        which = "current" if args.stale else "converted already"
+        print(f"nothing to convert: the {left} sessions chosen are {which} (--overwrite: again)")
+        return 0
+    if left:
+        which = "not stale" if args.stale else "converted already"
+        print(f"{left} sessions chosen are {which}, left as they are (--overwrite: convert them)")
     if args.in_process:
         return convert_in_process(storage, folders, "backfill", config)
     # Imported here, not above: defining the sensor reads the settings, and a bad one is to be
@@ -312,6 +328,8 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
         backfill = server.launch_backfill(
             list(folders), assets, title, conversion_run_config(config)
         )
+        print(f"backfill {backfill} of {len(folders)} sessions: {server.url}/runs/b/{backfill}")
+        return _wait(server, backfill, list(folders)) if args.wait else 0
     except requests.ConnectionError:
         print(
             f"miniscope-dagster: no Dagster webserver answers at {args.url}: start one "
@@ -322,8 +340,91 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
     except (ServerError, requests.RequestException) as error:
         print(f"{args.url}: {error}", file=sys.stderr)
         return 2
-    print(f"backfill {backfill} of {len(folders)} sessions: {server.url}/runs/b/{backfill}")
-    return 0
+
+
+def _wait(server: Server, backfill: str, keys: list[str], every: float = 2.0) -> int:
+    """Print each session's outcome as its run ends (a failed run the daemon retries is said
+    and followed), until the backfill is done; 0 if every session converted."""
+    said: dict[str, tuple[str, str]] = {}
+    lost = _LostSteps()
+    while True:
+        status, runs = server.backfill_runs(backfill)
+        latest: dict[str, Run] = {}
+        for run in runs:  # newest first
+            latest.setdefault(run.key, run)
+        ended = status in BACKFILL_ENDED
+        for key, run in latest.items():
+            outcome = _outcome(run, ended)
+            if outcome and said.get(key) != (run.run_id, outcome):
+                said[key] = (run.run_id, outcome)
+                took = f" in {run.end - run.start:.0f} s" if run.end and run.start else ""
+                print(f"{key}: {outcome}{took} ({server.url}/runs/{run.run_id})", flush=True)
+        if ended and all(run.status in RUN_ENDED for run in latest.values()):
+            break
+        lost.check(server, [run for run in latest.values() if run.status == "STARTED"])
+        time.sleep(every)
+    converted = [key for key in keys if key in latest and latest[key].status == "SUCCESS"]
+    missing = [key for key in keys if key not in latest]
+    for key in missing:
+        print(f"{key}: no run was launched (the backfill is {status})")
+    print(f"backfill {backfill}: {len(converted)} of {len(keys)} sessions converted ({status})")
+    return 0 if len(converted) == len(keys) else 1
+
+
+def _outcome(run: Run, backfill_ended: bool) -> str | None:
+    """What to say of a session whose newest run is `run`; None while it is in flight."""
+    if run.status not in RUN_ENDED:
+        return None
+    if run.status == "FAILURE" and run.will_retry and not backfill_ended:
+        return "FAILURE, the daemon retries it"
+    return "converted" if run.status == "SUCCESS" else run.status
+
+
+class _LostSteps:
+    """Says once, per step, that a started step runs on no live Celery worker: its worker was
+    lost, and the broker gives the step to another only after MINISCOPE_CELERY_REQUEUE_SECONDS.
+    Looked at every `every` s; a step is called lost when two looks in a row find it so."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self.last = time.monotonic()
+        self.suspects: set[tuple[str, str]] = set()
+        self.said: set[tuple[str, str]] = set()
+        self.no_worker_said = False
+
+    def check(self, server: Server, started: list[Run]) -> None:
+        if not started or time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        settings = MiniscopeSettings.load()
+        if settings.executor != "celery":
+            return
+        workers = active_tasks(settings)
+        if workers is None:
+            return  # the broker does not answer here: nothing to tell
+        if not workers and not self.no_worker_said:
+            self.no_worker_said = True
+            print("  no Celery worker answers: the steps wait until one starts (start-worker.sh)")
+        running = " ".join(task for tasks in workers.values() for task in tasks)
+        suspects = set()
+        for run in started:
+            if run.run_id in running:
+                continue
+            for step, since in server.steps_in_progress(run.run_id):
+                suspects.add((run.run_id, step))
+                if (run.run_id, step) in self.suspects and (run.run_id, step) not in self.said:
+                    self.said.add((run.run_id, step))
+                    print(_lost_line(run.key, step, since, settings.celery_requeue_seconds))
+        self.suspects = suspects
+
+
+def _lost_line(key: str, step: str, since: float, requeue: int) -> str:
+    at = datetime.fromtimestamp(since + requeue, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"  {key} {step}: no live worker runs it (its worker was lost); it runs again on a "
+        f"live worker from about {at} (MINISCOPE_CELERY_REQUEUE_SECONDS={requeue} after it "
+        "started); to convert sooner, terminate the run in the UI and backfill the session again"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -345,19 +446,30 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     listing.set_defaults(command=_sessions)
 
-    backfill = commands.add_parser("backfill", help="register sessions and convert them")
-    which = backfill.add_mutually_exclusive_group(required=True)
+    backfill = commands.add_parser(
+        "backfill", help="register sessions and convert those not converted yet"
+    )
+    which = backfill.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every session under the raw root")
-    which.add_argument(
-        "--stale", action="store_true",
-        help="the sessions `sessions --stale` lists: re-convert exactly those",
-    )  # fmt: skip
     which.add_argument("sessions", nargs="*", default=[], help="partition keys or folders")
+    redo = backfill.add_mutually_exclusive_group()
+    redo.add_argument(
+        "--stale", action="store_true",
+        help="only those `sessions --stale` lists (of every session if none is named)",
+    )  # fmt: skip
+    redo.add_argument(
+        "--overwrite", action="store_true", help="also those converted already: write them again"
+    )
     where = backfill.add_mutually_exclusive_group()
     where.add_argument("--url", default="http://127.0.0.1:3000", help="webserver to launch on")
     where.add_argument(
         "--in-process", action="store_true", help="convert here, one after another, no server"
     )
+    backfill.add_argument(
+        "--wait", action="store_true",
+        help="with --url: wait for the runs, a line per session as each ends; exit code 1 if "
+        "one failed",
+    )  # fmt: skip
     _conversion_flags(backfill)
     backfill.set_defaults(command=_backfill)
     return parser

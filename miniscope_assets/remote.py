@@ -5,11 +5,13 @@ mutation `launchPartitionBackfill`, and so does this. Partitions are added with
 `addDynamicPartition`, and the raw folder state is reported through the webserver's
 `/report_asset_materialization/` endpoint (GraphQL's report mutation carries no metadata).
 The conversion choices travel as the backfill's `runConfigData`, which Dagster 1.13 gives to
-every run of an asset backfill (dagster PR #31229); its UI has no field for it yet.
+every run of an asset backfill (dagster PR #31229); its UI has no field for it yet. Waiting for a
+backfill reads its status and its runs (tagged `dagster/backfill`) back the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -36,6 +38,46 @@ mutation($params: LaunchBackfillParams!) {
     ... on Error { message }
   }
 }"""
+
+
+_BACKFILL_RUNS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on Error { message }
+  }
+  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+    __typename
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+    ... on Error { message }
+  }
+}"""
+
+_STEPS = """
+query($id: ID!) {
+  runOrError(runId: $id) {
+    __typename
+    ... on Run { stepStats { stepKey status startTime } }
+    ... on Error { message }
+  }
+}"""
+
+# Backfill statuses after which the daemon launches (and retries) no more runs of it.
+BACKFILL_ENDED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+RUN_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a backfill, as the webserver reports it."""
+
+    run_id: str
+    key: str  # the session's partition key
+    status: str  # QUEUED, STARTING, STARTED, SUCCESS, FAILURE, CANCELED, ...
+    will_retry: bool  # failed, and the daemon is to retry it
+    start: float | None
+    end: float | None
 
 
 class ServerError(RuntimeError):
@@ -66,13 +108,18 @@ class Server:
             raise ServerError(f"{path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
 
-    def _mutate(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Each field of the answer; an error (GraphQL's, or a field's Error) raises."""
         answer = self._post("/graphql", {"query": query, "variables": variables})
         if answer.get("errors"):
             raise ServerError(str(answer["errors"])[:500])
-        (result,) = answer["data"].values()
-        if "message" in result:
-            raise ServerError(f"{result['__typename']}: {result['message']}")
+        for result in answer["data"].values():
+            if "message" in result:
+                raise ServerError(f"{result['__typename']}: {result['message']}")
+        return answer["data"]
+
+    def _mutate(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        (result,) = self._query(query, variables).values()
         return result
 
     def add_partition(self, key: str) -> None:
@@ -107,3 +154,21 @@ class Server:
         if run_config:
             params["runConfigData"] = run_config
         return self._mutate(_LAUNCH_BACKFILL, {"params": params})["backfillId"]
+
+    def backfill_runs(self, backfill_id: str) -> tuple[str, list[Run]]:
+        """The backfill's status and its runs, newest first."""
+        data = self._query(_BACKFILL_RUNS, {"id": backfill_id})
+        runs = []
+        for run in data["runsOrError"]["results"]:
+            tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+            key = tags.get("dagster/partition", "?")
+            retry = tags.get("dagster/will_retry") == "true"
+            runs.append(
+                Run(run["runId"], key, run["status"], retry, run["startTime"], run["endTime"])
+            )
+        return data["partitionBackfillOrError"]["status"], runs
+
+    def steps_in_progress(self, run_id: str) -> list[tuple[str, float]]:
+        """(step, start time) of each step of the run that started and has not ended."""
+        stats = self._query(_STEPS, {"id": run_id})["runOrError"]["stepStats"]
+        return [(s["stepKey"], s["startTime"]) for s in stats if s["status"] == "IN_PROGRESS"]

@@ -247,3 +247,83 @@ def test_backfill_flags_travel_as_the_backfills_run_config(roots, monkeypatch, c
     fake.posted.clear()
     assert main(["backfill", "m1", "--url", "http://dagster.test"]) == 0
     assert "runConfigData" not in fake.backfill_params()  # the settings decide
+
+
+def test_a_second_backfill_converts_only_what_is_new(roots, capsys):
+    raw, out = roots
+    for animal in ["m1", "m2"]:
+        write_session(raw / animal, n_acquisitions=1, scope=SCOPE, cameras=[])
+    assert main(["backfill", "--all", "--in-process"]) == 0
+    files = {key: out / key / f"{key}.nwb" for key in ["m1", "m2"]}
+    written = {key: path.stat().st_mtime_ns for key, path in files.items()}
+    write_session(raw / "m3", n_acquisitions=1, scope=SCOPE, cameras=[])
+    capsys.readouterr()
+
+    assert main(["backfill", "--all", "--in-process"]) == 0
+    said = capsys.readouterr().out
+    assert "2 sessions chosen are converted already, left as they are" in said
+    assert "m3: converted" in said and "m1: converted" not in said
+    assert {key: path.stat().st_mtime_ns for key, path in files.items()} == written
+
+    assert main(["backfill", "--all", "--in-process"]) == 0
+    assert "nothing to convert: the 3 sessions chosen are converted already" in (
+        capsys.readouterr().out
+    )
+    assert main(["backfill", "m1", "--in-process", "--overwrite"]) == 0
+    assert files["m1"].stat().st_mtime_ns != written["m1"]
+    assert main(["backfill", "--stale", "--in-process"]) == 0
+    assert "nothing to convert: the 3 sessions chosen are current" in capsys.readouterr().out
+
+
+class WaitedServer(FakeServer):
+    """A backfill whose run of m1 fails once, is retried and succeeds; m2's succeeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls = 0
+
+    def answer(self, query: str) -> dict:  # type: ignore[override]
+        if "partitionBackfillOrError" not in query:
+            return FakeServer.answer(query)
+        self.polls += 1
+        first = self._run("r1", "m1", "FAILURE", retry=True)
+        states = [
+            ("REQUESTED", [self._run("r2", "m2", "STARTED"), first]),
+            (
+                "REQUESTED",
+                [self._run("r3", "m1", "STARTED"), self._run("r2", "m2", "SUCCESS"), first],
+            ),
+            (
+                "COMPLETED",
+                [self._run("r3", "m1", "SUCCESS"), self._run("r2", "m2", "SUCCESS"), first],
+            ),
+        ]
+        status, runs = states[min(self.polls, len(states)) - 1]
+        return {
+            "partitionBackfillOrError": {"__typename": "PartitionBackfill", "status": status},
+            "runsOrError": {"__typename": "Runs", "results": runs},
+        }
+
+    @staticmethod
+    def _run(run_id: str, key: str, status: str, retry: bool = False) -> dict:
+        tags = [{"key": "dagster/partition", "value": key}]
+        tags += [{"key": "dagster/will_retry", "value": "true"}] if retry else []
+        end = 110.0 if status in ("SUCCESS", "FAILURE") else None
+        return {"runId": run_id, "status": status, "startTime": 100.0, "endTime": end, "tags": tags}
+
+
+def test_backfill_wait_says_each_session_as_its_run_ends(roots, monkeypatch, capsys):
+    raw, _ = roots
+    for animal in ["m1", "m2"]:
+        write_session(raw / animal, n_acquisitions=1, scope=SCOPE, cameras=[])
+    fake = WaitedServer()
+    monkeypatch.setattr(remote.requests, "post", fake.post)
+    monkeypatch.setattr("miniscope_assets.cli.time.sleep", lambda seconds: None)
+    assert main(["backfill", "--all", "--url", "http://dagster.test", "--wait"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        "m1: FAILURE, the daemon retries it in 10 s (http://dagster.test/runs/r1)",
+        "m2: converted in 10 s (http://dagster.test/runs/r2)",
+        "m1: converted in 10 s (http://dagster.test/runs/r3)",
+        "backfill b1: 2 of 2 sessions converted (COMPLETED)",
+    ]
