@@ -19,7 +19,15 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from ..daq.inventory import Kind, Links, folder_kind, is_session_metadata, read_json, take_inventory
+from ..daq.inventory import (
+    METADATA,
+    Kind,
+    Links,
+    folder_kind,
+    is_session_metadata,
+    read_json,
+    take_inventory,
+)
 from ..daq.legacy import check_not_mixed, load_legacy_acquisition
 from ..daq.model import Acquisition, AcquisitionFiles, Device, Session
 from ..daq.start_time import has_start_time, parse_start_time
@@ -53,16 +61,31 @@ def find_acquisition_folders(root: Path, skip_unreadable: bool = False) -> list[
     are followed as `inventory.Links` allows. With `skip_unreadable`, a metaData.json that does
     not parse yet (still being written) is passed over instead of raising.
     """
-    return [Path(folder) for folder in _walk_acquisitions(str(root), skip_unreadable)]
+    found, _ = _walk_acquisitions(str(root), skip_unreadable)
+    return [Path(folder) for folder in found]
 
 
 @dataclass(frozen=True)
 class ListedSession:
     """A session as a listing found it: its folder and its own acquisition folders (none for a
-    lone device folder), so that a watcher can stat its folders without listing its files."""
+    lone device folder), so that a watcher can stat its folders without listing its files.
+
+    `unreadable` are the acquisition folders whose metaData.json does not parse, when the
+    listing was asked for them: a folder with only such ones is refused, never converted."""
 
     folder: Path
     acquisitions: tuple[Path, ...]
+    unreadable: tuple[Path, ...] = ()
+
+    def refusal(self) -> str:
+        """The library's one-line error for the first unreadable metaData.json ("" if none, or
+        if each has been fixed since the listing)."""
+        for folder in self.unreadable:
+            try:
+                read_json(folder / METADATA)
+            except MiniscopeFormatError as error:
+                return str(error)
+        return ""
 
 
 def absolute(path: Path | str) -> Path:
@@ -81,21 +104,30 @@ def session_names(root: Path | str, skip_unreadable: bool = False) -> dict[str, 
     return {name: listed.folder for name, listed in list_sessions(root, skip_unreadable).items()}
 
 
-def list_sessions(root: Path | str, skip_unreadable: bool = False) -> dict[str, ListedSession]:
-    """`session_names` with each session's own acquisition folders, from the same single walk."""
+def list_sessions(
+    root: Path | str, skip_unreadable: bool = False, *, with_unreadable: bool = False
+) -> dict[str, ListedSession]:
+    """`session_names` with each session's own acquisition folders, from the same single walk.
+
+    `with_unreadable` (which skips them too) also lists the acquisitions whose metaData.json
+    does not parse, under the session they would belong to, so that a lab sees every folder it
+    recorded: a session of only such ones has no `acquisitions` and says why (`refusal`)."""
     root = absolute(root)
     top = str(root)
     named = {}
-    for folder, acquisitions in _listing(root, skip_unreadable):
+    listing = _listing(root, skip_unreadable or with_unreadable, with_unreadable)
+    for folder, (acquisitions, unreadable) in listing:
         rel = folder[len(top) :].lstrip(os.sep)  # no pathlib parsing: a listing is hot
         rel_path = PurePosixPath(rel) if rel else PurePosixPath(root.name)
         named[partition_key(rel_path)] = ListedSession(
-            Path(folder), tuple(Path(a) for a in acquisitions)
+            Path(folder), tuple(map(Path, acquisitions)), tuple(map(Path, unreadable))
         )
     return named
 
 
-def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
+def _listing(
+    root: Path, skip_unreadable: bool, with_unreadable: bool = False
+) -> list[tuple[str, tuple[list[str], list[str]]]]:
     """Every session at or below `root` in path order, with its acquisitions (plain strings).
 
     Cost is linear in the folders above the acquisitions: each is opened for a metaData.json
@@ -106,19 +138,22 @@ def _listing(root: Path, skip_unreadable: bool) -> list[tuple[str, list[str]]]:
         raise MiniscopeFormatError(root, "is not a folder")
     top = str(root)
     if folder_kind(top, skip_unreadable) is Kind.DEVICE:
-        return [(top, [])]
-    by_session: dict[str, list[str]] = {}
-    for acquisition in _walk_acquisitions(top, skip_unreadable):
-        session = top if acquisition == top else os.path.dirname(acquisition)
-        by_session.setdefault(session, []).append(acquisition)
+        return [(top, ([], []))]
+    found, unreadable = _walk_acquisitions(top, skip_unreadable)
+    by_session: dict[str, tuple[list[str], list[str]]] = {}
+    for which, folders in ((0, found), (1, unreadable if with_unreadable else [])):
+        for acquisition in folders:
+            session = top if acquisition == top else os.path.dirname(acquisition)
+            by_session.setdefault(session, ([], []))[which].append(acquisition)
     return sorted(by_session.items(), key=lambda item: _path_order(item[0]))
 
 
 _LISTED = (Kind.NONE, Kind.OTHER)  # folders whose subfolders are looked at
 
 
-def _walk_acquisitions(root: str, skip_unreadable: bool) -> list[str]:
-    """Acquisition folders at or under `root`, in path order.
+def _walk_acquisitions(root: str, skip_unreadable: bool) -> tuple[list[str], list[str]]:
+    """Acquisition folders at or under `root`, and those whose metaData.json does not parse
+    (found only when skipped), in path order.
 
     Level by level: each folder of a level is asked for its metaData.json (one open), and only a
     folder that is neither an acquisition nor a device is listed, for its visible subfolders,
@@ -126,7 +161,7 @@ def _walk_acquisitions(root: str, skip_unreadable: bool) -> list[str]:
     the reads wait on the disk together instead of one after another. Links to folders (found
     by the threads) are judged here, in order, so the same walk always follows the same ones.
     """
-    found = []
+    found, unreadable = [], []
     level = [root]
     links = Links(Path(root))
     with ThreadPoolExecutor(_READERS) as pool:
@@ -134,13 +169,14 @@ def _walk_acquisitions(root: str, skip_unreadable: bool) -> list[str]:
             kinds = _in_chunks(pool, partial(_kinds, skip_unreadable=skip_unreadable), level)
             pairs = list(zip(level, kinds, strict=True))
             found += [folder for folder, kind in pairs if kind is Kind.ACQUISITION]
+            unreadable += [folder for folder, kind in pairs if kind is Kind.UNREADABLE]
             listed = [folder for folder, kind in pairs if kind in _LISTED]
             level = [
                 folder
                 for folder, linked in _in_chunks(pool, _subfolders, listed)
                 if not linked or not links.refusal(folder)
             ]
-    return sorted(found, key=_path_order)
+    return sorted(found, key=_path_order), sorted(unreadable, key=_path_order)
 
 
 def _in_chunks(
