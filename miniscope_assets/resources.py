@@ -38,6 +38,9 @@ from .scan import session_folder
 from .settings import CONVERSION_SETTINGS, MiniscopeSettings, SettingsError
 
 CHOICES_FILE = "choices.json"  # under a session's output folder: the choices that stick
+# Under the output root (a key never starts with "."): what the session sensor keeps between ticks.
+SENSOR_STATE_FILE = ".miniscope/session_sensor.json"
+OVERVIEW_FILE = "index.html"  # the lab overview, in the output root
 CONVERTER = converter()  # "miniscope-nwb <version>"
 
 _DEFAULTS = MiniscopeSettings()
@@ -113,6 +116,14 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def session_dir(self, key: str) -> Path:
         """Everything written for one session: `<output_root>/<key>/`."""
         return Path(self.output_root).expanduser() / key
+
+    @property
+    def sensor_state_path(self) -> Path:
+        return Path(self.output_root).expanduser() / SENSOR_STATE_FILE
+
+    @property
+    def overview_path(self) -> Path:
+        return Path(self.output_root).expanduser() / OVERVIEW_FILE
 
     def nwb_path(self, key: str, backend: str | None = None) -> Path:
         """`<key>.nwb`, or `<key>.nwb.zarr` for the zarr backend (default: the setting's)."""

@@ -28,12 +28,13 @@ def find_sessions(raw_root: Path) -> dict[str, Path]:
     return {key: listed.folder for key, listed in list_sessions(raw_root).items()}
 
 
-def list_sessions(raw_root: Path) -> dict[str, ListedSession]:
-    """`find_sessions` with each session's own acquisition folders, for watching it cheaply."""
+def list_sessions(raw_root: Path, with_unreadable: bool = False) -> dict[str, ListedSession]:
+    """`find_sessions` with each session's own acquisition folders, for watching it cheaply;
+    `with_unreadable` adds the folders whose metaData.json does not parse (see the library)."""
     root = raw_root.resolve()
     if not root.is_dir():
         return {}
-    return core_listing(root, skip_unreadable=True)
+    return core_listing(root, skip_unreadable=True, with_unreadable=with_unreadable)
 
 
 def is_gone(raw_root: Path, rel_path: str) -> bool:

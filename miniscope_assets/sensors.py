@@ -37,19 +37,29 @@ and the audit passes' places; what was handed over is read back from the instanc
 """
 
 import bisect
+import hashlib
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
-from miniscope_core import ListedSession, Signature, folder_status, folders_signature, signature
+from miniscope_core import (
+    ListedSession,
+    Signature,
+    folder_status,
+    folders_signature,
+    signature,
+    write_bytes,
+)
 
 from .assets import CONVERSION_ASSETS
-from .partitions import sessions
+from .partitions import RAW_ROOT, sessions
 from .registry import (
+    DATA_VERSION,
     Handover,
     gone_event,
     handovers,
@@ -59,9 +69,10 @@ from .registry import (
     seen_event,
     signature_text,
 )
-from .resources import MiniscopeStorage
+from .resources import SENSOR_STATE_FILE, MiniscopeStorage
 from .scan import is_gone, list_sessions
 from .settings import MiniscopeSettings
+from .ui import table
 
 SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
 # To move into the settings model: folders read file by file in one tick (0.1-1 ms each for a
@@ -70,6 +81,8 @@ SENSOR_INTERVAL_SECONDS = MiniscopeSettings.load().sensor_interval_seconds
 EXAMINED_PER_TICK = 500
 AUDITED_PER_TICK = 50
 FAILED, HANDED = "failed", "handed"
+WAITING, HELD_BACK, REFUSED = "waiting", "held back", "refused"  # not handed over (yet)
+WAITING_STATES = (WAITING, HELD_BACK, REFUSED)
 AUDIT_PERIOD_SECONDS = {FAILED: 600.0, HANDED: 86400.0}
 
 convert_session_job = dg.define_asset_job(
@@ -109,22 +122,57 @@ class Pass:
     since: float
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """Why a folder is not handed over yet: `state` is WAITING (still being copied, settling) or
+    HELD_BACK (settled but incomplete); `why` is one line."""
+
+    state: str
+    why: str
+
+
 @dataclass
 class Cursor:
-    """What a tick passes to the next: folders still settling, and the audit passes' places."""
+    """What a tick passes to the next: folders still settling (and why they wait), and the
+    audit passes' places. Kept in a file in the output root (`STATE_FILE`), not in Dagster's
+    cursor, which the sensor page shows raw: that holds `summary` instead."""
 
     pending: dict[str, str] = field(default_factory=dict)  # key -> file signature text
     audit: dict[str, Pass] = field(default_factory=dict)  # FAILED or HANDED -> its pass
+    waiting: dict[str, Waiting] = field(default_factory=dict)  # pending key -> why
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
         state = json.loads(text) if text else {}
         audit = {name: Pass(**place) for name, place in state.get("audit", {}).items()}
-        return cls(state.get("pending", {}), audit)
+        waiting = {key: Waiting(*value) for key, value in state.get("waiting", {}).items()}
+        return cls(state.get("pending", {}), audit, waiting)
 
     def text(self) -> str:
         audit = {name: vars(place) for name, place in self.audit.items()}
-        return json.dumps({"pending": self.pending, "audit": audit}, sort_keys=True)
+        waiting = {key: [w.state, w.why] for key, w in self.waiting.items()}
+        state = {"pending": self.pending, "audit": audit, "waiting": waiting}
+        return json.dumps(state, sort_keys=True)
+
+    @classmethod
+    def load(cls, storage: MiniscopeStorage, dagster_cursor: str | None) -> "Cursor":
+        """The state the last tick saved; a JSON cursor of an older sensor is taken over once."""
+        try:
+            return cls.parse(storage.sensor_state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            legacy = dagster_cursor is not None and dagster_cursor.startswith("{")
+            return cls.parse(dagster_cursor if legacy else None)
+        except (OSError, ValueError, TypeError):  # damaged: the folders are simply seen anew
+            return cls()
+
+    def save(self, storage: MiniscopeStorage) -> None:
+        write_bytes(storage.sensor_state_path, self.text().encode())
+
+    def summary(self, n_found: int) -> str:
+        """The short text Dagster keeps as the sensor's cursor, for people."""
+        held = sum(w.state == HELD_BACK for w in self.waiting.values())
+        parts = [f"{n_found} session folders", f"{len(self.pending) - held} settling"]
+        return ", ".join([*parts, f"{held} held back"]) + f"; the rest in {SENSOR_STATE_FILE}"
 
 
 @dataclass
@@ -264,9 +312,16 @@ def _examine(
             result.seen.append(Seen(key, listed.folder, sig, note))
         return
     quiet = now - sig.newest_mtime_ns / 1e9
-    settled = pending == text and quiet >= storage.settle_seconds
-    if not settled or len(result.ready) >= storage.max_new_per_tick:
-        result.cursor.pending[key] = text
+    if pending != text or quiet < storage.settle_seconds:
+        why = "files changed since the last look (being copied?)"
+        if pending == text:
+            at = _clock(sig.newest_mtime_ns / 1e9 + storage.settle_seconds)
+            why = f"settling: handed over after {at} if nothing changes"
+        _wait(result.cursor, key, text, Waiting(WAITING, why))
+        return
+    if len(result.ready) >= storage.max_new_per_tick:
+        why = f"ready; more than MINISCOPE_MAX_NEW_PER_TICK={storage.max_new_per_tick} this tick"
+        _wait(result.cursor, key, text, Waiting(WAITING, why))
         return
     status = folder_status(listed.folder)
     if status.complete and status.signature == sig:
@@ -274,13 +329,26 @@ def _examine(
     elif status.signature == sig and quiet >= storage.stale_seconds:
         note = f"incomplete but unchanged for {quiet:.0f} s: {status.reason}"
     else:
-        result.cursor.pending[key] = signature_text(status.signature)
-        result.waiting[key] = status.reason or "changed while being checked"
+        reason = status.reason or "changed while being checked"
+        if status.signature == sig:
+            at = _clock(sig.newest_mtime_ns / 1e9 + storage.stale_seconds)
+            reason += f"; converted as it is at {at} if nothing changes (MINISCOPE_STALE_SECONDS)"
+        _wait(result.cursor, key, signature_text(status.signature), Waiting(HELD_BACK, reason))
+        result.waiting[key] = reason
         return
     failed_run = record.failed_run if record else ""
     if failed_run:
         note += f"; changed since conversion run {failed_run} failed"
     result.ready.append(Ready(key, listed.folder, sig, note, failed_run))
+
+
+def _wait(cursor: Cursor, key: str, text: str, waiting: Waiting) -> None:
+    cursor.pending[key] = text
+    cursor.waiting[key] = waiting
+
+
+def _clock(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _skip_reason(n_found: int, result: Review) -> str:
@@ -331,12 +399,17 @@ def session_sensor(
     """Register finished (or long-unchanged) session folders and request their conversion."""
     if not storage.raw_path.is_dir():
         return dg.SensorResult(skip_reason=f"the raw root {storage.raw_path} is not a folder")
-    listed = list_sessions(storage.raw_path)
+    everything = list_sessions(storage.raw_path, with_unreadable=True)
+    listed = {key: found for key, found in everything.items() if not refused(found)}
     known = handovers(context.instance)
     found = {key: session for key, session in listed.items() if key not in known.unread}
-    result = review(found, known.handed, Cursor.parse(context.cursor), storage, time.time())
+    state = Cursor.load(storage, context.cursor)
+    result = review(found, known.handed, state, storage, time.time())
+    result.cursor.save(storage)
     events = _events(context, storage, known.handed, result)
-    cursor = result.cursor.text()
+    waiting = _waiting_event(context.instance, storage, everything, result.cursor)
+    events += [waiting] if waiting else []
+    cursor = result.cursor.summary(len(listed))
     if not result.ready:
         reason = _skip_reason(len(listed), result)
         return dg.SensorResult(skip_reason=reason, asset_events=events, cursor=cursor)
@@ -347,6 +420,56 @@ def session_sensor(
         asset_events=events,
         run_requests=[_run_request(ready) for ready in result.ready],
         cursor=cursor,
+    )
+
+
+def refused(listed: ListedSession) -> bool:
+    """A folder whose every acquisition's metaData.json does not parse: never a partition."""
+    return bool(listed.unreadable) and not listed.acquisitions
+
+
+def waiting_rows(
+    storage: MiniscopeStorage, listed: dict[str, ListedSession], cursor: Cursor
+) -> list[dict[str, str]]:
+    """The folders not handed over, refused or waiting, with why: what `raw_root` shows."""
+    rows = [
+        {"key": key, "folder": storage.rel_path(found.folder).as_posix(), "state": REFUSED,
+         "why": found.refusal()}
+        for key, found in listed.items()
+        if refused(found)
+    ]  # fmt: skip
+    for key, waiting in sorted(cursor.waiting.items()):
+        if key in listed:
+            folder = storage.rel_path(listed[key].folder).as_posix()
+            rows.append({"key": key, "folder": folder, "state": waiting.state, "why": waiting.why})
+    return sorted(rows, key=lambda row: row["folder"])
+
+
+def _waiting_event(
+    instance: dg.DagsterInstance,
+    storage: MiniscopeStorage,
+    listed: dict[str, ListedSession],
+    cursor: Cursor,
+) -> dg.AssetMaterialization | None:
+    """`raw_root` reported when the folders waiting or refused (or why) changed, so that a
+    folder copied in or held back shows in the UI within a tick, and the overview follows."""
+    rows = waiting_rows(storage, listed, cursor)
+    version = hashlib.blake2b(json.dumps(rows).encode(), digest_size=8).hexdigest()
+    latest = instance.get_latest_materialization_event(RAW_ROOT)
+    materialization = latest.asset_materialization if latest else None
+    if materialization is not None and (materialization.tags or {}).get(DATA_VERSION) == version:
+        return None
+    counts = {state: sum(row["state"] == state for row in rows) for state in WAITING_STATES}
+    return dg.AssetMaterialization(
+        asset_key=RAW_ROOT,
+        description=", ".join(f"{n} {state}" for state, n in counts.items()),
+        metadata={
+            "raw_root": dg.MetadataValue.path(str(storage.raw_path)),
+            **counts,
+            "folders": table(rows) if rows else "none: every folder is handed over",
+            "next_look": f"every {SENSOR_INTERVAL_SECONDS} s (the sensor's tick)",
+        },
+        tags={DATA_VERSION: version},
     )
 
 

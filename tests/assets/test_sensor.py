@@ -16,7 +16,7 @@ import pytest
 
 from miniscope_assets import sensors
 from miniscope_assets.assets import CONVERSION_ASSETS
-from miniscope_assets.partitions import raw_session
+from miniscope_assets.partitions import RAW_ROOT, raw_session
 from miniscope_assets.registry import Handover, handovers, raw_metadata, signature_text
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.scan import list_sessions
@@ -71,11 +71,13 @@ def later_acquisition(folder: Path, name: str = "12_34_45") -> None:
 
 
 class Daemon:
-    """Ticks the sensor and applies its result to the instance the way the daemon does."""
+    """Ticks the sensor and applies its result to the instance the way the daemon does; a tick's
+    result shows its reports on `raw_session`, those on `raw_root` are kept in `folders`."""
 
     def __init__(self, instance: dg.DagsterInstance, storage: MiniscopeStorage) -> None:
         self.instance, self.storage = instance, storage
         self.cursor: str | None = None
+        self.folders: list[dg.AssetMaterialization] = []
 
     def tick(self) -> dg.SensorResult:
         context = dg.build_sensor_context(
@@ -91,7 +93,15 @@ class Daemon:
                 request.partitions_def_name, request.partition_keys
             )
         self.cursor = result.cursor
-        return result
+        events = [e for e in result.asset_events if e.asset_key == raw_session.key]
+        self.folders += [e for e in result.asset_events if e.asset_key == RAW_ROOT]
+        return dg.SensorResult(
+            run_requests=result.run_requests,
+            skip_reason=result.skip_reason,
+            cursor=result.cursor,
+            dynamic_partitions_requests=result.dynamic_partitions_requests,
+            asset_events=events,
+        )
 
     def requested(self) -> list[str]:
         """Partition keys requested by the next tick."""
@@ -102,7 +112,7 @@ class Daemon:
         assert self.requested() == [] and sorted(self.requested()) == sorted(keys)
 
     def pending(self) -> dict[str, str]:
-        return json.loads(self.cursor or "{}")["pending"]
+        return Cursor.load(self.storage, None).pending
 
 
 def test_a_new_complete_session_becomes_a_partition_and_a_run(tmp_path, instance):
