@@ -116,15 +116,34 @@ def _task_started(task_id: str, kwargs: dict[str, Any], **_: Any) -> None:
     _log.info("%s: started", what)
 
 
-def _task_ended(task_id: str, state: str, **_: Any) -> None:
+def _task_ended(task_id: str, state: str, retval: Any = None, **_: Any) -> None:
     what, start = _started.pop(task_id, ("?", time.monotonic()))
-    _log.info("%s: %s in %.1f s", what, state.lower(), time.monotonic() - start)
+    took = time.monotonic() - start
+    why = _step_failure(retval) if state == "SUCCESS" else None
+    if why is None:
+        _log.info("%s: %s in %.1f s", what, state.lower(), took)
+    else:
+        _log.warning("%s: step failed in %.1f s: %s", what, took, why)
+
+
+def _step_failure(events: Any) -> str | None:
+    """The first line of the message of a failed step among a task's serialized events."""
+    from dagster._core.events import DagsterEvent
+    from dagster._serdes import deserialize_value
+
+    for text in events if isinstance(events, list) else []:
+        event = deserialize_value(text, DagsterEvent)
+        if event.is_step_failure:
+            return next(iter((event.message or "").strip().splitlines()), "")
+    return None
 
 
 def _quiet_celery(**_: Any) -> None:
-    """Celery's own line per task: received, and succeeded with every event (about 1 kB)."""
-    for name in ("celery.app.trace", "celery.worker.strategy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Celery's own lines per task (received; succeeded with every event, about 1 kB) and the
+    step's Dagster event log, which Celery copies from stderr line by line: both are in the
+    run's event log in the UI, and would bury the line per step that names its session."""
+    for name in ("celery.app.trace", "celery.worker.strategy", "celery.redirected"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _app(settings: MiniscopeSettings) -> Any:
