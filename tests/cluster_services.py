@@ -253,20 +253,53 @@ def start_postgres(stack: ExitStack, logs: Path) -> Postgres:
 
 
 def start_redis(stack: ExitStack, logs: Path) -> str:
-    """redis-server on a free 127.0.0.1 port, nothing saved to disk; its URL."""
+    """redis-server on a free 127.0.0.1 port with a password (`requirepass`, as docs/cluster.md
+    sets it), nothing saved to disk; its URL, the password in it."""
     port = free_port()
+    password = os.urandom(12).hex()
     command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(logs)]
+    command += ["--appendonly", "no", "--dir", str(logs), "--requirepass", password]
     start(stack, "redis", command, logs)
-    wait_for(lambda: _answers(port), 30, "Redis")
-    return f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _answers(port, password), 30, "Redis")
+    return f"redis://:{password}@127.0.0.1:{port}/0"
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, password: str) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(16).startswith(b"+PONG")
+        s.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+        return s.recv(32).startswith(b"+OK\r\n+PONG")
     return False
+
+
+def listening(port: int) -> set[str]:
+    """The addresses a TCP socket listens on at `port` (IPv4 dotted, IPv6 as hex), from /proc."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    if len(address) == 8:
+                        address = socket.inet_ntoa(bytes.fromhex(address)[::-1])
+                    found.add(address)
+    return found
+
+
+def files_holding(secret: str, roots: Sequence[Path], since: float) -> list[Path]:
+    """Files under `roots` changed since `since` (a time.time()) whose bytes contain `secret`
+    (files of 16 MB or more, data rather than configuration, are not read)."""
+    needle = secret.encode()
+    held = []
+    for root in roots:
+        for path in root.rglob("*"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                if not path.is_file() or stat.st_mtime < since or stat.st_size >= 1 << 24:
+                    continue
+                if needle in path.read_bytes():
+                    held.append(path)
+    return held
 
 
 # The test instance's run queue is looked at every second (Dagster's default: 5 s), and so are
@@ -365,9 +398,10 @@ def environment(**variables: str) -> dict[str, str]:
 
 
 def start_head(stack: ExitStack, logs: Path, env: dict[str, str]) -> tuple[str, Service]:
-    """deploy/start-head.sh (daemon and webserver) on a free port; the webserver's URL."""
+    """deploy/start-head.sh (daemon and webserver) on a free port, on its default address; the
+    webserver's URL."""
     port = free_port()
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {**env, "PORT": str(port)}
     service = start(stack, "head", ["bash", str(DEPLOY / "start-head.sh")], logs, env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -382,9 +416,17 @@ def start_head(stack: ExitStack, logs: Path, env: dict[str, str]) -> tuple[str, 
     return url, service
 
 
-def start_worker(stack: ExitStack, logs: Path, env: dict[str, str], name: str) -> Service:
-    """deploy/start-worker.sh with one slot, named `name`."""
+def start_worker(
+    stack: ExitStack, logs: Path, env: dict[str, str], name: str, env_file: Path | None = None
+) -> Service:
+    """deploy/start-worker.sh with one slot, named `name`; with `env_file`, the settings only
+    from that file (ENV_FILE), as a lab's workers read them."""
     command = ["bash", str(DEPLOY / "start-worker.sh"), "1", name]
+    if env_file is not None:
+        own = {k: v for k, v in env.items() if k.startswith(("MINISCOPE_", "DAGSTER_"))}
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in own.items()))
+        env_file.chmod(0o600)
+        env = {**{k: v for k, v in env.items() if k not in own}, "ENV_FILE": str(env_file)}
     return start(stack, f"worker-{name}", command, logs, env=env)
 
 

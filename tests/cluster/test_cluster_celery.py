@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -18,10 +22,14 @@ import numpy as np
 import pytest
 import yaml
 from cluster_services import (
+    VENV_BIN,
     Postgres,
+    Service,
     celery_settings,
     dagster_home,
     environment,
+    files_holding,
+    listening,
     require_cluster_tools,
     start_head,
     start_postgres,
@@ -64,6 +72,8 @@ def test_the_workers_get_the_executors_celery_settings():
     assert executor.name == "celery"
     config = yaml.safe_load(worker_yaml(settings))["execution"]["config"]
     assert config["broker"] == "redis://head:6379/3"
+    shown = worker_yaml(settings.updated(celery_broker="redis://:pw@head:6379/3"))
+    assert "redis://:**@head:6379/3" in shown and "pw" not in shown
     assert config["config_source"]["task_acks_late"] is True
     assert config["config_source"]["broker_transport_options"]["visibility_timeout"] == 60
 
@@ -84,12 +94,19 @@ SERIES = "OnePhotonSeriesMiniscope"
 
 def _write_sessions(raw: Path) -> tuple[list[str], list[str]]:
     """Six tiny sessions of six animals and two big ones; their partition keys."""
+    return _write_sessions_of(raw, [f"mouse{i}" for i in range(SESSIONS)])
+
+
+def _write_sessions_of(raw: Path, animals: list[str]) -> tuple[list[str], list[str]]:
+    """A tiny session of each animal and two big ones (only with the six mice); their keys."""
     small = []
-    for i in range(SESSIONS):
+    for i, animal in enumerate(animals):
         scopes = [replace(SMALL, seed=i)]
-        spec = AcquisitionSpec(start=DEFAULT_START, scopes=scopes, cameras=[], animal=f"mouse{i}")
-        write_acquisition(raw / f"mouse{i}" / "2021_05_14" / "11_34_45", spec)
-        small.append(f"mouse{i}__2021_05_14")
+        spec = AcquisitionSpec(start=DEFAULT_START, scopes=scopes, cameras=[], animal=animal)
+        write_acquisition(raw / animal / "2021_05_14" / "11_34_45", spec)
+        small.append(f"{animal}__2021_05_14")
+    if len(animals) != SESSIONS:
+        return small, []
     big = []
     for name in ("big", "bigger"):
         spec = AcquisitionSpec(start=DEFAULT_START, scopes=[BIG], cameras=[], animal=name)
@@ -194,14 +211,37 @@ def _checked(out: Path, key: str) -> None:
     assert check.passed, f"{key}: {check.problems}"
 
 
+def _backfill_and_wait(env: dict[str, str], url: str, *args: str) -> subprocess.Popen[str]:
+    """`miniscope-dagster backfill ARGS --url URL --wait` as a user runs it, output kept."""
+    command = [str(VENV_BIN / "miniscope-dagster"), "backfill", *args, "--url", url, "--wait"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def _ended(process: subprocess.Popen[str], seconds: float) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=seconds)
+    return process.returncode, out
+
+
+def _short_lines_with_keys(worker: Service, keys: list[str]) -> None:
+    """The worker logs a short line per step naming the session, not Celery's event dump."""
+    log = worker.log.read_text(errors="replace")
+    assert "succeeded in" not in log
+    steps = [line for line in log.splitlines() if "(run " in line]
+    assert steps and all(len(line) < 200 for line in steps), steps[:3]
+    assert {key for key in keys if re.search(rf"{key} \w+ \(run \w+\): success in", log)}
+
+
 @pytest.mark.cluster
 def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_path, monkeypatch):
     require_cluster_tools()
+    began = time.time()
     raw, out, lab = tmp_path / "raw", tmp_path / "out", tmp_path / "lab.yaml"
     small, big = _write_sessions(raw)
     lab.write_text(LAB)
     logs = tmp_path / "logs"
     logs.mkdir()
+    secrets = tmp_path / "secrets"  # the lab's protected environment file: meant to hold it
+    secrets.mkdir(mode=0o700)
     with ExitStack() as stack:
         postgres = start_postgres(stack, logs)
         broker = start_redis(stack, logs)
@@ -211,8 +251,13 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
             "MINISCOPE_CELERY_REQUEUE_SECONDS": str(REQUEUE_SECONDS),
         }
         env = environment(**settings)
-        workers = {name: start_worker(stack, logs, env, name) for name in ("one", "two")}
+        workers = {
+            "one": start_worker(stack, logs, env, "one"),
+            "two": start_worker(stack, logs, env, "two", env_file=secrets / "env"),
+        }
         url, _ = start_head(stack, logs, env)
+        # The UI (which can launch and delete runs) listens on this machine only by default.
+        assert listening(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}
         wait_for(lambda: all(map(worker_ready, workers.values())), 120, "two Celery workers")
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
@@ -226,10 +271,15 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         assert hosts == {"one", "two"}
         (events,) = postgres.query("SELECT count(*) FROM event_logs")[0:1]
         assert events[0] > SESSIONS * 4 * 3  # the runs' events are in Postgres too
+        _short_lines_with_keys(workers["two"], small)
+        # Asked again, the backfill converts nothing: they are converted.
+        assert cli_main(["backfill", *small, "--url", url]) == 0
+        assert _runs(postgres, small) == {key: ["SUCCESS"] for key in small}
 
         # A worker killed (SIGKILL, the whole machine gone) while it decodes a big session: its
-        # step goes back to the queue and the other worker completes the run.
-        assert cli_main(["backfill", big[0], "--url", url]) == 0
+        # step goes back to the queue and the other worker completes the run. Waiting for the
+        # backfill says the step lost, and no file keeps the broker's password.
+        waiting = _backfill_and_wait(env, url, big[0])
         taken = wait_for(
             lambda: postgres.step_workers(big[0], "video_chunks"),
             120,
@@ -238,10 +288,17 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         )
         first = taken[0][1]
         workers.pop(first).kill()
+        password = broker.split(":")[2].split("@")[0]
+        roots = [Path(tempfile.gettempdir()), home]
+        held = [
+            path for path in files_holding(password, roots, began) if secrets not in path.parents
+        ]
+        assert not held, f"the Redis password is left in {held}"
         (survivor,) = workers
-        done = partial(_all_done, postgres, big[:1])
-        runs = _wait_for_runs(postgres, big[:1], 300, "the big session's run", done)
-        assert runs == {big[0]: ["SUCCESS"]}
+        code, said = _ended(waiting, 300)
+        assert code == 0, said
+        assert f"{big[0]} video_chunks: no live worker runs it (its worker was lost)" in said
+        assert f"{big[0]}: converted in" in said
         taken = postgres.step_workers(big[0], "video_chunks")
         assert [name for _, name in taken] == [first, survivor]
 
@@ -255,9 +312,23 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         runs = _wait_for_runs(postgres, big[1:], 300, "the retried run", done)
         assert runs == ["FAILURE", "SUCCESS"]
 
+        # A session recorded later: a second backfill of everything converts it alone, leaving
+        # every finished file as it was.
+        files = list(out.rglob("*.nwb"))
+        written = {path: path.stat().st_mtime_ns for path in files}
+        (new,), _ = _write_sessions_of(raw, ["late"])
+        code, said = _ended(_backfill_and_wait(env, url, "--all"), 300)
+        assert code == 0, said
+        assert f"{len(small) + len(big)} sessions chosen are converted already" in said
+        assert f"{new}: converted in" in said and "1 of 1 sessions converted" in said
+        assert {path: path.stat().st_mtime_ns for path in files} == written
+        assert _runs(postgres, [*small, big[0], new]) == {
+            key: ["SUCCESS"] for key in [*small, big[0], new]
+        }
+
     # Outputs: valid, the same pixels and timestamps as in process, nothing half-written.
     reference = tmp_path / "reference"
-    for key in [*small, *big]:
+    for key in [*small, *big, new]:
         _checked(out, key)
         _same_as_in_process(raw, out, key, lab, reference)
     assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
