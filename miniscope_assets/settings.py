@@ -161,10 +161,13 @@ class MiniscopeSettings(BaseModel):
         "a result backend URL such as redis://HOST:6379/0",
         min_length=1,
     )
+    # An hour: above the longest step of any session this machine's measurements extrapolate to
+    # (docs/cluster.md, "When a worker dies"), yet a lost step waits half as long as it did.
     celery_requeue_seconds: int = _setting(
-        7200,
-        "A step whose Celery worker vanished (machine down) is run again elsewhere after this "
-        "long; keep it above the longest step, else a slow step runs twice.",
+        3600,
+        "A step whose Celery worker vanished (machine down, worker killed) runs again on a live "
+        "worker this long after it started; keep it above the longest step, else a slow step "
+        "runs twice.",
         "a whole number of seconds, 1 or more",
         ge=1,
     )
