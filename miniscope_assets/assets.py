@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -281,6 +282,7 @@ def nwb_file(
             "path": dg.MetadataValue.path(str(path)),
             "dagster/uri": path.resolve().as_uri(),
             **_report_metadata(done.report, qc),
+            **_who_and_when(session, metadata),
             "size_bytes": size,
             "size_mb": round(size / 1e6, 3),
             **totals.metadata(),  # "frames": the Miniscopes' (as on timestamp_tables)
@@ -300,6 +302,20 @@ def nwb_file(
             *(quality_checks(qc) if qc is not None else []),
         ],
     )
+
+
+def _who_and_when(session: Session, metadata: dict[str, Any]) -> dict[str, str]:
+    """The animal and the start as the file records them (the lab overview lists them): a
+    given session_start_time, else the first acquisition's start."""
+    start = (metadata.get("NWBFile") or {}).get("session_start_time")
+    if start is None:
+        starts = [a.start for a in session.acquisitions if a.start is not None]
+        start = starts[0].as_datetime() if starts else None
+    subject = (metadata.get("Subject") or {}).get("subject_id")
+    shown = {"session_start": start.isoformat() if isinstance(start, datetime) else str(start)}
+    if start is None:
+        shown = {}
+    return {**shown, "subject": str(subject)} if subject else shown
 
 
 def _report_metadata(report: Path | None, qc: SessionQC | None) -> dict[str, Any]:

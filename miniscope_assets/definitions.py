@@ -14,17 +14,27 @@ import dagster as dg
 
 from .assets import CONVERSION_ASSETS
 from .executor import executor_for
-from .partitions import raw_session
+from .overview import lab_overview, overview_after_failure, overview_job
+from .partitions import raw_root, raw_session
 from .resources import MiniscopeStorage
 from .sensors import convert_session_job, session_sensor
 from .settings import MiniscopeSettings
 
 _SETTINGS = MiniscopeSettings.load()
 
+# Declarative Automation re-materializes the overview as sessions change state (its condition
+# says when); this sensor evaluates it, running from the start as the session sensor does.
+overview_automation = dg.AutomationConditionSensorDefinition(
+    "overview_automation",
+    target=dg.AssetSelection.assets(lab_overview),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Rewrites the lab overview after sessions are handed over, converted or fail.",
+)
+
 defs = dg.Definitions(
-    assets=[raw_session, *CONVERSION_ASSETS],
-    jobs=[convert_session_job],
-    sensors=[session_sensor],
+    assets=[raw_root, raw_session, *CONVERSION_ASSETS, lab_overview],
+    jobs=[convert_session_job, overview_job],
+    sensors=[session_sensor, overview_automation, overview_after_failure],
     resources={"storage": MiniscopeStorage.from_settings(_SETTINGS)},
     executor=executor_for(_SETTINGS),
 )

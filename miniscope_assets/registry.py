@@ -23,7 +23,7 @@ planned materialization without the materialization.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -185,11 +185,44 @@ def _legacy(instance: dg.DagsterInstance, storage_ids: dict[str, int]) -> dict[s
 
 
 def _records(
-    instance: dg.DagsterInstance, storage_ids: Sequence[int]
+    instance: dg.DagsterInstance, storage_ids: Sequence[int], asset_key: dg.AssetKey = RAW_SESSION
 ) -> Iterator[dg.EventLogRecord]:
     for batch in _batches(storage_ids):
-        records_filter = dg.AssetRecordsFilter(asset_key=RAW_SESSION, storage_ids=batch)
+        records_filter = dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=batch)
         yield from instance.fetch_materializations(records_filter, limit=len(batch)).records
+
+
+def latest_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: Iterable[str]
+) -> dict[str, Mapping[str, dg.MetadataValue]]:
+    """Partition key -> the metadata of its latest materialization of `asset_key`."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    latest = instance.get_latest_storage_id_by_partition(
+        asset_key, _MATERIALIZATION, partitions=wanted
+    )
+    found = {}
+    for record in _records(instance, list(latest.values()), asset_key):
+        if record.partition_key and record.asset_materialization:
+            found[record.partition_key] = record.asset_materialization.metadata
+    return found
+
+
+def failure_lines(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> dict[str, str]:
+    """Run id -> the first failed step's one line: a `dg.Failure`'s description (the library's
+    message), else the error's last line."""
+    lines = {}
+    for run_id in set(run_ids):
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            failure = entry.dagster_event.step_failure_data if entry.dagster_event else None
+            if failure is None:
+                continue
+            given = failure.user_failure_data.description if failure.user_failure_data else None
+            error = failure.error.message.strip() if failure.error else "failed"
+            lines[run_id] = f"{entry.step_key}: {given or error}"
+            break
+    return lines
 
 
 def failed_runs(instance: dg.DagsterInstance) -> dict[str, str]:

@@ -407,7 +407,7 @@ def session_sensor(
     result = review(found, known.handed, state, storage, time.time())
     result.cursor.save(storage)
     events = _events(context, storage, known.handed, result)
-    waiting = _waiting_event(context.instance, storage, everything, result.cursor)
+    waiting = waiting_event(context.instance, storage, everything, result.cursor)
     events += [waiting] if waiting else []
     cursor = result.cursor.summary(len(listed))
     if not result.ready:
@@ -445,7 +445,7 @@ def waiting_rows(
     return sorted(rows, key=lambda row: row["folder"])
 
 
-def _waiting_event(
+def waiting_event(
     instance: dg.DagsterInstance,
     storage: MiniscopeStorage,
     listed: dict[str, ListedSession],
