@@ -21,6 +21,8 @@ from .nwb.naming import Naming
 from .timing.sync import SYNC_COLUMNS, SYNC_FILE, NewTimestamps, TimeAlignment, read_sync_file
 
 STUB_FRAMES = 100  # per device and acquisition: enough to check metadata and layout in seconds
+# Frames per chunk of the image series, measured for a remote archive's readers (docs/nwb-layout.md)
+FRAMES_PER_CHUNK = 8
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,12 @@ class ConversionOptions:
         DEFAULT_ENGINE, "Deflate encoder: isal (fast) or zlib (the same bytes as h5py's filter).",
         flag="--deflate-engine", choices=tuple(sorted(ENGINES)), lab=True,
     )  # fmt: skip
+    frames_per_chunk: int = _option(
+        FRAMES_PER_CHUNK,
+        "Frames per chunk of the stored image series (fewer: a viewer's one frame is cheaper; "
+        "more: a whole series or one pixel's trace is; see docs/nwb-layout.md).",
+        flag="--frames-per-chunk", parse=_positive, metavar="N", lab=True,
+    )  # fmt: skip
     embed_cameras: bool = _option(
         False,
         "Store behaviour-camera frames in the NWB file instead of linking the AVI files.",
@@ -153,6 +161,8 @@ class ConversionOptions:
 
     def __post_init__(self) -> None:
         Deflater(self.deflate_engine, self.compression_level)  # a clear ValueError, early
+        if self.frames_per_chunk < 1:
+            raise ValueError(f"frames_per_chunk must be 1 or more, not {self.frames_per_chunk}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
 

@@ -1,9 +1,11 @@
-"""Decode one video into the compressed chunks its NWB dataset will hold.
+"""Decode one video into the compressed frames its NWB dataset will hold.
 
-A chunk file is a small HDF5 file whose dataset has exactly the layout, chunk shape and deflate
-filter of the NWB dataset: one frame per chunk, in NWB's (frame, width, height) order. Assembling
-the NWB file is then a byte copy of chunks (`read_direct_chunk`/`write_direct_chunk`), never a
-second compression, and a session that gains an acquisition re-decodes only the new videos.
+A chunk file is a small HDF5 file holding one video's frames, one deflated frame per chunk, in
+NWB's (frame, width, height) order and the NWB dataset's deflate filter. The NWB dataset holds
+several frames per chunk (`ChunkWriter`); a frame's deflate stream joins its neighbours' into
+one chunk by byte copies (`deflate.join_streams`), so assembling the NWB file never compresses
+twice, whatever row a video starts at, and a session that gains an acquisition re-decodes only
+the new videos.
 
 Compression runs in worker threads (the deflate libraries release the GIL) while ffmpeg decodes
 in its own process, so decoding and compression overlap on all cores. A long video going
@@ -13,13 +15,16 @@ cores each, because FFV1's frame threading costs about 8 % more CPU than decodin
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
@@ -27,9 +32,10 @@ import numpy as np
 from ..daq.video import VideoInfo, VideoStream, avi_index, count_frames, frame_size, open_video
 from ..errors import MiniscopeFormatError
 from ..outputs.atomic import atomic_output
-from .deflate import Deflater
+from .deflate import Deflater, join_streams
 
 DATASET = "frames"
+STREAMS = "joinable"  # a chunk file's `streams` attribute: frames deflated as `Deflater` does
 
 
 class FrameSink(Protocol):
@@ -64,12 +70,13 @@ class ChunkFile(VideoInfo):
 
     path: Path
     deflater: Deflater
+    joinable: bool = True  # False: an older converter's, whose frames cannot be joined
 
     def is_current_for(self, source: Path, deflater: Deflater) -> bool:
         """True when `source` is unchanged and was deflated the same way."""
         stat = source.stat()
-        now = (stat.st_size, stat.st_mtime_ns, deflater)
-        return now == (self.size, self.mtime_ns, self.deflater)
+        now = (stat.st_size, stat.st_mtime_ns, deflater, True)
+        return now == (self.size, self.mtime_ns, self.deflater, self.joinable)
 
 
 def encode_video(
@@ -96,7 +103,7 @@ def encode_video(
         h5.attrs.update(
             source=str(source), source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
         )
-        h5.attrs.update(engine=deflater.engine, level=deflater.level)
+        h5.attrs.update(engine=deflater.engine, level=deflater.level, streams=STREAMS)
         n_frames = 0
         if stat.st_size == 0:
             decode_error = "the file is empty (0 bytes)"
@@ -136,24 +143,20 @@ def _write_frames(
             compression="gzip",
             compression_opts=deflate.level,
         )
-        share = Share(stream, 0, None)
-        written, error = write_chunks(
-            [share], dataset, deflate, workers, on_frame, grow=True, observe=observe
-        )
+        writer = ChunkWriter(dataset, on_frame, grow=True)
+        written, error = write_chunks([Share(stream, 0, None)], writer, deflate, workers, observe)
     dataset.resize(written, axis=0)
     return written, error
 
 
 def write_chunks(
     shares: Sequence[Share],
-    dataset: h5py.Dataset,
+    store: ChunkWriter,
     deflate: Deflater,
     workers: int | None,
-    on_frame: Callable[[int], None] | None,
-    grow: bool = False,
     observe: Observer | None = None,
 ) -> tuple[int, str]:
-    """Deflate the frames of every share into `dataset`, one chunk per frame at the share's rows.
+    """Deflate the frames of every share into `store`'s dataset, at the share's rows.
 
     Each thread reads a frame from its share's pipe into a buffer of its own, deflates it and
     stores it: the frame never changes hands or cores between the three, and no per-frame task
@@ -163,7 +166,7 @@ def write_chunks(
     still keeps every core busy). Returns (frames written, decoding error); frames decoded
     before an error are kept, at their rows.
     """
-    store = _Store(dataset, grow, on_frame)
+    before = store.written
     readers = [_Reader(share) for share in shares]
     per_share = max(1, (workers or os.cpu_count() or 1) // len(shares))
     stop = threading.Event()
@@ -178,7 +181,7 @@ def write_chunks(
         finally:
             stop.set()  # an exception in one thread, or Ctrl-C here, stops the others
     errors = [future.result() for future in futures]  # raises what a thread raised
-    return store.written, next((error for error in errors if error), "")
+    return store.written - before, next((error for error in errors if error), "")
 
 
 class _Reader:
@@ -211,31 +214,67 @@ class _Reader:
             return self.share.first_row + self.read - 1
 
 
-class _Store:
-    """Chunk writes into one dataset from several threads, counted (HDF5 takes one at a time)."""
+class ChunkWriter:
+    """Frames' deflate streams into a dataset of whole frames per chunk, from many threads.
+
+    A chunk is written (`write_direct_chunk`, HDF5 taking one at a time) once all its frames are
+    in, their streams joined, whichever part of the session or decoder they came from; the last
+    chunk of the dataset is completed with zero frames, as HDF5 and Zarr store edge chunks whole.
+    With `grow` (a chunk file: one frame per chunk) the dataset is extended as frames come.
+    """
 
     def __init__(
-        self, dataset: h5py.Dataset, grow: bool, on_frame: Callable[[int], None] | None
+        self, dataset: Any, on_frame: Callable[[int], None] | None = None, grow: bool = False
     ) -> None:
-        self.dataset, self.grow, self.on_frame = dataset, grow, on_frame
+        self.dataset, self.on_frame, self.grow = dataset, on_frame, grow
+        self.per_chunk = int(dataset.chunks[0])
+        if grow and self.per_chunk != 1:
+            raise ValueError("only a dataset of one frame per chunk can grow frame by frame")
         self.zeros = (0,) * (dataset.ndim - 1)
+        self.frame_bytes = math.prod(dataset.shape[1:]) * dataset.dtype.itemsize
+        self.pending: dict[int, dict[int, bytes]] = {}  # chunk's first row -> row -> stream
         self.lock = threading.Lock()
         self.written = 0
 
-    def put(self, row: int, chunk: bytes) -> None:
+    def put(self, row: int, stream: bytes) -> None:
         with self.lock:
             if self.grow and row >= self.dataset.shape[0]:
                 self.dataset.resize(row + _GROW, axis=0)
-            self.dataset.id.write_direct_chunk((row, *self.zeros), chunk)
+            first = row - row % self.per_chunk
+            frames = self.pending.setdefault(first, {})
+            frames[row] = stream
+            end = min(first + self.per_chunk, self.dataset.shape[0])
+            if len(frames) == end - first:
+                del self.pending[first]
+                padding = [_zero_stream(self.frame_bytes)] * (first + self.per_chunk - end)
+                chunk = join_streams([*(frames[r] for r in range(first, end)), *padding],
+                                     self.frame_bytes)  # fmt: skip
+                self.dataset.id.write_direct_chunk((first, *self.zeros), chunk)
             self.written += 1
             if self.on_frame:
                 self.on_frame(1)
+
+    def frame(self, row: int) -> np.ndarray:
+        """Frame `row` as stored (or waiting for the rest of its chunk)."""
+        first = row - row % self.per_chunk
+        with self.lock:
+            waiting = self.pending.get(first, {}).get(row)
+            chunk = waiting or self.dataset.id.read_direct_chunk((first, *self.zeros))[1]
+        at = 0 if waiting else (row - first) * self.frame_bytes
+        raw = zlib.decompress(chunk)[at : at + self.frame_bytes]
+        return np.frombuffer(raw, self.dataset.dtype).reshape(self.dataset.shape[1:])
+
+
+@lru_cache(maxsize=4)
+def _zero_stream(frame_bytes: int) -> bytes:
+    """The padding of a last chunk: a frame of zeros (what a chunk never written reads as)."""
+    return Deflater("zlib", 1)(np.zeros(frame_bytes, np.uint8))
 
 
 def _deflate_share(
     reader: _Reader,
     deflate: Deflater,
-    store: _Store,
+    store: ChunkWriter,
     stop: threading.Event,
     observe: Observer | None,
 ) -> str:
@@ -261,15 +300,15 @@ def _deflate_share(
 
 def encode_into(
     video: VideoInfo,
-    dataset: h5py.Dataset,
+    store: ChunkWriter,
     offset: int,
     n_frames: int,
     deflate: Deflater,
     workers: int | None = None,
-    on_frame: Callable[[int], None] | None = None,
     observe: Observer | None = None,
 ) -> int:
-    """Decode the first `n_frames` of `video` straight into `dataset[offset:]`; frames written.
+    """Decode the first `n_frames` of `video` straight into `store`'s rows from `offset`; frames
+    written.
 
     Fewer than `n_frames` when the video decodes to fewer frames than it promised (or, split in
     two halves, when the second did not start where the first ends).
@@ -281,15 +320,15 @@ def encode_into(
     if middle is None:
         with open_video(video.source, color, nwb_order=True) as stream:
             share = Share(stream, offset, n_frames)
-            return write_chunks([share], dataset, deflate, workers, on_frame, observe=observe)[0]
+            return write_chunks([share], store, deflate, workers, observe)[0]
     threads = max(1, (os.cpu_count() or 2) // 2)
     with (
         open_video(video.source, color, nwb_order=True, threads=threads) as head,
         open_video(video.source, color, nwb_order=True, first=middle, threads=threads) as tail,
     ):
         shares = [Share(head, offset, middle), Share(tail, offset + middle, n_frames - middle)]
-        written, _ = write_chunks(shares, dataset, deflate, workers, on_frame, observe=observe)
-        if written == n_frames and not _halves_meet(head, dataset, offset + middle, deflate):
+        written, _ = write_chunks(shares, store, deflate, workers, observe)
+        if written == n_frames and not _halves_meet(head, store, offset + middle):
             return middle
     return written
 
@@ -311,7 +350,7 @@ def _middle(source: Path, n_frames: int) -> int | None:
     return int(keyframes[np.argmin(np.abs(keyframes - n_frames // 2))])
 
 
-def _halves_meet(head: VideoStream, dataset: h5py.Dataset, row: int, deflate: Deflater) -> bool:
+def _halves_meet(head: VideoStream, store: ChunkWriter, row: int) -> bool:
     """Whether the frame after the first half is the one the second half stored at `row`.
 
     The second decoder found its start through timestamps; this one extra frame from the first
@@ -323,8 +362,7 @@ def _halves_meet(head: VideoStream, dataset: h5py.Dataset, row: int, deflate: De
             return False
     except MiniscopeFormatError:
         return False
-    zeros = (0,) * (dataset.ndim - 1)
-    return deflate(frame) == dataset.id.read_direct_chunk((row, *zeros))[1]
+    return bool(np.array_equal(frame, store.frame(row)))
 
 
 def probe_video(source: Path, color: bool, pixels: bool) -> VideoInfo:
@@ -362,18 +400,19 @@ def read_chunk_file(path: Path) -> ChunkFile:
         decode_error=str(attrs.get("decode_error", "")),
         path=path,
         deflater=Deflater(str(attrs["engine"]), int(attrs["level"])),
+        joinable=attrs.get("streams") == STREAMS,
     )
 
 
-def copy_chunks(source: VideoInfo, target: h5py.Dataset, offset: int, n_frames: int) -> None:
-    """Copy the first `n_frames` compressed frames of `source`'s chunk file to `target[offset:]`."""
+def copy_chunks(source: VideoInfo, target: ChunkWriter, offset: int, n_frames: int) -> None:
+    """Copy the first `n_frames` deflated frames of `source`'s chunk file to `target`'s rows
+    from `offset`, as bytes."""
     if n_frames == 0:
         return
-    if not isinstance(source, ChunkFile):
+    if not isinstance(source, ChunkFile) or not source.joinable:
         raise TypeError(f"{source.source} has no chunk file to copy frames from")
     zeros = (0,) * len(source.frame_shape)
     with h5py.File(source.path, "r") as h5:
         dataset_id = h5[DATASET].id
         for index in range(n_frames):
-            mask, chunk = dataset_id.read_direct_chunk((index, *zeros))
-            target.id.write_direct_chunk((offset + index, *zeros), chunk, filter_mask=mask)
+            target.put(offset + index, dataset_id.read_direct_chunk((index, *zeros))[1])

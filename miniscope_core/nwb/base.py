@@ -48,7 +48,7 @@ class Layout:
 class LayoutOptions:
     """How the file is laid out; `source_script*` record the converter's provenance in NWB.
 
-    The four choices have no default here: they are the user's `ConversionOptions`, whose
+    The choices have no default here: they are the user's `ConversionOptions`, whose
     defaults are the only ones (`pipeline.stages.layout_options` makes this from them).
     """
 
@@ -56,6 +56,7 @@ class LayoutOptions:
     embed_cameras: bool
     neuroconv_names: bool  # see naming.py
     compression_level: int
+    frames_per_chunk: int
     series_names: tuple[tuple[str, str], ...]  # (the layout's name, the user's) per image series
     stub_frames: int | None = None  # a stub run: only this many frames per device and acquisition
     left_out: tuple[str, ...] = ()  # the session's files that do not reach the file, and why
@@ -119,7 +120,7 @@ class LayoutContext:
         return self.clock.seconds(recording, time_ms)
 
     def empty_dataset(self, series: str, recordings: list[Recording]) -> H5DataIO:
-        """A chunked deflate dataset for `series`, filled chunk by chunk from the recordings'
+        """A deflate dataset for `series` of whole frames per chunk, filled from the recordings'
         files once written; all recordings must share one frame shape (see `series_groups`)."""
         path, offset = f"acquisition/{series}/data", 0
         for recording in recordings:
@@ -127,11 +128,12 @@ class LayoutContext:
                 video = recording.videos[segment.video]
                 self.fills.append(Fill(path, video, offset, segment.n_frames))
                 offset += segment.n_frames
-        shape = recordings[0].frame_shape
+        shape, n_frames = recordings[0].frame_shape, sum(r.n_frames for r in recordings)
+        per_chunk = max(1, min(self.options.frames_per_chunk, n_frames))  # HDF5: not past its end
         return H5DataIO(
-            shape=(sum(r.n_frames for r in recordings), *shape),
+            shape=(n_frames, *shape),
             dtype=np.uint8,
-            chunks=(1, *shape),
+            chunks=(per_chunk, *shape),
             compression="gzip",
             compression_opts=self.options.compression_level,
         )

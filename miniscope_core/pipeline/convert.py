@@ -18,12 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from ..collection.discovery import discover
 from ..daq.model import Session
 from ..daq.video import VideoInfo
-from ..encode.chunks import encode_into
+from ..encode.chunks import ChunkWriter, encode_into
 from ..errors import MiniscopeWarning, lab_messages, recorded_warnings, relayed_warnings, replay
 from ..metadata.layers import SESSION_METADATA_FILE, resolve_metadata
 from ..nwb.backends.base import Filler, Shortfall
@@ -80,10 +78,11 @@ def stub_output(output: Path) -> Path:
 def _direct_fill(
     options: ConversionOptions, on_frame: Progress | None, quality: FrameQuality
 ) -> Filler:
-    def fill(dataset: h5py.Dataset, part: Fill) -> int:
+    def fill(store: ChunkWriter, part: Fill) -> int:
+        store.on_frame = on_frame
         return encode_into(
-            part.video, dataset, part.offset, part.n_frames, options.deflater,
-            options.workers, on_frame, quality.observer(part),
+            part.video, store, part.offset, part.n_frames, options.deflater, options.workers,
+            quality.observer(part),
         )  # fmt: skip
 
     return fill

@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from ..daq.model import Device, Session
 from ..daq.video import VideoInfo, count_frames
-from ..encode.chunks import ChunkFile, encode_video, probe_video, read_chunk_file
+from ..encode.chunks import ChunkFile, ChunkWriter, encode_video, probe_video, read_chunk_file
 from ..errors import MiniscopeFormatError
 from ..metadata.layers import resolve_metadata
 from ..nwb.backends.base import Filler, Shortfall
@@ -154,8 +152,8 @@ def probe_videos(session: Session, options: ConversionOptions) -> dict[Path, Vid
 
 
 def _copy_fill(on_frames: Progress | None, quality: FrameQuality) -> Filler:
-    def fill(dataset: h5py.Dataset, part: Fill) -> int:
-        written = copy_fill(dataset, part)
+    def fill(store: ChunkWriter, part: Fill) -> int:
+        written = copy_fill(store, part)
         if isinstance(part.video, ChunkFile):
             quality.copied_from(part, part.video.path)
         if on_frames:
@@ -276,6 +274,7 @@ def layout_options(
         embed_cameras=options.embed_cameras,
         neuroconv_names=options.neuroconv_names,
         compression_level=options.compression_level,
+        frames_per_chunk=options.frames_per_chunk,
         series_names=options.series_names,
         stub_frames=STUB_FRAMES if options.stub else None,
         source_script=script,

@@ -2,8 +2,8 @@
 
 pynwb's schema validation passes files whose pixel datasets are unreadable (a chunk of the wrong
 size crashed h5py's reader with a segmentation fault), so the check looks at the bytes itself:
-every frame has a chunk, the first and last chunks inflate to exactly one frame of the dataset's
-shape and equal what the writer stored, and frames and timestamps agree in number. Raw chunks
+every chunk is stored, the first and last chunks inflate to whole frames of the dataset's shape
+and equal what the writer stored, and frames and timestamps agree in number. Raw chunks
 are inflated here before HDF5 ever decodes them, so a corrupt file fails the check instead of
 crashing the process that checks it. NWB Zarr stores (directories, `zarr_output`) get the same
 checks through their chunk keys.
@@ -12,6 +12,7 @@ checks through their chunk keys.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -153,15 +154,17 @@ def _link_problems(group: h5py.Group) -> list[str]:
 
 
 def _chunk_problems(data: h5py.Dataset, written: WrittenSeries | None) -> list[str]:
-    """One chunk per frame; boundary chunks inflate to one frame and equal what was written."""
+    """Whole frames per chunk, every chunk stored; the first and last chunks inflate to whole
+    frames and equal what was written."""
     n_frames = data.shape[0]
-    if data.chunks is None or data.chunks[0] != 1:
-        return [f"chunks {data.chunks}, one frame per chunk expected"]
-    stored = data.id.get_num_chunks()
-    if stored != n_frames:
-        return [f"{stored} of {n_frames} frames have data (the others would read as zeros)"]
+    if data.chunks is None or tuple(data.chunks[1:]) != tuple(data.shape[1:]):
+        return [f"chunks {data.chunks}, whole frames per chunk expected"]
+    per_chunk = data.chunks[0]
+    stored, expected = data.id.get_num_chunks(), math.ceil(n_frames / per_chunk)
+    if stored != expected:
+        return [f"{stored} of {expected} chunks have data (the others would read as zeros)"]
     problems = []
-    for row in sorted({0, n_frames - 1} if n_frames else set()):
+    for row in sorted({0, (n_frames - 1) // per_chunk * per_chunk} if n_frames else set()):
         problems += _frame_problems(data, row, written.chunks.get(row) if written else None)
     return problems
 

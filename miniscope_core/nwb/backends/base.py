@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
+from ...encode.chunks import ChunkWriter
 from ..base import Fill
 
-Filler = Callable[[h5py.Dataset, Fill], int]  # frames it wrote into the part
+Filler = Callable[[ChunkWriter, Fill], int]  # frames it wrote into the part
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class WrittenSeries:
     path: str  # e.g. "acquisition/OnePhotonSeriesMiniscope"
     n_frames: int
     frame_shapes: tuple[tuple[int, ...], ...]  # of the sources; one, unless something is wrong
-    chunks: dict[int, bytes] = field(default_factory=dict)  # row -> deflated bytes written
+    chunks: dict[int, bytes] = field(default_factory=dict)  # first row -> chunk written
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,18 @@ def written_series(fills: list[Fill], boundary: dict[str, dict[int, bytes]]) -> 
 
 
 def inflate_problems(chunk: bytes, deflated: bool, data: Any, row: int, reader: str) -> list[str]:
-    """Frame `row`'s stored chunk inflates (if `deflated`) to exactly one frame of `data`, and
-    equals what `reader` (the library behind `data`) decodes for that row."""
+    """The stored chunk starting at `row` inflates (if `deflated`) to exactly one chunk of
+    `data`'s whole frames, and equals what `reader` (the library behind `data`) decodes."""
     try:
         raw = zlib.decompress(chunk) if deflated else chunk
     except zlib.error as error:
         return [f"frame {row} does not inflate ({error})"]
-    frame_bytes = math.prod(data.shape[1:]) * data.dtype.itemsize
-    if len(raw) != frame_bytes:
-        return [f"frame {row} holds {len(raw)} bytes, a {data.shape[1:]} frame is {frame_bytes}"]
-    frame = np.frombuffer(raw, dtype=data.dtype).reshape(data.shape[1:])
-    if not np.array_equal(data[row], frame):
+    chunk_shape = tuple(data.chunks)
+    chunk_bytes = math.prod(chunk_shape) * data.dtype.itemsize
+    if len(raw) != chunk_bytes:
+        return [f"frame {row} holds {len(raw)} bytes, a {chunk_shape} chunk is {chunk_bytes}"]
+    frames = np.frombuffer(raw, dtype=data.dtype).reshape(chunk_shape)
+    rows = min(chunk_shape[0], data.shape[0] - row)
+    if not np.array_equal(data[row : row + rows], frames[:rows]):
         return [f"frame {row} reads back differently through {reader}"]
     return []

@@ -13,14 +13,14 @@ from pathlib import Path
 import h5py
 from pynwb import NWBHDF5IO
 
-from ...encode.chunks import copy_chunks
+from ...encode.chunks import ChunkWriter, copy_chunks
 from ..base import Fill, Layout
 from .base import Filler, Shortfall, WrittenSeries, written_series
 
 
-def copy_fill(dataset: h5py.Dataset, fill: Fill) -> int:
+def copy_fill(store: ChunkWriter, fill: Fill) -> int:
     """Fill from the fill's chunk file, byte for byte (the staged path)."""
-    copy_chunks(fill.video, dataset, fill.offset, fill.n_frames)
+    copy_chunks(fill.video, store, fill.offset, fill.n_frames)
     return fill.n_frames
 
 
@@ -41,22 +41,22 @@ def write_nwb(
         warnings.filterwarnings("ignore", message="The file path provided", module="pynwb")
         with NWBHDF5IO(path, mode="w") as io:
             io.write(layout.nwbfile)
-    boundary: dict[str, dict[int, bytes]] = {}
     with h5py.File(path, "r+") as h5:
+        stores: dict[str, ChunkWriter] = {}
         for part in layout.fills:
-            dataset = h5[part.dataset_path]
-            written = fill(dataset, part)
+            store = stores.setdefault(part.dataset_path, ChunkWriter(h5[part.dataset_path]))
+            written = fill(store, part)
             if written < part.n_frames:
                 return Shortfall(part.video.source, part.n_frames, written)
-            boundary.setdefault(part.dataset_path, {}).update(_boundary_chunks(dataset, part))
+        boundary = {name: _boundary_chunks(store.dataset) for name, store in stores.items()}
     return written_series(layout.fills, boundary)
 
 
-def _boundary_chunks(dataset: h5py.Dataset, part: Fill) -> dict[int, bytes]:
-    """The stored bytes of the series' first and last frames, if this part wrote them."""
-    rows = {0, dataset.shape[0] - 1} & {part.offset, part.offset + part.n_frames - 1}
-    zeros = (0,) * (dataset.ndim - 1)
-    stored = {row for row in rows if _has_chunk(dataset, (row, *zeros))}
+def _boundary_chunks(dataset: h5py.Dataset) -> dict[int, bytes]:
+    """The stored bytes of the series' first and last chunks (by their first rows)."""
+    per_chunk, zeros = dataset.chunks[0], (0,) * (dataset.ndim - 1)
+    firsts = {0, (dataset.shape[0] - 1) // per_chunk * per_chunk} if dataset.shape[0] else set()
+    stored = {row for row in firsts if _has_chunk(dataset, (row, *zeros))}
     return {row: dataset.id.read_direct_chunk((row, *zeros))[1] for row in stored}
 
 

@@ -10,13 +10,17 @@ needs no plugin in Python, but elsewhere a native or WebAssembly build of c-blos
 adds a header that HDF5 does not write.
 
 pynwb (`NWBZarrIO`) writes the structure, with each image series' pixel array created at its
-full shape, one frame per chunk and no chunk stored; then every frame's chunk is written to the
-store under its key, streamed in bounded memory by the same fillers that write the HDF5 file.
+full shape, the HDF5 file's chunks (whole frames) and no chunk stored; then every chunk is
+written to the store under its key, streamed in bounded memory by the same fillers that write
+the HDF5 file. The chunk keys use "." between indices, so a store is 4 levels deep
+(`acquisition/<series>/data/<k>.0.0`), far within DANDI's limit of 7; hdmf-zarr 0.13 writes
+Zarr v2 (zarr-python 2), which has no sharding, so the file count is one per chunk.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +37,9 @@ from hdmf_zarr import ZarrDataIO
 from hdmf_zarr.nwb import NWBZarrIO
 from pynwb.validation import get_cached_namespaces_to_validate
 
+from ...encode.chunks import ChunkWriter
 from ...errors import MiniscopeFormatError
-from ..base import Fill, Layout
+from ..base import Layout
 from .base import Filler, Shortfall, WrittenSeries, inflate_problems, written_series
 
 CODEC_ID = "zlib"
@@ -55,21 +60,25 @@ def write_nwb_zarr(layout: Layout, path: Path, fill: Filler) -> list[WrittenSeri
         with NWBZarrIO(str(path), mode="w") as io:
             io.write(layout.nwbfile)
     root = zarr.open_group(str(path), mode="r+")
-    boundary: dict[str, dict[int, bytes]] = {}
+    stores: dict[str, ChunkWriter] = {}
     for part in layout.fills:
-        frames = ZarrFrames(root[part.dataset_path])
-        written = fill(frames, part)
+        store = stores.get(part.dataset_path)
+        if store is None:
+            store = stores[part.dataset_path] = ChunkWriter(ZarrFrames(root[part.dataset_path]))
+        written = fill(store, part)
         if written < part.n_frames:
             return Shortfall(part.video.source, part.n_frames, written)
-        boundary.setdefault(part.dataset_path, {}).update(_boundary_chunks(frames, part))
+    boundary = {name: _boundary_chunks(store.dataset) for name, store in stores.items()}
     return written_series(layout.fills, boundary)
 
 
 class _NoFrames(AbstractDataChunkIterator):
     """The pixel array's shape, type and chunking for pynwb, and no data: the fill writes it."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-        self._shape, self._dtype = shape, np.dtype(dtype)
+    def __init__(
+        self, shape: tuple[int, ...], dtype: np.dtype[Any], chunks: tuple[int, ...]
+    ) -> None:
+        self._shape, self._dtype, self._chunks = shape, np.dtype(dtype), chunks
 
     def __iter__(self) -> Iterator[DataChunk]:
         return self
@@ -78,7 +87,7 @@ class _NoFrames(AbstractDataChunkIterator):
         raise StopIteration
 
     def recommended_chunk_shape(self) -> tuple[int, ...]:
-        return (1, *self._shape[1:])
+        return self._chunks
 
     def recommended_data_shape(self) -> tuple[int, ...]:
         return self._shape
@@ -110,8 +119,8 @@ def _zarr_data(h5: H5DataIO) -> ZarrDataIO:
     settings = h5.io_settings
     level = settings.get("compression_opts")
     compressor = codec(level if isinstance(level, int) else _H5_GZIP_LEVEL)
-    if h5.data is None:  # an empty pixel array, one frame per chunk
-        empty = _NoFrames(tuple(h5.shape), h5.dtype)
+    if h5.data is None:  # an empty pixel array, chunked as for HDF5
+        empty = _NoFrames(tuple(h5.shape), h5.dtype, tuple(settings["chunks"]))
         return ZarrDataIO(data=empty, chunks=empty.recommended_chunk_shape(),
                           compressor=compressor, fillvalue=0)  # fmt: skip
     return ZarrDataIO(data=h5.data, compressor=compressor)
@@ -119,11 +128,13 @@ def _zarr_data(h5: H5DataIO) -> ZarrDataIO:
 
 class ZarrFrames:
     """A Zarr pixel array seen through the two h5py chunk calls the fillers make
-    (`id.write_direct_chunk`, `id.read_direct_chunk`), one frame per chunk."""
+    (`id.write_direct_chunk`, `id.read_direct_chunk`, at a chunk's first row)."""
 
     def __init__(self, array: zarr.Array) -> None:
         self.array = array
         self.shape: tuple[int, ...] = array.shape
+        self.chunks: tuple[int, ...] = array.chunks
+        self.dtype = array.dtype
         self.ndim: int = array.ndim
         self.id = self
         prefix = f"{array.path}/" if array.path else ""
@@ -132,7 +143,8 @@ class ZarrFrames:
 
     def key(self, row: int) -> str:
         """The store key of frame `row`'s chunk (`acquisition/X/data/7.0.0`)."""
-        return self._prefix + self._separator.join(map(str, (row,) + (0,) * (self.ndim - 1)))
+        index = (row // self.chunks[0],) + (0,) * (self.ndim - 1)
+        return self._prefix + self._separator.join(map(str, index))
 
     def write_direct_chunk(self, coord: tuple[int, ...], data: bytes, filter_mask: int = 0) -> None:
         if filter_mask:
@@ -147,10 +159,11 @@ class ZarrFrames:
         return self.key(row) in self.array.store
 
 
-def _boundary_chunks(frames: ZarrFrames, part: Fill) -> dict[int, bytes]:
-    """The stored bytes of the series' first and last frames, if this part wrote them."""
-    rows = {0, frames.shape[0] - 1} & {part.offset, part.offset + part.n_frames - 1}
-    return {row: frames.read_direct_chunk((row,))[1] for row in rows if frames.has_chunk(row)}
+def _boundary_chunks(frames: ZarrFrames) -> dict[int, bytes]:
+    """The stored bytes of the series' first and last chunks (by their first rows)."""
+    per_chunk = frames.chunks[0]
+    firsts = {0, (frames.shape[0] - 1) // per_chunk * per_chunk} if frames.shape[0] else set()
+    return {row: frames.read_direct_chunk((row,))[1] for row in firsts if frames.has_chunk(row)}
 
 
 def schema_errors(path: Path) -> list[Any]:
@@ -173,15 +186,16 @@ def open_root(path: Path) -> zarr.Group:
 
 
 def chunk_problems(array: zarr.Array, written: WrittenSeries | None) -> list[str]:
-    """One chunk per frame, the Zlib codec; boundary chunks inflate to one frame and equal what
-    was written and what zarr decodes."""
-    n_frames = array.shape[0]
-    if array.chunks != (1, *array.shape[1:]):
-        return [f"chunks {array.chunks}, one frame per chunk expected"]
-    if (stored := int(array.nchunks_initialized)) != n_frames:  # the others read as 0
-        return [f"{stored} of {n_frames} frames have data (the others would read as zeros)"]
+    """Whole frames per chunk, every chunk stored, the Zlib codec; the first and last chunks
+    inflate to whole frames and equal what was written and what zarr decodes."""
+    n_frames, per_chunk = array.shape[0], array.chunks[0]
+    if tuple(array.chunks[1:]) != tuple(array.shape[1:]):
+        return [f"chunks {array.chunks}, whole frames per chunk expected"]
+    expected = math.ceil(n_frames / per_chunk)
+    if (stored := int(array.nchunks_initialized)) != expected:  # the others read as 0
+        return [f"{stored} of {expected} chunks have data (the others would read as zeros)"]
     problems = []
-    for row in sorted({0, n_frames - 1} if n_frames else set()):
+    for row in sorted({0, (n_frames - 1) // per_chunk * per_chunk} if n_frames else set()):
         problems += _frame_problems(array, row, written.chunks.get(row) if written else None)
     return problems
 

@@ -18,6 +18,7 @@ from miniscope_core.daq.video import VideoInfo, count_frames, open_video
 from miniscope_core.encode import chunks
 from miniscope_core.encode.chunks import (
     ChunkFile,
+    ChunkWriter,
     Share,
     copy_chunks,
     encode_into,
@@ -94,7 +95,7 @@ def test_write_chunks_stops_at_its_limit_and_inflates_to_the_frames(tmp_path):
     with h5py.File(tmp_path / "o.h5", "w") as h5:
         data = h5.create_dataset("d", (12, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
         with open_video(video, nwb_order=True) as stream:
-            written, error = write_chunks([Share(stream, 2, 10)], data, Deflater(), 2, None)
+            written, error = write_chunks([Share(stream, 2, 10)], ChunkWriter(data), Deflater(), 2)
         assert (written, error) == (10, "")
         stored = [data.id.read_direct_chunk((row, 0, 0))[1] for row in range(2, 12)]
     for chunk, expected in zip(stored, truth, strict=False):
@@ -107,20 +108,20 @@ def test_a_write_that_fails_stops_every_thread_at_once_and_is_raised(tmp_path, m
     share's thread stops within a few frames instead of decoding the rest of its video."""
     video = tmp_path / "v.avi"
     write_video(video, _frames(400), "GREY", SIZE)
-    put = chunks._Store.put
+    put = chunks.ChunkWriter.put
 
     def full_from_row_200(store, row, chunk):
         if row >= 200:
             raise OSError("No space left on device")
         put(store, row, chunk)
 
-    monkeypatch.setattr(chunks._Store, "put", full_from_row_200)
+    monkeypatch.setattr(chunks.ChunkWriter, "put", full_from_row_200)
     with h5py.File(tmp_path / "o.h5", "w") as h5:
         data = h5.create_dataset("d", (400, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
         with open_video(video, nwb_order=True) as head, open_video(video, nwb_order=True) as tail:
             shares = [Share(head, 0, 200), Share(tail, 200, 200)]
             with pytest.raises(OSError, match="No space left"):
-                write_chunks(shares, data, Deflater(), 2, None)
+                write_chunks(shares, ChunkWriter(data), Deflater(), 2)
             frame = np.empty(head.frame_shape, np.uint8)
             left = sum(1 for _ in iter(lambda: head.read_into(frame), False))
     # Of the 400 frames the first decoder would give, its share is the first 200: a thread that
@@ -138,7 +139,8 @@ def test_two_threads_on_one_share_store_every_frame_at_its_row(tmp_path):
     with h5py.File(tmp_path / "o.h5", "w") as h5:
         data = h5.create_dataset("d", (60, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
         with open_video(video, nwb_order=True) as stream:
-            result = write_chunks([Share(stream, 0, None)], data, Deflater(), 2, seen.append)
+            store = ChunkWriter(data, seen.append)
+            result = write_chunks([Share(stream, 0, None)], store, Deflater(), 2)
         assert result == (60, "") and sum(seen) == 60
         np.testing.assert_array_equal(data[:], np.stack([frame.T for frame in truth]))
 
@@ -156,8 +158,8 @@ def test_a_probe_knows_the_video_and_a_chunk_file_adds_where_its_frames_are(tmp_
     with h5py.File(tmp_path / "o.h5", "w") as h5:
         data = h5.create_dataset("d", (9, *SIZE), np.uint8, chunks=(1, *SIZE), compression="gzip")
         with pytest.raises(TypeError, match="no chunk file"):
-            copy_chunks(probed, data, 0, 9)
-        copy_chunks(chunks, data, 0, 9)
+            copy_chunks(probed, ChunkWriter(data), 0, 9)
+        copy_chunks(chunks, ChunkWriter(data), 0, 9)
         assert data.id.get_num_chunks() == 9
 
 
@@ -173,7 +175,7 @@ def _encoded_into(path: Path, out: Path, n: int) -> tuple[int, np.ndarray]:
     with h5py.File(out, "w") as h5:
         shape = (n + 3, *SIZE)
         data = h5.create_dataset("d", shape, np.uint8, chunks=(1, *SIZE), compression="gzip")
-        written = encode_into(probed, data, 3, n, Deflater(), 2)
+        written = encode_into(probed, ChunkWriter(data), 3, n, Deflater(), 2)
         return written, _stored_frames(data, range(3, 3 + written))
 
 
@@ -204,3 +206,23 @@ def test_halves_that_do_not_meet_are_reported_as_frames_missing(tmp_path, monkey
     monkeypatch.setattr(video, "_seek", lambda p, first: seek(p, first + 12))
     written, _ = _encoded_into(path, tmp_path / "o.h5", 300)
     assert written < 300
+
+
+def test_frames_from_two_decoders_and_a_chunk_file_join_into_chunks_of_eight(tmp_path):
+    """Rows 0-2 copied from a chunk file after rows 3-292 were decoded in two halves: every
+    chunk of 8 frames is written once whole, wherever its frames came from, the last padded."""
+    path, head = tmp_path / "v.avi", tmp_path / "head.avi"
+    truth, first = _frames(300), _frames(3)[::-1]
+    write_video(path, truth, "FFV1", SIZE)
+    write_video(head, first, "GREY", SIZE)
+    chunk_file = encode_video(head, tmp_path / "head.h5")
+    with h5py.File(tmp_path / "o.h5", "w") as h5:
+        data = h5.create_dataset("d", (293, *SIZE), np.uint8, chunks=(8, *SIZE), compression="gzip")
+        store = ChunkWriter(data)
+        written = encode_into(probe_video(path, False, True), store, 3, 290, Deflater(), 2)
+        copy_chunks(chunk_file, store, 0, 3)
+        assert (written, store.pending, data.id.get_num_chunks()) == (290, {}, 37)
+        expected = np.stack([f.T for f in [*first, *truth[:290]]])
+        np.testing.assert_array_equal(data[:], expected)
+        last = zlib.decompress(data.id.read_direct_chunk((288, 0, 0))[1])
+        assert last[5 * data[0].nbytes :] == bytes(3 * data[0].nbytes)  # 3 rows past the end

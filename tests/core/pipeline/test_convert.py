@@ -42,7 +42,7 @@ def test_pixels_round_trip_exactly(tmp_path: Path, codec: str) -> None:
         assert series.data.shape == (240, 64, 48)  # (frames, width, height)
         assert list(series.dimension[:]) == [64, 48]
         np.testing.assert_array_equal(series.data[:], _expected_frames(truths))
-        assert series.data.chunks == (1, 64, 48)
+        assert series.data.chunks == (8, 64, 48)
 
 
 def test_timestamps_keep_real_gaps_and_start_at_earliest_sample(two_acquisitions, tmp_path):
