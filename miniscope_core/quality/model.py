@@ -97,7 +97,8 @@ class ImagingSeries:
             if kept.any():  # a dark frame (LED off) has no picture to register: left out
                 light = summary.brightness[indices[kept]]
                 kept[kept] = ~(light < DARK_FRACTION * np.nanmedian(summary.brightness[:n]))
-            samples, block = summary.samples[kept], summary.sample_block
+            samples = summary.samples if kept.all() else summary.samples[kept]
+            block = summary.sample_block
             estimate = _motion_by_part(indices[kept], samples, starts, block)
         return cls(
             name=name,
@@ -349,12 +350,13 @@ class SessionQC:
 def _motion_by_part(
     indices: np.ndarray, samples: np.ndarray, starts: Sequence[int], binned: int
 ) -> MotionEstimate:
-    """`estimate_motion` of each run of rows from one start to the next, put back together."""
-    edges = sorted({0, *starts})
+    """`estimate_motion` of each run of rows from one start to the next, put back together
+    (`indices` ascending: each run is a slice of `samples`, not a copy)."""
+    edges = np.searchsorted(indices, sorted({0, *starts}))
     parts = [
-        estimate_motion(indices[mask], samples[mask], binned=binned)
-        for low, high in zip(edges, [*edges[1:], np.iinfo(np.int64).max], strict=True)
-        if (mask := (indices >= low) & (indices < high)).any()
+        estimate_motion(indices[low:high], samples[low:high], binned=binned)
+        for low, high in zip(edges, [*edges[1:], len(indices)], strict=True)
+        if high > low
     ]
     if not parts:
         return estimate_motion(indices, samples, binned=binned)

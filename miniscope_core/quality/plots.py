@@ -182,8 +182,10 @@ def image_png(image: np.ndarray, stretch: bool = True) -> bytes:
         low, high = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
     else:
         low, high = 0.0, float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else 1.0
-    scaled = (values - low) * (255 / max(high - low, 1e-9))
-    return _png(np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8))
+    scaled = values - low  # a new array: `values` may be the image itself
+    scaled *= 255 / max(high - low, 1e-9)
+    np.nan_to_num(scaled, copy=False)
+    return _png(np.rint(np.clip(scaled, 0, 255, out=scaled), out=scaled).astype(np.uint8))
 
 
 def _png(pixels: np.ndarray) -> bytes:

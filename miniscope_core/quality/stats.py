@@ -10,8 +10,10 @@ about 0.05 ms per 600x600 uint8 frame on one core:
 
 - the max projection (`np.maximum` in place) and the sum for the mean projection are kept at
   full resolution; the sum goes into a uint16 (uint32 for uint16 frames) partial sum, which
-  cannot overflow before `_FOLD` frames and is then folded into a uint64 total: adding a
-  uint8 frame to a uint64 array directly costs ~5x more;
+  cannot overflow before `_FOLD` frames and is then folded into the total: adding a uint8
+  frame to a wider array directly costs ~4x more. The total is uint32 (half a uint64's memory,
+  in each thread's accumulator) until the frames it sums could overflow it (16 million uint8
+  frames), then uint64;
 - the brightness of a frame is the mean of every `BRIGHTNESS_ROW_STRIDE`-th row (all of its
   columns): contiguous memory, a quarter of the pixels, and a mean that follows an LED, focus or
   bleaching as well as the full frame's does;
@@ -52,7 +54,8 @@ def block_mean(frame: np.ndarray, block: int) -> np.ndarray:
         return frame.copy()
     height, width = (side // block * block for side in frame.shape)
     blocks = frame[:height, :width].reshape(height // block, block, width // block, block)
-    return blocks.mean(axis=(1, 3)).round().astype(frame.dtype)
+    means = blocks.mean(axis=(1, 3), dtype=np.float32)  # exact for 9 uint16 pixels
+    return np.rint(means, out=means).astype(frame.dtype)
 
 
 def sample_indices(
@@ -113,7 +116,8 @@ class FrameStats:
         self.frames_seen = 0
         self._brightness = np.full(self.n_frames, np.nan)
         self.maximum = np.zeros(self.frame_shape, self.dtype)
-        self.total = np.zeros(self.frame_shape, np.uint64)
+        self.total = np.zeros(self.frame_shape, np.uint32)
+        self._in_total = 0  # frames summed in `total`
         self._partial = np.zeros(self.frame_shape, _PARTIAL[self.dtype])
         self._in_partial = 0
         self._fold = np.iinfo(self._partial.dtype).max // np.iinfo(self.dtype).max
@@ -164,30 +168,36 @@ class FrameStats:
         np.maximum(self.maximum, other.maximum, out=self.maximum)
         self._fold_partial()
         other._fold_partial()
+        self._widen(self._in_total + other._in_total)
         self.total += other.total
+        self._in_total += other._in_total
         self.frames_seen += other.frames_seen
         self.samples.update(other.samples)
         return self
 
     def summary(self) -> FrameSummary:
-        """The series' projections, brightness and sampled frames, in display order."""
+        """The series' projections, brightness and sampled frames, in display order. The
+        samples are handed over (taken out of these accumulators, so they are held once)."""
         self._fold_partial()
-        mean = (self.total / max(self.frames_seen, 1)).astype(np.float32)
+
+        def shown(image: np.ndarray) -> np.ndarray:
+            return image.T if self.nwb_order else image
+
+        mean = np.empty(shown(self.total).shape, np.float32)
+        np.divide(shown(self.total), max(self.frames_seen, 1), out=mean)
         indices = np.array(sorted(self.samples), dtype=np.int64)
-        shape = (0, *(side // self.sample_block for side in self.frame_shape))
-        stack = np.stack([self.samples[i] for i in indices.tolist()]) if len(indices) else None
-        samples = stack if stack is not None else np.zeros(shape, self.dtype)
-        maximum = self.maximum.copy()
-        if self.nwb_order:
-            mean, maximum, samples = mean.T, maximum.T, samples.transpose(0, 2, 1)
+        sides = [side // self.sample_block for side in self.frame_shape]
+        samples = np.empty((len(indices), *(sides[::-1] if self.nwb_order else sides)), self.dtype)
+        for row, index in enumerate(indices.tolist()):
+            samples[row] = shown(self.samples.pop(index))
         return FrameSummary(
             n_frames=self.n_frames,
             frames_seen=self.frames_seen,
             brightness=self.brightness.copy(),
-            mean_projection=np.ascontiguousarray(mean),
-            max_projection=np.ascontiguousarray(maximum),
+            mean_projection=mean,
+            max_projection=np.ascontiguousarray(shown(self.maximum)),
             sample_indices=indices,
-            samples=np.ascontiguousarray(samples),
+            samples=samples,
             sample_block=self.sample_block,
         )
 
@@ -198,9 +208,16 @@ class FrameStats:
 
     def _fold_partial(self) -> None:
         if self._in_partial:
+            self._widen(self._in_total + self._in_partial)
             self.total += self._partial
+            self._in_total += self._in_partial
             self._partial[...] = 0
             self._in_partial = 0
+
+    def _widen(self, frames: int) -> None:
+        """`total` as uint64 once a sum of `frames` frames could overflow its uint32."""
+        if self.total.dtype != np.uint64 and frames * int(np.iinfo(self.dtype).max) >= 2**32:
+            self.total = self.total.astype(np.uint64)
 
     def _grow(self, n_frames: int) -> None:
         """Room for `n_frames`; the buffer at least doubles, so late frames cost O(1) each."""

@@ -38,6 +38,16 @@ def test_saturated_frames_do_not_overflow_the_sum() -> None:
     assert (stats.summary().mean_projection == 255).all()
 
 
+def test_the_total_widens_before_its_uint32_could_overflow() -> None:
+    """uint16 frames: 65,537 saturated ones would overflow a uint32 sum."""
+    frame = np.full((2, 2), 65535, np.uint16)
+    head, tail = (FrameStats(70_000, (2, 2), np.uint16) for _ in range(2))
+    for index in range(70_000):
+        (head if index % 2 else tail).add(index, frame)
+    summary = merged([head, tail]).summary()
+    assert head.total.dtype == np.uint64 and (summary.mean_projection == 65535).all()
+
+
 def test_two_threads_out_of_order_merge_to_one_pass() -> None:
     frames = _frames(500, (16, 24), np.uint8, seed=1)
     one = FrameStats(len(frames), (16, 24))
