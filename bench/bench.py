@@ -44,6 +44,7 @@ TARGET_PYTHON_RSS_MB = 150.0  # issue 8: the converter's own process, at every s
 TARGET_VERIFY_SHARE = 0.03  # read-back verification, share of the conversion time
 SAME_RSS_TOLERANCE = 0.10  # "the same" peak RSS for 1 and N acquisitions: within 10 %
 TARGET_QC_SHARE = 0.05  # issue 18: the QC statistics slow the conversion by at most 5 %
+TARGET_LAYOUT_SHARE = 0.05  # issue 21: the default layout at most 5 % slower than 1 frame a chunk
 MB = 1024 * 1024
 
 
@@ -133,9 +134,10 @@ def _ours_worker(spec: Record) -> Record:
     from miniscope_core.pipeline import convert as pipeline
     from miniscope_core.verify.validate import verify_nwb
 
+    layout = {"frames_per_chunk": spec["frames_per_chunk"]} if spec["frames_per_chunk"] else {}
     options = ConversionOptions(
         deflate_engine=spec["engine"], compression_level=spec["level"], stub=spec["stub"],
-        report=spec["report"],
+        report=spec["report"], **layout,
     )  # fmt: skip
     output = Path(spec["output"])
     qc, page = _timed(pipeline, "session_qc"), _timed(pipeline, "_written_report")
@@ -196,12 +198,15 @@ def worker(spec: Record) -> None:
 # ---------------------------------------------------------------- session and conversions
 
 
-def make_session(root: Path, acquisitions: int, frames: int, size: int, camera: bool) -> None:
-    """A DAQ-QT session in NeuroConv's legacy layout: FFV1 imaging, optional MJPG webcam."""
+def make_session(
+    root: Path, acquisitions: int, frames: int, size: int, camera: bool, codec: str = "FFV1"
+) -> None:
+    """A DAQ-QT session in NeuroConv's legacy layout: FFV1 (or GREY, uncompressed, as most real
+    scopes record) imaging, optional MJPG webcam."""
     from miniscope_core.testing.synthetic import CameraSpec, ScopeSpec, write_session
 
     scope = ScopeSpec(
-        n_frames=frames, height=size, width=size, codec="FFV1", frames_per_file=FRAMES_PER_FILE
+        n_frames=frames, height=size, width=size, codec=codec, frames_per_file=FRAMES_PER_FILE
     )
     width, height = CAMERA_SIZE
     roi = {"height": height, "leftEdge": 0, "topEdge": 0, "width": width}
@@ -505,11 +510,18 @@ def step(label: str) -> Iterator[None]:
 
 
 def run_ours(
-    session: Path, out: Path, config: str, repeat: int, stub: bool = False, report: bool = True
+    session: Path,
+    out: Path,
+    config: str,
+    repeat: int,
+    stub: bool = False,
+    report: bool = True,
+    frames_per_chunk: int | None = None,
 ) -> Record:
+    """Our conversion; `frames_per_chunk` None: the converter's default layout."""
     engine, level = OURS_CONFIGS[config]
     spec = {"kind": "ours", "session": str(session), "output": str(out), "stub": stub}
-    spec |= {"report": report}
+    spec |= {"report": report, "frames_per_chunk": frames_per_chunk}
     return convert(sys.executable, {**spec, "engine": engine, "level": level}, repeat)
 
 
@@ -549,6 +561,37 @@ def _neuroconv_part(nc_python: str, session: Path, work: Path, repeat: int) -> R
     return result
 
 
+def layouts(session: Path, work: Path, repeat: int) -> Record:
+    """The default layout beside one frame per chunk (the layout before issue 21), each run
+    `repeat` times in turn so that the machine's drift hits both alike."""
+    runs: dict[str, list[Record]] = {"default": [], "1": []}
+    with step(f"ours {DEFAULT_CONFIG}: default layout and 1 frame per chunk, in turn"):
+        for _ in range(repeat):
+            for name, per_chunk in (("default", None), ("1", 1)):
+                out = work / f"ours-layout-{name}.nwb"
+                runs[name].append(run_ours(session, out, DEFAULT_CONFIG, 1, report=False,
+                                           frames_per_chunk=per_chunk))  # fmt: skip
+    return {name: min(done, key=lambda run: run["seconds"]) for name, done in runs.items()}
+
+
+def grey(args: argparse.Namespace, work: Path, cores: int) -> Record:
+    """The default conversion of the same session recorded as GREY (uncompressed AVI), between
+    its roofline (reading the AVI through ffmpeg, reordering, deflating) before and after."""
+    session = work / "grey"
+    with step(f"generate {args.acquisitions} x {args.frames} GREY frames"):
+        make_session(session, args.acquisitions, args.frames, args.size, False, codec="GREY")
+    sample = session_videos(session, "Miniscope")[0]
+    held = decoded(sample)
+    with step(f"ours {DEFAULT_CONFIG} on GREY, between its roofline before and after"):
+        before = loaded_cpu(sample, held, DEFAULT_CONFIG, cores)
+        run = run_ours(session, work / "ours-grey.nwb", DEFAULT_CONFIG, args.repeat)
+        after = loaded_cpu(sample, held, DEFAULT_CONFIG, cores)
+    shutil.rmtree(session)
+    roof = {"cores": cores, "loaded": {DEFAULT_CONFIG: [before, after]}}
+    finish_roofline(roof)
+    return {"ours": run, "roofline": roof}
+
+
 def benchmark(args: argparse.Namespace, work: Path, nc_python: str | None) -> Record:
     session = work / "session"
     results: Record = {"args": vars(args), "environment": environment(nc_python)}
@@ -575,9 +618,11 @@ def benchmark(args: argparse.Namespace, work: Path, nc_python: str | None) -> Re
     with step(f"ours {DEFAULT_CONFIG}, stub run"):
         stub = work / "ours-stub.nwb"
         results["stub"] = run_ours(session, stub, DEFAULT_CONFIG, args.repeat, stub=True)
+    results["layouts"] = layouts(session, work, args.repeat)
     if nc_python:
         results["neuroconv"] = _neuroconv_part(nc_python, session, work, args.repeat)
     shutil.rmtree(session)
+    results["grey"] = grey(args, work, cores)
     results["scaling"] = scaling(args, work)
     results["load_after"] = os.getloadavg()
     return results
@@ -626,23 +671,38 @@ def conversions_table(results: Record) -> str:
         rows.append(_conversion_row(name, results["no_report"], roof[DEFAULT_CONFIG]))
     if "stub" in results:
         rows.append(_conversion_row(f"ours {DEFAULT_CONFIG} --stub", results["stub"], None))
+    for name, run in results.get("layouts", {}).items():
+        label = "default layout" if name == "default" else f"{name} frame per chunk"
+        rows.append(_conversion_row(f"ours {DEFAULT_CONFIG} --no-report, {label}", run, None))
+    if "grey" in results:
+        grey_roof = results["grey"]["roofline"]["fps"][DEFAULT_CONFIG]
+        rows.append(_conversion_row(f"ours {DEFAULT_CONFIG}, GREY", results["grey"]["ours"],
+                                    grey_roof))  # fmt: skip
     if "neuroconv" in results:
         rows.append(_conversion_row("NeuroConv gzip 4", results["neuroconv"], None))
     return _table(headers, rows)
 
 
-def roofline_text(roof: Record) -> str:
-    cores, alone = roof["cores"], roof["alone"]
-    lines = ["every core at once, measured right before and right after each configuration's runs:"]
+def loaded_text(roof: Record, codec: str) -> list[str]:
+    """Each configuration's roofline, every core at once, before and after its runs."""
+    lines = []
+    cores = roof["cores"]
     for config, (before, after) in roof["loaded"].items():
         decode, compress = roof["decode_ms"][config], roof["compress_ms"][config]
         lines.append(
-            f"  {config}: FFV1 decode -threads 1 {decode:.2f} ms CPU/frame (before "
+            f"  {config}: {codec} decode -threads 1 {decode:.2f} ms CPU/frame (before "
             f"{before['decode_ms']:.2f}, after {after['decode_ms']:.2f}) + reorder and deflate "
             f"{compress:.2f} (before {before['compress_ms']:.2f}, after "
             f"{after['compress_ms']:.2f}) -> roofline {cores} / ({decode:.2f} + {compress:.2f}"
             f" ms) = {roof['fps'][config]:.0f} frames/s"
         )
+    return lines
+
+
+def roofline_text(roof: Record) -> str:
+    alone = roof["alone"]
+    lines = ["every core at once, measured right before and right after each configuration's runs:"]
+    lines += loaded_text(roof, "FFV1")
     lines.append(
         f"one core at a time (the roofline of earlier runs): decode {alone['decode_ms']:.2f} ms"
         f" CPU/frame ({roof['decode_wall_ms']:.2f} ms wall); -threads 2: "
@@ -729,6 +789,17 @@ def targets(results: Record) -> list[Check]:
         target = TARGET_DEFAULT_ROOFLINE if config == DEFAULT_CONFIG else TARGET_ROOFLINE
         text = f">= {target:.0%} of roofline, ours {config}: {share:.0%} ({alone:.0%} alone)"
         checks.append((text, share >= target))
+    if "grey" in results:
+        run, roof = results["grey"]["ours"], results["grey"]["roofline"]["fps"][DEFAULT_CONFIG]
+        share = run["fps"] / roof
+        text = f">= {TARGET_DEFAULT_ROOFLINE:.0%} of roofline, ours {DEFAULT_CONFIG} on GREY"
+        checks.append((f"{text}: {share:.0%}", share >= TARGET_DEFAULT_ROOFLINE))
+    if "layouts" in results:
+        default, one = (results["layouts"][name]["seconds"] for name in ("default", "1"))
+        text = f"default layout <= {TARGET_LAYOUT_SHARE:.0%} slower than 1 frame per chunk"
+        checks.append(
+            (f"{text}: {default / one - 1:+.1%}", default / one - 1 <= TARGET_LAYOUT_SHARE)
+        )
     cost = qc_cost(results)
     if cost is not None:
         share, (with_report, without) = cost["statistics_share"], cost["peak_rss_mb"]
@@ -784,6 +855,14 @@ def report(results: Record) -> str:
         *qc_text(results),
         "\nRoofline (" + str(results["roofline"]["cores"]) + " cores)",
         roofline_text(results["roofline"]),
+        *(
+            [
+                "GREY, every core at once, before and after its runs:",
+                *loaded_text(results["grey"]["roofline"], "GREY"),
+            ]
+            if "grey" in results
+            else []
+        ),
         "\nMemory scaling, ours " + DEFAULT_CONFIG,
         scaling_table(results),
         "\nTargets",
