@@ -71,6 +71,12 @@ R = TypeVar("R")
 NO_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 
+class SessionRefused(dg.Failure):
+    """A step refused by the library. Dagster heads the error with the exception's module and
+    class: `miniscope_assets.assets.SessionRefused: <the library's line>` says who refused,
+    where a plain `dg.Failure` reads `dagster._core.definitions.events.Failure: ...`."""
+
+
 def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
     """A problem in the recording, its metadata or the run's choices fails the step with the
     library's one-line message as the headline, not a traceback from inside the library; and
@@ -84,7 +90,7 @@ def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
             context = args[0]
             if isinstance(context, dg.AssetExecutionContext):
                 context.instance.add_run_tags(context.run_id, NO_RETRY)
-            raise dg.Failure(description=str(error), allow_retries=False) from None
+            raise SessionRefused(description=str(error), allow_retries=False) from None
 
     return run
 
@@ -114,7 +120,7 @@ def acquisition_metadata(
         require_dandi_metadata(metadata, session.root)
     report = describe_session(session)
     if report.refusals:
-        raise dg.Failure(description=report.refusals[0])  # what converting would refuse
+        raise SessionRefused(description=report.refusals[0])  # what converting would refuse
     description = {"rel_path": rel_path.as_posix(), **report.as_dict(), "nwb_metadata": metadata}
     path = write_json(storage.session_dir(key) / "acquisitions.json", description)
     starts = [a.start for a in report.acquisitions if a.start]

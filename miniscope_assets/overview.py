@@ -36,6 +36,7 @@ from .sensors import (
     SENSOR_INTERVAL_SECONDS,
     WAITING,
     Cursor,
+    below,
     refused,
 )
 from .settings import SettingsError
@@ -81,7 +82,9 @@ def folder_states(
         folder = storage.rel_path(found.folder).as_posix()
         file = converted.get(key)
         if refused(found):
-            why = f"{found.refusal()}; never converted until it parses, {_NEXT_LOOK}"
+            why = (
+                f"{below(storage, found.refusal())}; never converted until it parses, {_NEXT_LOOK}"
+            )
             states.append(FolderState(key, folder, REFUSED, why))
         elif key in waiting:
             state, why = waiting[key].state, f"{waiting[key].why}; {_NEXT_LOOK}"
@@ -153,8 +156,10 @@ def _gone(
 
 # The overview: each session's numbers from its latest nwb_file materialization.
 
-COLUMNS = ("state", "session", "date", "animal", "frames", "duration_s", "dropped_percent",
-           "max_motion_px", "checks", "report", "file", "why")  # fmt: skip
+COLUMNS = ("state", "session", "why", "date", "animal", "frames", "duration_s",
+           "dropped_percent", "max_motion_px", "checks", "report", "file")  # fmt: skip
+_HEADINGS = {"duration_s": "duration (s)", "dropped_percent": "dropped %",
+             "max_motion_px": "motion (px)"}  # fmt: skip
 _FACTS = {  # column -> nwb_file metadata key
     "date": "session_start",
     "animal": "subject",
@@ -182,6 +187,7 @@ def overview_rows(storage: MiniscopeStorage, instance: dg.DagsterInstance) -> li
                 "session": state.key,
                 "folder": state.folder,
                 **{column: _plain(shown.get(name)) for column, name in _FACTS.items()},
+                "date": _minute(_plain(shown.get(_FACTS["date"]))),
                 "checks": checks.get(state.key, "") if state.file is not None else "",
                 "report": _file_path(str(report.value)) if report is not None else "",
                 "file": str(state.file) if state.file is not None else "",
@@ -193,6 +199,14 @@ def overview_rows(storage: MiniscopeStorage, instance: dg.DagsterInstance) -> li
 
 def _plain(value: dg.MetadataValue | None) -> Any:
     return "" if value is None else value.value
+
+
+def _minute(start: str) -> str:
+    """`2021-05-14 11:34` (the recording's own clock) from the file's ISO start time."""
+    try:
+        return datetime.fromisoformat(start).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return start
 
 
 def _file_path(url: str) -> str:
@@ -221,16 +235,21 @@ def _check_summaries(instance: dg.DagsterInstance, keys: Sequence[str]) -> dict[
 def render_page(rows: Sequence[Mapping[str, Any]], root: Path, made: datetime) -> str:
     """The overview as one HTML page with no script and nothing fetched; links are relative
     to `root` (where the page is), so the page and its files can move together."""
-    counts = Counter(row["state"] for row in rows)
-    summary = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
-    head = "".join(f"<th>{html.escape(column.replace('_', ' '))}</th>" for column in COLUMNS)
+    head = "".join(f"<th>{html.escape(_HEADINGS.get(c, c))}</th>" for c in COLUMNS)
     body = "\n".join(_row(row, root) for row in rows)
     return _PAGE.format(
-        summary=html.escape(f"{len(rows)} folders: {summary or 'none yet'}"),
+        summary=html.escape(_summary(rows)),
         made=html.escape(made.strftime("%Y-%m-%d %H:%M UTC")),
         head=head,
         body=body or f'<tr><td colspan="{len(COLUMNS)}">no session folder yet</td></tr>',
     )
+
+
+def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`7 folders: 1 failed, 2 held back, 4 converted`, the worst first."""
+    counts = Counter(row["state"] for row in rows)
+    states = ", ".join(f"{counts[state]} {state}" for state in STATES if counts[state])
+    return f"{len(rows)} folders: {states or 'none yet'}"
 
 
 def _row(row: Mapping[str, Any], root: Path) -> str:
@@ -252,7 +271,7 @@ def _row(row: Mapping[str, Any], root: Path) -> str:
         elif isinstance(value, int):
             cells.append(f'<td class="number">{value}</td>')
         else:
-            cells.append(f"<td>{html.escape(str(value))}</td>")
+            cells.append(f'<td class="{column}">{html.escape(str(value))}</td>')
     return f'<tr class="{_css(row.get("state", ""))}">{"".join(cells)}</tr>'
 
 
@@ -276,9 +295,11 @@ h1 {{ font-size: 22px; margin: 0 0 4px; }}
 p.summary {{ margin: 0 0 16px; color: #444; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ text-align: left; padding: 6px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }}
-th {{ background: #f3f3f3; position: sticky; top: 0; white-space: nowrap; }}
+th {{ background: #f3f3f3; position: sticky; top: 0; }}
 td.number {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 td.name {{ font-weight: 600; }}
+td.why {{ min-width: 20em; max-width: 36em; overflow-wrap: anywhere; color: #333; }}
+td.date {{ white-space: nowrap; }}
 div.folder {{ font-weight: normal; color: #666; font-size: 12px; }}
 span.state {{ padding: 2px 8px; border-radius: 10px; white-space: nowrap; background: #eee; }}
 span.converted {{ background: #d9f2dd; color: #14521d; }}
@@ -331,13 +352,12 @@ def lab_overview(
     return dg.MaterializeResult(
         metadata={
             "page": dg.MetadataValue.url(page.resolve().as_uri()),
+            "summary": _summary(rows),
+            "sessions": table(rows) if rows else "no session folder yet",
             "path": dg.MetadataValue.path(str(page)),
             "dagster/uri": page.resolve().as_uri(),
             "folders": len(rows),
-            **{state.replace(" ", "_"): counts[state] for state in STATES},
-            "sessions": table([{k: v for k, v in row.items() if k != "folder"} for row in rows])
-            if rows
-            else "no session folder yet",
+            **{state.replace(" ", "_"): counts[state] for state in STATES},  # plotted over time
         }
     )
 

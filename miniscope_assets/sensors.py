@@ -39,6 +39,7 @@ and the audit passes' places; what was handed over is read back from the instanc
 import bisect
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -169,10 +170,10 @@ class Cursor:
         write_bytes(storage.sensor_state_path, self.text().encode())
 
     def summary(self, n_found: int) -> str:
-        """The short text Dagster keeps as the sensor's cursor, for people."""
+        """The short text Dagster keeps as the sensor's cursor, for people (its tick list cuts
+        the middle of a long one); the state is in the output root's SENSOR_STATE_FILE."""
         held = sum(w.state == HELD_BACK for w in self.waiting.values())
-        parts = [f"{n_found} session folders", f"{len(self.pending) - held} settling"]
-        return ", ".join([*parts, f"{held} held back"]) + f"; the rest in {SENSOR_STATE_FILE}"
+        return f"{n_found} folders: {held} held back, {len(self.pending) - held} settling"
 
 
 @dataclass
@@ -329,7 +330,7 @@ def _examine(
     elif status.signature == sig and quiet >= storage.stale_seconds:
         note = f"incomplete but unchanged for {quiet:.0f} s: {status.reason}"
     else:
-        reason = status.reason or "changed while being checked"
+        reason = below(storage, status.reason) or "changed while being checked"
         if status.signature == sig:
             at = _clock(sig.newest_mtime_ns / 1e9 + storage.stale_seconds)
             reason += f"; converted as it is at {at} if nothing changes (MINISCOPE_STALE_SECONDS)"
@@ -390,7 +391,9 @@ def _run_request(ready: Ready) -> dg.RunRequest:
     description=(
         "Converts a session folder under the raw root once it is complete and has stopped "
         "changing (or has not changed for MINISCOPE_STALE_SECONDS), and again when it changes "
-        "(also after a failed conversion); marks sessions whose folder is gone."
+        "(also after a failed conversion); marks sessions whose folder is gone. The folders "
+        "waiting and why are on raw_root; its state is in <output root>/"
+        f"{SENSOR_STATE_FILE} (the cursor is only a summary: editing it changes nothing)."
     ),
 )
 def session_sensor(
@@ -423,6 +426,11 @@ def session_sensor(
     )
 
 
+def below(storage: MiniscopeStorage, text: str) -> str:
+    """`text` with the raw root's paths relative to it: a reason shown beside its folder."""
+    return text.replace(f"{storage.raw_path.resolve()}{os.sep}", "")
+
+
 def refused(listed: ListedSession) -> bool:
     """A folder whose every acquisition's metaData.json does not parse: never a partition."""
     return bool(listed.unreadable) and not listed.acquisitions
@@ -433,15 +441,15 @@ def waiting_rows(
 ) -> list[dict[str, str]]:
     """The folders not handed over, refused or waiting, with why: what `raw_root` shows."""
     rows = [
-        {"key": key, "folder": storage.rel_path(found.folder).as_posix(), "state": REFUSED,
-         "why": found.refusal()}
-        for key, found in listed.items()
+        {"folder": storage.rel_path(found.folder).as_posix(), "state": REFUSED,
+         "why": below(storage, found.refusal())}
+        for found in listed.values()
         if refused(found)
     ]  # fmt: skip
     for key, waiting in sorted(cursor.waiting.items()):
         if key in listed:
             folder = storage.rel_path(listed[key].folder).as_posix()
-            rows.append({"key": key, "folder": folder, "state": waiting.state, "why": waiting.why})
+            rows.append({"folder": folder, "state": waiting.state, "why": waiting.why})
     return sorted(rows, key=lambda row: row["folder"])
 
 

@@ -135,9 +135,7 @@ def test_the_raw_root_asset_shows_the_folders_held_back_within_a_tick(lab):
 def test_the_sensor_cursor_is_a_line_for_people(lab):
     _, storage = lab
     state = Cursor.load(storage, None)
-    assert state.summary(6) == (
-        "6 session folders, 1 settling, 2 held back; the rest in .miniscope/session_sensor.json"
-    )
+    assert state.summary(6) == "6 folders: 2 held back, 1 settling"
     assert json.loads(storage.sensor_state_path.read_text())["pending"].keys() == {
         "broken_device", "half_copied", "just_copied"
     }  # fmt: skip
