@@ -383,22 +383,24 @@ def _outcome(run: Run, backfill_ended: bool) -> str | None:
 class _LostSteps:
     """Says once, per step, that a started step runs on no live Celery worker: its worker was
     lost, and the broker gives the step to another only after MINISCOPE_CELERY_REQUEUE_SECONDS.
-    Looked at every `every` s; a step is called lost when two looks in a row find it so."""
+    Looked at every sixth of that wait (30 s at most, so that it is said well before), a step
+    is called lost when two looks in a row find it so (a step may be between two workers)."""
 
-    def __init__(self, every: float = 30.0) -> None:
-        self.every = every
+    def __init__(self) -> None:
+        self.settings = MiniscopeSettings.load()
+        self.every = min(30.0, max(2.0, self.settings.celery_requeue_seconds / 6))
         self.last = time.monotonic()
         self.suspects: set[tuple[str, str]] = set()
         self.said: set[tuple[str, str]] = set()
         self.no_worker_said = False
 
     def check(self, server: Server, started: list[Run]) -> None:
-        if not started or time.monotonic() - self.last < self.every:
+        settings = self.settings
+        if settings.executor != "celery" or not started:
+            return
+        if time.monotonic() - self.last < self.every:
             return
         self.last = time.monotonic()
-        settings = MiniscopeSettings.load()
-        if settings.executor != "celery":
-            return
         workers = active_tasks(settings)
         if workers is None:
             return  # the broker does not answer here: nothing to tell
@@ -422,8 +424,9 @@ def _lost_line(key: str, step: str, since: float, requeue: int) -> str:
     at = datetime.fromtimestamp(since + requeue, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"  {key} {step}: no live worker runs it (its worker was lost); it runs again on a "
-        f"live worker from about {at} (MINISCOPE_CELERY_REQUEUE_SECONDS={requeue} after it "
-        "started); to convert sooner, terminate the run in the UI and backfill the session again"
+        f"live worker from about {at} (MINISCOPE_CELERY_REQUEUE_SECONDS={requeue} after a "
+        "worker took it); to convert sooner, terminate the run in the UI and backfill the "
+        "session again"
     )
 
 

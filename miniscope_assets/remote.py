@@ -54,14 +54,19 @@ query($id: String!) {
   }
 }"""
 
-_STEPS = """
-query($id: ID!) {
-  runOrError(runId: $id) {
+_EVENTS = """
+query($id: ID!, $cursor: String) {
+  logsForRun(runId: $id, afterCursor: $cursor) {
     __typename
-    ... on Run { stepStats { stepKey status startTime } }
+    ... on EventConnection {
+      events { ... on MessageEvent { message timestamp stepKey eventType } }
+      cursor
+      hasMore
+    }
     ... on Error { message }
   }
 }"""
+_STEP_ENDED = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
 
 # Backfill statuses after which the daemon launches (and retries) no more runs of it.
 BACKFILL_ENDED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -169,6 +174,22 @@ class Server:
         return data["partitionBackfillOrError"]["status"], runs
 
     def steps_in_progress(self, run_id: str) -> list[tuple[str, float]]:
-        """(step, start time) of each step of the run that started and has not ended."""
-        stats = self._query(_STEPS, {"id": run_id})["runOrError"]["stepStats"]
-        return [(s["stepKey"], s["startTime"]) for s in stats if s["status"] == "IN_PROGRESS"]
+        """(step, time a Celery worker took it) of each step of the run taken and not ended
+        (dagster-celery's "Executing steps ... in celery worker" event: before the step's start,
+        which a worker killed at once never writes)."""
+        taken: dict[str, float] = {}
+        cursor = None
+        while True:
+            variables = {"id": run_id, "cursor": cursor}
+            connection = self._query(_EVENTS, variables)["logsForRun"]
+            for event in connection["events"]:
+                step = event.get("stepKey")
+                if not step:
+                    continue
+                if event["eventType"] == "ENGINE_EVENT" and "in celery worker" in event["message"]:
+                    taken[step] = int(event["timestamp"]) / 1000
+                elif event["eventType"] in _STEP_ENDED:
+                    taken.pop(step, None)
+            cursor = connection["cursor"]
+            if not connection["hasMore"]:
+                return list(taken.items())
