@@ -422,12 +422,17 @@ def start_worker(
     """deploy/start-worker.sh with one slot, named `name`; with `env_file`, the settings only
     from that file (ENV_FILE), as a lab's workers read them."""
     command = ["bash", str(DEPLOY / "start-worker.sh"), "1", name]
-    if env_file is not None:
-        own = {k: v for k, v in env.items() if k.startswith(("MINISCOPE_", "DAGSTER_"))}
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in own.items()))
-        env_file.chmod(0o600)
-        env = {**{k: v for k, v in env.items() if k not in own}, "ENV_FILE": str(env_file)}
+    env = env if env_file is None else from_env_file(env, env_file)
     return start(stack, f"worker-{name}", command, logs, env=env)
+
+
+def from_env_file(env: dict[str, str], path: Path) -> dict[str, str]:
+    """`env` with its MINISCOPE_* and DAGSTER_* variables moved into the file `path` (mode 600,
+    as deploy/env.example says), which ENV_FILE names."""
+    own = {k: v for k, v in env.items() if k.startswith(("MINISCOPE_", "DAGSTER_"))}
+    path.write_text("".join(f"{k}={v}\n" for k, v in own.items()))
+    path.chmod(0o600)
+    return {**{k: v for k, v in env.items() if k not in own}, "ENV_FILE": str(path)}
 
 
 def worker_ready(service: Service) -> bool:

@@ -21,6 +21,7 @@ from cluster_services import (
     celery_settings,
     dagster_home,
     environment,
+    from_env_file,
     require,
     require_cluster_tools,
     start_head,
@@ -148,12 +149,13 @@ def test_a_slurm_job_worker_converts_a_backfill_and_scancel_ends_in_a_retried_ru
         assert {w for key in tiny for w in _takers(postgres, key)} == {f"slurm-{first}"}
 
         # scancel while the job's worker decodes the big session: the step fails with its
-        # worker; once a new job brings a worker back, the retried run completes there.
+        # worker; once a new job brings a worker back, the retried run completes there. That
+        # job has the settings only from the file ENV_FILE names, which its node reads.
         assert cli_main(["backfill", big, "--url", url]) == 0
         wait_for(lambda: _takers(postgres, big, "video_chunks"), 120, "video_chunks taken", 0.1)
         slurm.run("scancel", first)
         wait_for(lambda: not slurm.job_state(first), 60, f"job {first} to end", 0.5)
-        second, output = _submit(slurm, env, logs)
+        second, output = _submit(slurm, from_env_file(env, tmp_path / "env"), logs)
         wait_for(lambda: _worker_ready(slurm, second, output), 120, f"the worker of job {second}")
         runs = wait_for(lambda: _runs(postgres, [big]), 240, "the big session's runs", 1.0)
         assert runs is not None and runs[big][-1] == "SUCCESS" and len(runs[big]) >= 2, runs
