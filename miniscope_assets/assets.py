@@ -86,11 +86,12 @@ def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return asset_fn(*args, **kwargs)
-        except (MiniscopeFormatError, SettingsError) as error:
+        except (MiniscopeFormatError, SettingsError, SessionRefused) as error:
             context = args[0]
             if isinstance(context, dg.AssetExecutionContext):
                 context.instance.add_run_tags(context.run_id, NO_RETRY)
-            raise SessionRefused(description=str(error), allow_retries=False) from None
+            line = error.description if isinstance(error, SessionRefused) else str(error)
+            raise SessionRefused(description=line, allow_retries=False) from None
 
     return run
 
