@@ -19,7 +19,7 @@ The cost is bounded whatever the recording: at most `max_frames` frames, each bl
 so that its longer side is at most `max_side` pixels (a 600x600 frame: 3x3 blocks, 200x200),
 registered to 1/`upsample_factor` of a downsampled pixel (0.3 px for V4 frames); shifts are
 given in full-resolution pixels. Frames are cropped (centred) to a side whose FFT is fast and
-kept as float16: 100 frames of 600x600 take ~0.3 s on one core and 8 MB.
+held as float16, their spectra in single precision: 100 frames of 600x600 take ~12 MB.
 BLAS is held to one thread meanwhile when threadpoolctl is installed: the small matrix
 products of the subpixel step otherwise spin every core (3x the CPU on a busy machine).
 """
@@ -95,7 +95,7 @@ def estimate_motion(
     prepared = np.empty((len(frames), *size), np.float16)  # 100 V4 frames: 8 MB
     for row, frame in enumerate(frames):
         prepared[row] = _prepare(frame, block, size)
-    shifts = np.zeros((len(prepared), 2))
+    shifts = np.zeros((len(frames), 2))
     with _one_blas_thread():
         for upsample in (1, upsample_factor):
             shifts = _register(prepared, shifts, upsample)
@@ -104,17 +104,23 @@ def estimate_motion(
 
 
 def _register(prepared: np.ndarray, shifts: np.ndarray, upsample: int) -> np.ndarray:
-    """Each frame's registration shift against the mean of the others, moved by `shifts`
-    (frames in float16 to halve the sample's memory; a band-passed frame needs no more)."""
+    """Each frame's registration shift against the mean of the others, moved by `shifts`.
+
+    The frames are held in float16 (half the memory; a band-passed frame needs no more) and
+    transformed in single precision; their spectra are made again when needed rather than
+    kept (100 V4 frames' would take 32 MB).
+    """
     from skimage.registration import phase_cross_correlation
 
-    # Spectra are recomputed rather than kept: 200 complex frames would be 128 MB.
-    total = np.zeros(prepared.shape[1:], np.complex128)
+    total: np.ndarray | None = None
     for frame, shift in zip(prepared, shifts, strict=True):
-        total += _spectrum(frame, shift)
+        moved = _moved(np.fft.fft2(frame.astype(np.float32)), shift)
+        total = moved if total is None else np.add(total, moved, out=total)
+    assert total is not None  # two frames at least
     found = np.empty_like(shifts)
     for row, frame in enumerate(prepared):
-        others, own = total - _spectrum(frame, shifts[row]), _spectrum(frame, np.zeros(2))
+        own = np.fft.fft2(frame.astype(np.float32))
+        others = total - _moved(own, shifts[row])
         shift, _, _ = phase_cross_correlation(
             others, own, space="fourier", upsample_factor=upsample, normalization=None
         )
@@ -122,14 +128,16 @@ def _register(prepared: np.ndarray, shifts: np.ndarray, upsample: int) -> np.nda
     return found
 
 
-def _spectrum(frame: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """The Fourier transform of `frame` moved by the registration `shift` (rows, columns)."""
-    spectrum: np.ndarray = np.fft.fft2(frame.astype(np.float32))
-    if shift.any():
-        rows = np.fft.fftfreq(frame.shape[0])[:, None]
-        columns = np.fft.fftfreq(frame.shape[1])[None, :]
-        spectrum *= np.exp(-2j * np.pi * (rows * shift[0] + columns * shift[1]))
-    return spectrum
+def _moved(spectrum: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """`spectrum` (a frame's Fourier transform) of the frame moved by the registration `shift`
+    (rows, columns): a new array, or `spectrum` itself when the shift is zero."""
+    if not shift.any():
+        return spectrum
+    rows = np.fft.fftfreq(spectrum.shape[0])[:, None]
+    columns = np.fft.fftfreq(spectrum.shape[1])[None, :]
+    ramp = np.exp(-2j * np.pi * (rows * shift[0] + columns * shift[1]))
+    moved: np.ndarray = spectrum * ramp.astype(spectrum.dtype)
+    return moved
 
 
 def _prepare(frame: np.ndarray, block: int, size: tuple[int, int]) -> np.ndarray:
