@@ -4,6 +4,7 @@
     miniscope-dagster sessions
     miniscope-dagster backfill (--all | SESSION ... | --stale) [--stale | --overwrite]
         [--url URL [--wait] | --in-process]
+    miniscope-dagster wait BACKFILL [--url URL]
         [--per-acquisition] [--strict] [--embed-cameras] [--neuroconv-names] [--dandi]
         [--compression-level N] [--stub] [--backend hdf5|zarr]
 
@@ -329,7 +330,10 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
             list(folders), assets, title, conversion_run_config(config)
         )
         print(f"backfill {backfill} of {len(folders)} sessions: {server.url}/runs/b/{backfill}")
-        return _wait(server, backfill, list(folders)) if args.wait else 0
+        if args.wait:
+            return _wait(server, backfill, list(folders))
+        print(f"follow it: miniscope-dagster wait {backfill} --url {server.url}")
+        return 0
     except requests.ConnectionError:
         print(
             f"miniscope-dagster: no Dagster webserver answers at {args.url}: start one "
@@ -342,9 +346,25 @@ def _backfill(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
         return 2
 
 
-def _wait(server: Server, backfill: str, keys: list[str], every: float = 2.0) -> int:
+def _wait_command(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
+    """`wait BACKFILL`: follow a backfill launched earlier (without --wait, or from the UI)."""
+    from .sensors import convert_session_job
+
+    try:
+        server = Server(args.url, convert_session_job.name)
+        return _wait(server, args.backfill)
+    except requests.ConnectionError:
+        print(f"miniscope-dagster: no Dagster webserver answers at {args.url}", file=sys.stderr)
+        return 2
+    except (ServerError, requests.RequestException) as error:
+        print(f"{args.url}: {error}", file=sys.stderr)
+        return 2
+
+
+def _wait(server: Server, backfill: str, keys: list[str] | None = None, every: float = 2.0) -> int:
     """Print each session's outcome as its run ends (a failed run the daemon retries is said
-    and followed), until the backfill is done; 0 if every session converted."""
+    and followed), until the backfill is done; 0 if every session (`keys`, default: those of
+    its runs) converted."""
     said: dict[str, tuple[str, str]] = {}
     lost = _LostSteps()
     while True:
@@ -363,6 +383,7 @@ def _wait(server: Server, backfill: str, keys: list[str], every: float = 2.0) ->
             break
         lost.check(server, [run for run in latest.values() if run.status == "STARTED"])
         time.sleep(every)
+    keys = list(latest) if keys is None else keys
     converted = [key for key in keys if key in latest and latest[key].status == "SUCCESS"]
     missing = [key for key in keys if key not in latest]
     for key in missing:
@@ -475,6 +496,11 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _conversion_flags(backfill)
     backfill.set_defaults(command=_backfill)
+
+    wait = commands.add_parser("wait", help="follow a backfill as `backfill --wait` does")
+    wait.add_argument("backfill", help="its id (the end of its page's address)")
+    wait.add_argument("--url", default="http://127.0.0.1:3000", help="the webserver")
+    wait.set_defaults(command=_wait_command)
     return parser
 
 

@@ -327,3 +327,13 @@ def test_backfill_wait_says_each_session_as_its_run_ends(roots, monkeypatch, cap
         "m1: converted in 10 s (http://dagster.test/runs/r3)",
         "backfill b1: 2 of 2 sessions converted (COMPLETED)",
     ]
+
+
+def test_wait_follows_a_backfill_launched_earlier(roots, monkeypatch, capsys):
+    fake = WaitedServer()
+    monkeypatch.setattr(remote.requests, "post", fake.post)
+    monkeypatch.setattr("miniscope_assets.cli.time.sleep", lambda seconds: None)
+    assert main(["wait", "b1", "--url", "http://dagster.test"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "backfill b1: 2 of 2 sessions converted (COMPLETED)"
+    )
