@@ -181,19 +181,17 @@ def overview_rows(storage: MiniscopeStorage, instance: dg.DagsterInstance) -> li
     for state in states:
         shown = facts.get(state.key, {}) if state.file is not None else {}
         report = shown.get("qc_report")
-        rows.append(
-            {
-                "state": state.state,
-                "session": state.key,
-                "folder": state.folder,
-                **{column: _plain(shown.get(name)) for column, name in _FACTS.items()},
-                "date": _minute(_plain(shown.get(_FACTS["date"]))),
-                "checks": checks.get(state.key, "") if state.file is not None else "",
-                "report": _file_path(str(report.value)) if report is not None else "",
-                "file": str(state.file) if state.file is not None else "",
-                "why": state.why,
-            }
-        )
+        values = {
+            "state": state.state,
+            "session": state.key,
+            "why": state.why,
+            **{column: _plain(shown.get(name)) for column, name in _FACTS.items()},
+            "date": _minute(_plain(shown.get(_FACTS["date"]))),
+            "checks": checks.get(state.key, "") if state.file is not None else "",
+            "report": _file_path(str(report.value)) if report is not None else "",
+            "file": str(state.file) if state.file is not None else "",
+        }
+        rows.append({**{column: values[column] for column in COLUMNS}, "folder": state.folder})
     return rows
 
 
