@@ -49,7 +49,7 @@ from miniscope_core import (
 from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
-from .executor import active_tasks
+from .executor import active_tasks, failure_reason
 from .partitions import raw_session
 from .registry import raw_metadata, register, state_text
 from .remote import BACKFILL_ENDED, RUN_ENDED, Run, Server, ServerError
@@ -126,15 +126,11 @@ def _print_result(key: str, result: dg.ExecuteInProcessResult, storage: Miniscop
 
 def _failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     """(step, the first line of why) of each failed step: the library's one-line message."""
-    found = []
-    for event in result.all_events:
-        data = event.step_failure_data if event.is_step_failure else None
-        if data is None:
-            continue
-        user = data.user_failure_data
-        why = (user.description if user else None) or (data.error.message if data.error else "")
-        found.append((event.step_key or "", next(iter(why.strip().splitlines()), "")))
-    return found
+    return [
+        (event.step_key or "", failure_reason(event))
+        for event in result.all_events
+        if event.is_step_failure
+    ]
 
 
 def _session_lines(shown: Mapping[str, dg.MetadataValue]) -> list[str]:

@@ -102,22 +102,25 @@ def _what(kwargs: dict[str, Any]) -> str:
     ref = args.instance_ref
     key = "?"
     if ref is not None:
-        instance = _instances.get(repr(ref)) or _instances.setdefault(
-            repr(ref), dg.DagsterInstance.from_ref(ref)
-        )
-        run = instance.get_run_by_id(args.run_id)
+        if repr(ref) not in _instances:
+            _instances[repr(ref)] = dg.DagsterInstance.from_ref(ref)
+        run = _instances[repr(ref)].get_run_by_id(args.run_id)
         key = (run.tags.get("dagster/partition") if run else None) or "?"
     return f"{key} {','.join(args.step_keys_to_execute or [])} (run {args.run_id[:8]})"
 
 
 def _task_started(task_id: str, kwargs: dict[str, Any], **_: Any) -> None:
+    if "execute_step_args_packed" not in kwargs:
+        return  # not a step (Celery's own test task)
     what = _what(kwargs)
     _started[task_id] = (what, time.monotonic())
     _log.info("%s: started", what)
 
 
 def _task_ended(task_id: str, state: str, retval: Any = None, **_: Any) -> None:
-    what, start = _started.pop(task_id, ("?", time.monotonic()))
+    if task_id not in _started:
+        return
+    what, start = _started.pop(task_id)
     took = time.monotonic() - start
     why = _step_failure(retval) if state == "SUCCESS" else None
     if why is None:
@@ -127,15 +130,27 @@ def _task_ended(task_id: str, state: str, retval: Any = None, **_: Any) -> None:
 
 
 def _step_failure(events: Any) -> str | None:
-    """The first line of the message of a failed step among a task's serialized events."""
+    """Why a step failed, if one did, among a task's serialized events."""
     from dagster._core.events import DagsterEvent
     from dagster._serdes import deserialize_value
 
     for text in events if isinstance(events, list) else []:
         event = deserialize_value(text, DagsterEvent)
         if event.is_step_failure:
-            return next(iter((event.message or "").strip().splitlines()), "")
+            return failure_reason(event)
     return None
+
+
+def failure_reason(event: Any) -> str:
+    """The first line of why a step failed (a DagsterEvent of STEP_FAILURE): the library's
+    one-line message, not Dagster's "Execution of step ... failed"."""
+    data = event.step_failure_data
+    user = data.user_failure_data
+    error = data.error
+    while error is not None and error.cause and error.cls_name.endswith("ExecutionError"):
+        error = error.cause  # Dagster's wrapper: the step's own exception is its cause
+    why = (user.description if user else None) or (error.message if error else "")
+    return next(iter(why.strip().splitlines()), "")
 
 
 def _quiet_celery(**_: Any) -> None:

@@ -38,10 +38,10 @@ from cluster_services import (
     wait_for,
     worker_ready,
 )
-from dagster._serdes import deserialize_value
+from dagster._serdes import deserialize_value, serialize_value
 
 from miniscope_assets.cli import main as cli_main
-from miniscope_assets.executor import executor_for, worker_yaml
+from miniscope_assets.executor import _step_failure, executor_for, worker_yaml
 from miniscope_assets.settings import MiniscopeSettings, SettingsError
 from miniscope_core import check_file, convert_session
 from miniscope_core.testing.synthetic import (
@@ -332,3 +332,25 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         _checked(out, key)
         _same_as_in_process(raw, out, key, lab, reference)
     assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ValueError("m1/metaData.json: not JSON"), "ValueError: m1/metaData.json: not JSON"),
+        (dg.Failure(description="m1: no timeStamps.csv\nmore"), "m1: no timeStamps.csv"),
+    ],
+)
+def test_a_workers_line_for_a_failed_step_gives_the_reason(error, reason):
+    @dg.op
+    def broken() -> None:
+        raise error
+
+    @dg.job
+    def job() -> None:
+        broken()
+
+    result = job.execute_in_process(raise_on_error=False)
+    events = [serialize_value(event) for event in result.all_events]
+    assert _step_failure(events) == reason
+    assert _step_failure(events[:1]) is None
