@@ -166,8 +166,8 @@ class MiniscopeSettings(BaseModel):
     celery_requeue_seconds: int = _setting(
         3600,
         "A step whose Celery worker vanished (machine down, worker killed) runs again on a live "
-        "worker this long after it started; keep it above the longest step, else a slow step "
-        "runs twice.",
+        "worker this long after a worker took it; keep it above the longest step, else a slow "
+        "step runs twice.",
         "a whole number of seconds, 1 or more",
         ge=1,
     )
