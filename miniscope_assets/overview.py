@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import dagster as dg
 
-from miniscope_core import write_bytes
+from miniscope_core import folder_status, write_bytes
 
 from .assets import nwb_file
 from .checks import NWB_CHECKS, TIMESTAMP_CHECKS
@@ -69,7 +69,9 @@ def folder_states(
 ) -> list[FolderState]:
     """Every folder under the raw root with its state, sorted by folder. Without an instance
     (a shell with no Dagster home) only the files and the sensor's state file are read, so a
-    failed or running conversion shows as `not converted`."""
+    failed or running conversion shows as `not converted`. A folder neither converted nor
+    handed over nor known to the sensor is checked for completeness here (one read of its
+    files), as the sensor would."""
     listed = list_sessions(storage.raw_path, with_unreadable=True)
     waiting = Cursor.load(storage, None).waiting
     handed = handovers(instance).handed if instance is not None else {}
@@ -96,6 +98,9 @@ def folder_states(
             states.append(_judged(storage, key, folder, file))
         elif key in running:
             states.append(FolderState(key, folder, CONVERTING, f"run {running[key][:8]}"))
+        elif key not in handed and (reason := folder_status(found.folder).reason):
+            why = f"{below(storage, reason)} (not looked at by the sensor yet)"
+            states.append(FolderState(key, folder, WAITING, why))
         elif key in handed or instance is None:
             why = f"no file yet: `miniscope-dagster backfill {key}` converts it"
             states.append(FolderState(key, folder, NOT_CONVERTED, why))

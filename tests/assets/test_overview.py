@@ -119,6 +119,17 @@ def test_without_an_instance_the_files_and_the_sensor_state_still_tell(lab):
     assert states["broken_session"][0] == "refused" and states["half_copied"][0] == "held back"
 
 
+def test_a_folder_the_sensor_has_not_seen_is_checked_here(lab, tmp_path):
+    _, storage = lab
+    elsewhere = storage.model_copy(update={"output_root": str(tmp_path / "out")})
+    states = _by_folder(folder_states(elsewhere))  # no sensor state, no files, no instance
+    assert states["half_copied"] == (
+        "waiting", "half_copied/11_34_45/Miniscope has unfinished videos: 0.avi "
+        "(not looked at by the sensor yet)",
+    )  # fmt: skip
+    assert states["good"][0] == "not converted" and states["broken_session"][0] == "refused"
+
+
 def test_the_raw_root_asset_shows_the_folders_held_back_within_a_tick(lab):
     instance, storage = lab
     latest = instance.get_latest_materialization_event(RAW_ROOT)
