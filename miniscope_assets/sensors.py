@@ -32,8 +32,11 @@ is tagged with the failed run's id and the tick logs it); unchanged, it is left 
 folder that is gone (the folder no longer holds a session; one whose metaData.json cannot be read
 for the moment is not gone) is observed once as deleted, its partition and outputs kept, and
 observed once more if it comes back; a listing that finds nothing at all marks nothing, since
-an unmounted share looks like an empty raw root. The cursor holds only folders still settling
-and the audit passes' places; what was handed over is read back from the instance (`registry`).
+an unmounted share looks like an empty raw root. The tick's state (`Cursor`: folders still
+settling and why each waits, the audit passes' places) is kept in a file in the output root, and
+Dagster's cursor is a one-line summary for the sensor page; what was handed over is read back
+from the instance (`registry`). The folders waiting, held back or refused are reported on
+`raw_root` when they change, so the UI shows them within a tick.
 """
 
 import bisect
