@@ -77,8 +77,8 @@ def folder_states(
     handed = handovers(instance).handed if instance is not None else {}
     failures = failed_runs(instance) if instance is not None else {}
     lines = failure_lines(instance, failures.values()) if instance is not None else {}
-    running = _running(instance, handed.keys() - storage.converted().keys())
     converted = storage.converted()
+    running = _running(instance, handed.keys() - converted.keys())
     states = []
     for key, found in listed.items():
         folder = storage.rel_path(found.folder).as_posix()
@@ -107,7 +107,7 @@ def folder_states(
         else:
             why = "found; the sensor has not read it yet (it reads a bounded number per tick)"
             states.append(FolderState(key, folder, NEW, why))
-    states += _gone(instance, storage, handed, listed.keys())
+    states += _gone(instance, converted, handed, listed.keys())
     return sorted(states, key=lambda state: (state.folder, state.key))
 
 
@@ -143,7 +143,7 @@ _IN_PROGRESS = [
 
 def _gone(
     instance: dg.DagsterInstance | None,
-    storage: MiniscopeStorage,
+    converted: Mapping[str, Path],
     handed: Mapping[str, Handover],
     listed: Set[str],
 ) -> list[FolderState]:
@@ -151,7 +151,6 @@ def _gone(
     keys = [key for key, record in handed.items() if record.deleted and key not in listed]
     if instance is None or not keys:
         return []
-    converted = storage.converted()
     return [
         FolderState(key, folder, GONE, "its folder is gone; partition and outputs kept",
                     converted.get(key))

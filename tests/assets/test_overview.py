@@ -130,6 +130,23 @@ def test_a_folder_the_sensor_has_not_seen_is_checked_here(lab, tmp_path):
     assert states["good"][0] == "not converted" and states["broken_session"][0] == "refused"
 
 
+def test_a_session_whose_folder_is_gone_is_listed(tmp_path):
+    raw = tmp_path / "raw"
+    storage = MiniscopeStorage(
+        raw_root=str(raw), output_root=str(tmp_path / "out"), settle_seconds=0
+    )
+    acquisition(raw / "kept" / "11_34_45")
+    acquisition(raw / "moved" / "11_34_45")
+    with dg.instance_for_test() as instance:
+        _tick(instance, storage)
+        assert len(_tick(instance, storage).run_requests) == 2  # handed over
+        shutil.rmtree(raw / "moved")
+        _tick(instance, storage)  # observed gone
+        states = _by_folder(folder_states(storage, instance))
+    assert states["moved"] == ("gone", "its folder is gone; partition and outputs kept")
+    assert states["kept"][0] == "not converted"
+
+
 def test_the_raw_root_asset_shows_the_folders_held_back_within_a_tick(lab):
     instance, storage = lab
     latest = instance.get_latest_materialization_event(RAW_ROOT)
