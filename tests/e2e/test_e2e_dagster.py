@@ -109,12 +109,18 @@ def test_the_sensor_converts_a_new_session_and_a_backfill_reconverts_it(server, 
     with h5py.File(nwb, "r") as h5:
         assert h5["acquisition/OnePhotonSeriesMiniscope/data"].shape == (40, 24, 16)
     by_sensor = wait_for(
-        lambda: [r for r in runs(server) if r["status"] == "SUCCESS"], 60, "the run to finish"
+        lambda: [r for r in runs(server) if r["status"] == "SUCCESS" and "dagster/partition" in r],
+        60,
+        "the run to finish",
     )
     assert by_sensor[0]["dagster/partition"] == KEY
     assert by_sensor[0]["dagster/sensor_name"] == "session_sensor"
+    overview = tmp_path / "out" / "index.html"  # rewritten by its automation once converted
+    done = '<span class="state converted">converted</span>'
+    wait_for(lambda: overview.is_file() and done in overview.read_text(), 90, "the overview")
+    assert f">{KEY}<" in overview.read_text()
 
-    assert main(["backfill", KEY, "--url", server]) == 0
+    assert main(["backfill", KEY, "--overwrite", "--url", server]) == 0  # converted already
     backfilled = wait_for(
         lambda: [r for r in runs(server) if "dagster/backfill" in r and r["status"] == "SUCCESS"],
         90,
