@@ -375,7 +375,10 @@ overview_job = dg.define_asset_job(
     description="Rewrites the lab overview after a conversion run fails, so it lists the failure.",
 )
 def overview_after_failure(context: dg.RunFailureSensorContext) -> dg.RunRequest | dg.SkipReason:
-    """A failed run materializes nothing, so no automation condition sees it: this does."""
-    if context.dagster_run.job_name == overview_job.name:
-        return dg.SkipReason("the overview's own run failed: not requested again")
-    return dg.RunRequest(tags={"miniscope/after_failed_run": context.dagster_run.run_id})
+    """A failed run materializes nothing, so no automation condition sees it: this does, for a
+    session's run only (the overview's own runs are not partitioned: one that fails is not
+    requested again, which would fail the same way)."""
+    run = context.dagster_run
+    if "dagster/partition" not in run.tags:
+        return dg.SkipReason(f"run {run.run_id[:8]} converted no session: nothing to list")
+    return dg.RunRequest(tags={"miniscope/after_failed_run": run.run_id})

@@ -203,7 +203,7 @@ def test_the_asset_writes_a_page_whose_links_resolve(lab):
         assert (page.parent / unquote(link)).exists(), link
 
 
-def test_the_overview_follows_conversions_by_declarative_automation(lab):
+def test_the_overview_follows_conversions_by_declarative_automation(lab, tmp_path):
     instance, storage = lab
     ticks: list[int] = []
     cursor = None
@@ -234,6 +234,18 @@ def test_the_overview_follows_conversions_by_declarative_automation(lab):
     ).for_run_failure()  # fmt: skip
     request = overview_after_failure(context)  # so the failure sensor requests the overview
     assert isinstance(request, dg.RunRequest) and request.tags["miniscope/after_failed_run"]
+    unwritable = MiniscopeStorage(raw_root=storage.raw_root, output_root=str(tmp_path / "a_file"))
+    (tmp_path / "a_file").write_text("")
+    broken = dg.materialize([lab_overview], resources={"storage": unwritable},
+                            raise_on_error=False, instance=instance)  # fmt: skip
+    own = instance.get_run_by_id(broken.run_id)
+    assert own is not None and not broken.success
+    (failure,) = instance.all_logs(own.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=overview_after_failure.name, dagster_instance=instance, dagster_run=own,
+        dagster_event=failure.dagster_event,
+    ).for_run_failure()  # fmt: skip
+    assert isinstance(overview_after_failure(context), dg.SkipReason)  # no loop of its own
 
 
 def test_names_are_escaped_and_an_empty_root_says_so(tmp_path):
