@@ -72,6 +72,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
     dandi_layout: bool = _DEFAULTS.dandi_layout
     deflate_engine: str = _DEFAULTS.deflate_engine
     compression_level: int = _DEFAULTS.compression_level
+    frames_per_chunk: int = _DEFAULTS.frames_per_chunk
     backend: str = _DEFAULTS.backend
 
     @classmethod
@@ -279,6 +280,7 @@ class ConversionConfig(dg.Config):
     dandi_layout: bool | None = _unset_means("dandi_layout")
     deflate_engine: str | None = _unset_means("deflate_engine")
     compression_level: int | None = _unset_means("compression_level")
+    frames_per_chunk: int | None = _unset_means("frames_per_chunk")
     stub: bool = Field(default=OPTIONS["stub"].default, description=OPTIONS["stub"].help)
     backend: str | None = _unset_means("backend")
     metadata: dict[str, Any] = Field(

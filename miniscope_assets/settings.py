@@ -68,10 +68,10 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line naming its source and value."""
 
 
-def _lab(name: str, expected: str) -> Any:
+def _lab(name: str, expected: str, **constraints: Any) -> Any:
     """A lab default of the conversion option `name`: its default and meaning as declared."""
     option = OPTIONS[name]
-    return _setting(option.default, option.help, expected)
+    return _setting(option.default, option.help, expected, **constraints)
 
 
 def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
@@ -180,6 +180,7 @@ class MiniscopeSettings(BaseModel):
     dandi_layout: bool = _lab("dandi_layout", "true or false")
     deflate_engine: str = _lab("deflate_engine", "one of " + ", ".join(sorted(DEFLATE_ENGINES)))
     compression_level: int = _lab("compression_level", "a whole number (isal 0-3, zlib 0-9)")
+    frames_per_chunk: int = _lab("frames_per_chunk", "a whole number, 1 or more", ge=1)
     backend: str = _lab("backend", "one of " + ", ".join(BACKENDS))
 
     @field_validator("metadata_file", mode="before")
