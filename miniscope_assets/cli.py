@@ -1,12 +1,15 @@
 """`miniscope-dagster`: the demo, a listing of sessions, and backfills, from a shell.
 
     miniscope-dagster demo [--write-only]
-    miniscope-dagster sessions
+    miniscope-dagster sessions [--stale]
     miniscope-dagster backfill (--all | SESSION ... | --stale) [--stale | --overwrite]
         [--url URL [--wait] | --in-process]
-    miniscope-dagster wait BACKFILL [--url URL]
         [--per-acquisition] [--strict] [--embed-cameras] [--neuroconv-names] [--dandi]
         [--compression-level N] [--stub] [--backend hdf5|zarr]
+    miniscope-dagster wait BACKFILL [--url URL]
+
+`sessions` lists every folder under the raw root with its state and why (converted, stale,
+failed, waiting, held back, refused, ...), as the lab overview does.
 
 A backfill converts the sessions chosen that are not converted yet; `--stale` only those whose
 file is stale, `--overwrite` every one (finished files are written again only when asked).
@@ -27,7 +30,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,6 @@ from miniscope_core import (
     SESSION_METADATA_FILE,
     MiniscopeFormatError,
     add_option_flags,
-    folder_status,
     given_options,
     load_metadata_file,
     partition_key,
@@ -50,6 +52,7 @@ from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
 from .executor import active_tasks, failure_reason
+from .overview import STALE, folder_states
 from .partitions import raw_session
 from .registry import raw_metadata, register, state_text
 from .remote import BACKFILL_ENDED, RUN_ENDED, Run, Server, ServerError
@@ -197,16 +200,18 @@ def _demo(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
 
 
 def _sessions(args: argparse.Namespace, storage: MiniscopeStorage) -> int:
-    """Every session folder with the state of its file and of its recording (tab-separated,
-    a header first); with --stale only the files converting would now write otherwise."""
+    """Every folder under the raw root with its state and why, as the lab overview lists them
+    (tab-separated, a header first); with --stale only the stale files. Without DAGSTER_HOME
+    only the files and the sensor's state are read (a failed run shows as not converted)."""
     _require_raw_root(storage)
-    print("key\tfolder\tfile\trecording")
-    for key, folder, reason in _with_files(storage, find_sessions(storage.raw_path)):
-        if args.stale and not (reason or "").startswith("stale"):
-            continue
-        status = folder_status(folder)
-        recording = "complete" if status.complete else f"still being written: {status.reason}"
-        print(f"{key}\t{storage.rel_path(folder)}\t{reason or 'converted'}\t{recording}")
+    with ExitStack() as stack:
+        home = os.environ.get("DAGSTER_HOME")
+        instance = stack.enter_context(dg.DagsterInstance.get()) if home else None
+        states = folder_states(storage, instance)
+    print("key\tfolder\tstate\twhy")
+    for state in states:
+        if not args.stale or state.state == STALE:
+            print(f"{state.key}\t{state.folder}\t{state.state}\t{state.why}")
     return 0
 
 
@@ -459,7 +464,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(command=_demo)
 
-    listing = commands.add_parser("sessions", help="list session folders, keys and state")
+    listing = commands.add_parser("sessions", help="every folder under the raw root: key, state and why")
     listing.add_argument(
         "--stale", action="store_true",
         help="only sessions whose file an older converter or other options made",

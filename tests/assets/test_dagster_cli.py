@@ -78,8 +78,8 @@ def test_backfill_in_process_converts_every_session_and_the_sensor_then_waits(
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     keys = ["m1__2024_02_01", "m2__2024_02_01", "m3__2024_02_01"]
 
-    assert main(["sessions"]) == 0
-    assert capsys.readouterr().out.count("not converted\tcomplete") == 3
+    assert main(["sessions"]) == 0  # a Dagster home the sensor has not looked at yet
+    assert capsys.readouterr().out.count("\tnew\tfound; the sensor has not read it yet") == 3
     assert main(["backfill", "--all", "--in-process"]) == 0
     for key in keys:
         with h5py.File(out / key / f"{key}.nwb", "r") as h5:
@@ -116,7 +116,7 @@ def test_a_stub_backfill_writes_stub_files_only(roots, capsys):
     assert sorted(p.name for p in (out / "m1").glob("*.nwb")) == ["m1_stub.nwb"]
     assert f"m1: converted -> {out / 'm1' / 'm1_stub.nwb'}" in capsys.readouterr().out
     assert main(["sessions"]) == 0
-    assert "\tnot converted\t" in capsys.readouterr().out  # a stub is not the conversion
+    assert "m1\tm1\tnot converted\tno file yet" in capsys.readouterr().out  # a stub is not it
 
 
 def test_sessions_in_the_dandi_layout_are_found_where_they_were_written(roots, monkeypatch, capsys):
@@ -127,7 +127,7 @@ def test_sessions_in_the_dandi_layout_are_found_where_they_were_written(roots, m
     written = out / "dandiset" / "sub-m01" / "sub-m01_ses-m1_ophys.nwb"
     assert f"m1: converted -> {written}" in capsys.readouterr().out
     assert main(["sessions"]) == 0
-    assert "m1\tm1\tconverted\tcomplete" in capsys.readouterr().out
+    assert "m1\tm1\tconverted\t\n" in capsys.readouterr().out
 
 
 def test_a_bad_setting_stops_the_code_location_with_one_line(tmp_path):

@@ -37,7 +37,7 @@ def _series(path: Path) -> list[str]:
 
 def _rows(capsys: pytest.CaptureFixture[str]) -> dict[str, list[str]]:
     header, *lines = capsys.readouterr().out.splitlines()
-    assert header == "key\tfolder\tfile\trecording"
+    assert header == "key\tfolder\tstate\twhy"
     return {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
 
 
@@ -72,8 +72,13 @@ def test_stale_files_are_listed_and_only_those_reconverted(roots, monkeypatch, c
         h5["general/source_script"] = json.dumps(made)
     assert main(["sessions"]) == 0
     rows = _rows(capsys)
-    assert rows["m1"][1] == "stale: made with per_acquisition=False (now True)"
-    assert rows["m2"][1].startswith("stale: made by miniscope-nwb 0.0.9 (now ")
+    assert rows["m1"][1:] == [
+        "stale",
+        "made with per_acquisition=False (now True); `backfill --stale` re-converts",
+    ]
+    assert rows["m2"][1] == "stale" and rows["m2"][2].startswith(
+        "made by miniscope-nwb 0.0.9 (now "
+    )
     before = (out / "m1" / "m1.nwb").stat().st_mtime_ns
     monkeypatch.setenv("MINISCOPE_PER_ACQUISITION", "false")  # m1 is current again
     assert main(["backfill", "--stale", "--in-process"]) == 0
