@@ -3,10 +3,11 @@
 Like the visual reports of fMRIPrep and MRIQC: a summary with a verdict per threshold on top,
 then one section per question (is the field of view in focus, did the light change, did the
 brain move, were frames lost, how did the head move, what did the cameras see, with which
-settings, is the file valid). Everything is inline (plots as SVG, images as base64 PNG or
-JPEG, CSS in the head; no script, no external URL), so the page opens from a shared drive or a
-mail with no server. Images are shown at full resolution, shrunk to the page's width by CSS
-only. Every text is escaped.
+settings, is the file valid). Everything is inline (PNG images as base64 data, CSS in the
+head; no script, no external URL), so the page opens from a shared drive or a mail with no
+server. Plots are drawn by matplotlib's Agg backend through its object API (no pyplot: no
+global state, safe in threads); images are shown at full resolution, shrunk to the page's
+width by CSS only. Every text is escaped.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from .model import (
 )
 from .plots import (
     SessionAxis,
-    brightness_svg,
+    brightness_png,
     image_png,
-    motion_svg,
-    orientation_svg,
+    motion_png,
+    orientation_png,
     photo_jpeg,
-    timing_svg,
+    timing_png,
 )
 
 SECTIONS = (
@@ -68,7 +69,7 @@ section { background: var(--paper); border: 1px solid var(--line); border-radius
 h2 { margin: 0 0 12px; font-size: 22px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
 h3 { margin: 20px 0 8px; font-size: 18px; }
 h3 small, figcaption, .note { color: var(--muted); font-weight: normal; font-size: 14px; }
-img, svg.plot { max-width: 100%; height: auto; display: block; }
+img { max-width: 100%; height: auto; display: block; }
 figure { margin: 8px 0 16px; }
 .pair { display: flex; flex-wrap: wrap; gap: 16px; }
 .pair figure { flex: 1 1 320px; min-width: 0; }
@@ -230,7 +231,10 @@ def _brightness(imaging: Sequence[ImagingSeries], axis: SessionAxis) -> str:
     for series in imaging:
         drift = series.brightness_drift_percent
         note = f"drift {drift:+.1f} %" if drift is not None else "drift not measured"
-        parts.append(f"{_series_heading(series, note)}{brightness_svg(series, axis)}")
+        parts.append(
+            f"{_series_heading(series, note)}"
+            f"{_img(brightness_png(series, axis), f'Brightness of {series.name}')}"
+        )
     return _section("brightness", "\n".join(parts))
 
 
@@ -247,8 +251,8 @@ def _motion(qc: SessionQC, axis: SessionAxis) -> str:
         assert series.motion is not None
         largest = series.max_motion_px
         note = f"{len(series.motion.indices)} frames sampled, largest {largest:.1f} px"
-        plot = motion_svg(series, axis, qc.thresholds.max_motion_px)
-        parts.append(f"{_series_heading(series, note)}{plot}")
+        png = motion_png(series, axis, qc.thresholds.max_motion_px)
+        parts.append(f"{_series_heading(series, note)}{_img(png, f'Motion of {series.name}')}")
     return _section("motion", "\n".join(parts))
 
 
@@ -282,7 +286,9 @@ def _timing(timelines: Sequence[DeviceTimeline], axis: SessionAxis) -> str:
         "are not intervals.</p>"
     )
     table = f'<div class="scroll"><table>{header}{"".join(rows)}</table></div>'
-    return _section("timing", f"{note}{table}{timing_svg(timelines, axis)}")
+    return _section(
+        "timing", f"{note}{table}{_img(timing_png(timelines, axis), 'Frame intervals')}"
+    )
 
 
 def _orientation(orientation: Sequence[HeadOrientation], axis: SessionAxis) -> str:
@@ -295,7 +301,9 @@ def _orientation(orientation: Sequence[HeadOrientation], axis: SessionAxis) -> s
     ]
     for entry in shown:
         heading = f"<h3>{_e(entry.device)} <small>{len(entry.times_s):,} samples</small></h3>"
-        parts.append(heading + orientation_svg(entry, axis))
+        parts.append(
+            heading + _img(orientation_png(entry, axis), f"Head orientation of {entry.device}")
+        )
     return _section("head-orientation", "\n".join(parts))
 
 
