@@ -464,7 +464,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(command=_demo)
 
-    listing = commands.add_parser("sessions", help="every folder under the raw root: key, state and why")
+    listing = commands.add_parser(
+        "sessions", help="every folder under the raw root: key, state and why"
+    )
     listing.add_argument(
         "--stale", action="store_true",
         help="only sessions whose file an older converter or other options made",

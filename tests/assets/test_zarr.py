@@ -18,6 +18,7 @@ from miniscope_assets.settings import MiniscopeSettings, SettingsError
 from miniscope_core import ConversionOptions, convert_session
 from miniscope_core.cli import main
 from miniscope_core.nwb.backends import zarr as zarr_output
+from miniscope_core.options import FRAMES_PER_CHUNK
 from miniscope_core.testing.synthetic import ScopeSpec, write_demo_session, write_session
 from miniscope_core.verify.validate import check_file, verify_nwb
 
@@ -89,16 +90,16 @@ def test_every_frame_is_one_zlib_chunk_holding_the_hdf5_files_bytes(session, tmp
     meta = json.loads((array / ".zarray").read_text())
     n_frames = 2 * SCOPE.n_frames
     assert meta["shape"] == [n_frames, SCOPE.width, SCOPE.height]
-    assert meta["chunks"] == [1, SCOPE.width, SCOPE.height]
+    assert meta["chunks"] == [FRAMES_PER_CHUNK, SCOPE.width, SCOPE.height]
     assert meta["compressor"] == {"id": "zlib", "level": 3} and meta["filters"] is None
     chunks = sorted(p.name for p in array.iterdir() if not p.name.startswith("."))
-    assert chunks == sorted(f"{row}.0.0" for row in range(n_frames))
+    n_chunks = -(-n_frames // FRAMES_PER_CHUNK)
+    assert chunks == sorted(f"{k}.0.0" for k in range(n_chunks))
     with h5py.File(hdf5_out, "r") as h5:
         dataset_id = h5[SCOPE_DATA].id
-        for row in (0, 57, n_frames - 1):  # deflated once, stored as is by both backends
-            assert (array / f"{row}.0.0").read_bytes() == dataset_id.read_direct_chunk((row, 0, 0))[
-                1
-            ]
+        for k in (0, 7, n_chunks - 1):  # deflated once, stored as is by both backends
+            row = k * FRAMES_PER_CHUNK
+            assert (array / f"{k}.0.0").read_bytes() == dataset_id.read_direct_chunk((row, 0, 0))[1]
 
 
 @needs_zarr
@@ -125,7 +126,7 @@ def test_a_zarr_store_that_is_not_nwb_is_refused_in_one_line(tmp_path, capsys):
 @needs_zarr
 def test_the_read_back_finds_a_missing_or_corrupt_frame_in_a_store(session, tmp_path):
     out = tmp_path / "s.nwb.zarr"
-    convert_session(session, out, ConversionOptions(backend="zarr"))
+    convert_session(session, out, ConversionOptions(backend="zarr", frames_per_chunk=1))
     last = 2 * SCOPE.n_frames - 1
     (out / SCOPE_DATA / f"{last}.0.0").write_bytes(b"not deflate")
     assert verify_nwb(out).problems == (
@@ -135,7 +136,7 @@ def test_the_read_back_finds_a_missing_or_corrupt_frame_in_a_store(session, tmp_
     (out / SCOPE_DATA / "5.0.0").unlink()
     (problem,) = verify_nwb(out).problems
     assert problem.endswith(
-        f"{last} of {last + 1} frames have data (the others would read as zeros)"
+        f"{last} of {last + 1} chunks have data (the others would read as zeros)"
     )
 
 
@@ -153,7 +154,7 @@ def test_a_failed_write_leaves_no_store_behind(session, tmp_path, monkeypatch):
 
     monkeypatch.setattr(zarr_output.ZarrFrames, "write_direct_chunk", fail_midway)
     with pytest.raises(KeyboardInterrupt):
-        convert_session(session, out, ConversionOptions(backend="zarr"))
+        convert_session(session, out, ConversionOptions(backend="zarr", frames_per_chunk=1))
     assert len(written) == 40 and list(out.parent.iterdir()) == []
 
 

@@ -172,12 +172,13 @@ def test_verification_catches_what_schema_validation_misses(small, tmp_path):
         data = h5[data_path]
         _, first_frame = data.id.read_direct_chunk((0, 0, 0))
         smaller = zlib.compress(zlib.decompress(first_frame)[:100])
-        data.id.write_direct_chunk((data.shape[0] - 1, 0, 0), smaller)
+        data.id.write_direct_chunk((112, 0, 0), smaller)
     problems = verify_nwb(wrong).problems
-    assert problems == (f"{data_path[:-5]}: frame 119 holds 100 bytes, a (64, 48) frame is 3072",)
+    expected = f"{data_path[:-5]}: frame 112 holds 100 bytes, a (8, 64, 48) chunk is 24576"
+    assert problems == (expected,)
     session = discover(small)
     missing = tmp_path / "missing.nwb"
-    with pytest.raises(VerificationError, match="0 of 120 frames have data"):
+    with pytest.raises(VerificationError, match="0 of 15 chunks have data"):
         assemble(session, probe_videos(session, ConversionOptions()), missing, fill=_skip)
     assert not missing.exists() and _leftovers(tmp_path) == []
 
