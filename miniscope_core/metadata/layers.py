@@ -29,6 +29,8 @@ OPHYS_DEFAULTS: dict[str, Any] = {
     "excitation_lambda": float("nan"),
     "emission_lambda": float("nan"),
     "imaging_plane_description": "The plane imaged by the Miniscope.",
+    # NeuroConv's unit for raw camera counts, which readers show as is: "px" names no intensity.
+    "unit": "n.a.",
 }
 
 

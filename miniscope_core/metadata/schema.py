@@ -3,7 +3,8 @@
 Sections `NWBFile` and `Subject` use pynwb's (and NeuroConv's) field names; values are held to
 DANDI's rules, so a file that passes here does not fail the archive's checks for sex, species,
 age or weight. `Ophys` is ours: `indicator`, `location`, `excitation_lambda`, `emission_lambda`,
-`imaging_plane_description`, and the same keys per scope under `devices: <device name>:`.
+`imaging_plane_description`, `unit` (of the image series), and the same keys per scope under
+`devices: <device name>:`.
 
 NeuroConv's list shape inside `Ophys` is mapped to ours (see `_from_neuroconv`):
 - `ImagingPlane[i]`: `indicator`, `location`, `excitation_lambda`, `description` (->
@@ -60,13 +61,6 @@ IGNORED_SECTIONS = (
     "PoseEstimation",
     "TimeIntervals",
     "TimeSeries",
-)
-PLANE_KEYS = (
-    "indicator",
-    "location",
-    "excitation_lambda",
-    "emission_lambda",
-    "imaging_plane_description",
 )
 # DANDI's rules as nwbinspector checks them (check_subject_age, _species_form, _weight).
 _DURATION = re.compile(
@@ -277,6 +271,7 @@ class PlaneFields(_Section):
     excitation_lambda: Wavelength = None
     emission_lambda: Wavelength = None
     imaging_plane_description: Text = None
+    unit: Text = None  # of the scope's image series: what its pixel values count
 
 
 class _NeuroConvEntry(_Section):
@@ -441,7 +436,7 @@ def _short(value: Any) -> str:
 
 
 def _ophys(ophys: OphysFields, source: Path | str, scopes: Mapping[str, str]) -> dict[str, Any]:
-    ours = ophys.model_dump(exclude_none=True, include={*PLANE_KEYS, "devices"})
+    ours = ophys.model_dump(exclude_none=True, include={*PlaneFields.model_fields, "devices"})
     if not ophys.ImagingPlane:
         if "devices" in ours:
             ours["devices"] = _recorded_scopes(ours["devices"], source, scopes)

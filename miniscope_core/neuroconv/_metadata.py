@@ -71,7 +71,7 @@ def _plane(entry: ScopeEntry) -> dict[str, Any]:
 
 
 def _series(entry: ScopeEntry, name: str) -> dict[str, Any]:
-    return {"name": name, "unit": "px", "imaging_plane": entry.plane_name}
+    return {"name": name, "unit": OPHYS_DEFAULTS["unit"], "imaging_plane": entry.plane_name}
 
 
 def list_metadata(
@@ -110,7 +110,7 @@ def dict_metadata(
         planes[scope.metadata_key] = {**_plane(scope), "device_metadata_key": device_key}
         series[scope.metadata_key] = {
             "name": name,
-            "unit": "px",
+            "unit": OPHYS_DEFAULTS["unit"],
             "imaging_plane_metadata_key": scope.metadata_key,
         }
     if scopes:

@@ -14,9 +14,6 @@ from .behavior import add_head_orientation
 from .devices import miniscope_device
 from .naming import naming_of
 
-# NeuroConv's unit for raw camera counts, which readers show as is: "px" names no intensity.
-SCOPE_UNIT = "n.a."
-
 
 def add_miniscope(ctx: LayoutContext, recordings: list[Recording]) -> None:
     """Everything of one scope; its series share one imaging plane even when split by size."""
@@ -58,7 +55,7 @@ def _add_image_series(ctx: LayoutContext, group: SeriesGroup, plane: ImagingPlan
         name=group.name,
         imaging_plane=plane,
         data=ctx.empty_dataset(group.name, recordings),
-        unit=SCOPE_UNIT,
+        unit=str(ophys_for(ctx.metadata, recordings[0].device.name)["unit"]),
         dimension=list(recordings[0].frame_shape[:2]),
         timestamps=H5DataIO(
             np.concatenate([ctx.seconds(r) for r in recordings]), compression="gzip"

@@ -10,7 +10,7 @@ import pynwb
 import pytest
 from pynwb.file import Subject
 
-from miniscope_core import convert_session, discover
+from miniscope_core import ConversionOptions, convert_session, discover
 from miniscope_core.daq.model import Session
 from miniscope_core.errors import MiniscopeFormatError, MiniscopeWarning
 from miniscope_core.metadata.layers import (
@@ -279,6 +279,7 @@ Ophys:
             "excitation_lambda": 470.0,
             "emission_lambda": 525.0,
             "imaging_plane_description": "Hippocampus and cortex.",
+            "unit": "n.a.",
         }
 
 
@@ -384,3 +385,15 @@ def test_a_bad_file_stops_the_conversion_before_anything_is_written(session, tmp
     with pytest.raises(MetadataError, match=r"bad\.yaml: Subject\.sex = 'Male'"):
         convert_session(session.root, out, metadata_path=bad)
     assert list(out.parent.iterdir()) == []
+
+
+def test_the_scope_series_unit_is_neuroconvs_unless_the_lab_says_otherwise(session, tmp_path):
+    out = tmp_path / "default.nwb"
+    convert_session(session.root, out, options=ConversionOptions(report=False))
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        assert io.read().acquisition["OnePhotonSeriesMiniscope"].unit == "n.a."
+    lab = write(tmp_path / "lab.yaml", "Ophys:\n  unit: a.u.\n")
+    out = tmp_path / "lab.nwb"
+    convert_session(session.root, out, metadata_path=lab, options=ConversionOptions(report=False))
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        assert io.read().acquisition["OnePhotonSeriesMiniscope"].unit == "a.u."
