@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,9 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.image import imread
 from pynwb import NWBHDF5IO, NWBFile
 
 from miniscope_core.testing.synthetic import (
@@ -115,3 +119,38 @@ def dagster_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path
     monkeypatch.setenv("MINISCOPE_METADATA_FILE", str(tmp_path / "lab.yaml"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return raw, out
+
+
+BROWSER_TIMEOUT_S = 90
+
+
+def screenshot(url: str, shot: Path, width: int, height: int) -> np.ndarray:
+    """`url` drawn by Debian's headless chromium at width x height, as RGBA floats; chromium
+    missing, the test is skipped locally but fails in CI (a silent skip there would hide lost
+    coverage). Chromium runs in its own process group, killed with its helpers if it hangs."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        reason = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason}; CI must have it", pytrace=False)
+        pytest.skip(reason)
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        f"--user-data-dir={shot.parent / 'chromium-profile'}", f"--screenshot={shot}",
+        f"--window-size={width},{height}", url,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        _, stderr = process.communicate(timeout=BROWSER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT_S} s")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert shot.exists(), stderr.decode(errors="replace")[-2000:]
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (height, width)
+    return pixels

@@ -5,19 +5,15 @@ drawn by a real browser."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import struct
-import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import dagster as dg
 import pytest
-from matplotlib.image import imread
-from support import acquisition
+from support import acquisition, screenshot
 
 from miniscope_assets import sensors
 from miniscope_assets.assets import CONVERSION_ASSETS
@@ -32,8 +28,6 @@ from miniscope_assets.partitions import RAW_ROOT, raw_session
 from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.scan import list_sessions
 from miniscope_assets.sensors import Cursor, session_sensor
-
-BROWSER_TIMEOUT_S = 90
 
 
 def _tick(instance: dg.DagsterInstance, storage: MiniscopeStorage) -> dg.SensorResult:
@@ -258,39 +252,11 @@ def test_names_are_escaped_and_an_empty_root_says_so(tmp_path):
 _NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        reason = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"{reason}; CI must have it", pytrace=False)
-        pytest.skip(reason)
-    return found
-
-
 def test_a_real_browser_draws_the_page(lab, tmp_path):
     instance, storage = lab
     dg.materialize([lab_overview], instance=instance, resources={"storage": storage})
-    shot = tmp_path / "overview.png"
-    command = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1400,700", storage.overview_path.as_uri(),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=BROWSER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT_S} s")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert shot.exists(), stderr.decode(errors="replace")[-2000:]
-    pixels = imread(shot)[..., :3]
-    assert pixels.shape[:2] == (700, 1400)
+    uri = storage.overview_path.as_uri()
+    pixels = screenshot(uri, tmp_path / "overview.png", 1400, 700)[..., :3]
     red = (pixels[..., 0] > 0.95) & (pixels[..., 1] < 0.9) & (pixels[..., 2] < 0.9)
     green = (pixels[..., 1] > 0.9) & (pixels[..., 0] < 0.9)
     assert red.sum() > 200 and green.sum() > 200  # the failed and converted badges are drawn

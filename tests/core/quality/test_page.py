@@ -6,11 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 import re
-import shutil
-import signal
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,12 +14,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 from qc_builders import session_qc
+from support import screenshot
 
 from miniscope_core.outputs.atomic import OutputExistsError
 from miniscope_core.quality.model import SessionQC, Thresholds
 from miniscope_core.quality.page import SECTIONS, render_page, write_page
-
-BROWSER_TIMEOUT_S = 90
 
 
 class _Page(HTMLParser):
@@ -136,41 +131,9 @@ def test_write_page_is_atomic_and_never_replaces_a_file_unless_asked(
     assert sorted(p.name for p in path.parent.iterdir()) == ["session.html"]  # no temporaries
 
 
-def _chromium() -> str:
-    """Debian's chromium; missing, the test is skipped locally but fails in CI (the rule the
-    project's real-data tests follow: a silent skip there would hide lost coverage)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        reason = "chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"{reason}; CI must have it", pytrace=False)
-        pytest.skip(reason)
-    return found
-
-
 def test_a_real_browser_draws_the_page(tmp_path: Path, qc: SessionQC) -> None:
-    browser = _chromium()
     page = write_page(qc, tmp_path / "session.html")
-    shot = tmp_path / "screenshot.png"
-    command = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1200,3000", page.as_uri(),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=BROWSER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT_S} s")
-    finally:
-        if process.poll() is None:  # its own process group: its helpers go with it
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert shot.exists(), stderr.decode(errors="replace")[-2000:]
-    pixels = imread(shot)
-    assert pixels.shape[:2] == (3000, 1200)
+    pixels = screenshot(page.as_uri(), tmp_path / "screenshot.png", 1200, 3000)
     colours = np.unique((pixels[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 1000  # text, plots and images drawn, not a blank page
     top = pixels[:400, :, :3]
