@@ -241,19 +241,8 @@ def failed_runs(instance: dg.DagsterInstance) -> dict[str, str]:
 
 def rel_paths(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, str]:
     """The folder (relative to the raw root) each of `keys` was last handed over from."""
-    wanted = set(keys)
-    if not wanted:
-        return {}
-    latest = instance.get_latest_storage_id_by_partition(
-        RAW_SESSION, _MATERIALIZATION, partitions=wanted
-    )
-    found = {}
-    for record in _records(instance, list(latest.values())):
-        materialization = record.asset_materialization
-        value = materialization.metadata.get("rel_path") if materialization else None
-        if record.partition_key and value is not None:
-            found[record.partition_key] = str(value.value)
-    return found
+    shown = latest_metadata(instance, RAW_SESSION, keys)
+    return {key: str(meta["rel_path"].value) for key, meta in shown.items() if "rel_path" in meta}
 
 
 def _batches(values: Sequence[T]) -> Iterator[list[T]]:
