@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from miniscope_core.testing import write_demo_session
 
 from .assets import CONVERSION_ASSETS, conversion_run_config
 from .executor import active_tasks, failure_reason
+from .lost_steps import lost_line
 from .overview import STALE, folder_states
 from .partitions import raw_session
 from .registry import raw_metadata, register, state_text
@@ -438,18 +438,8 @@ class _LostSteps:
                 suspects.add((run.run_id, step))
                 if (run.run_id, step) in self.suspects and (run.run_id, step) not in self.said:
                     self.said.add((run.run_id, step))
-                    print(_lost_line(run.key, step, since, settings.celery_requeue_seconds))
+                    print(f"  {run.key} {lost_line(step, since, settings.celery_requeue_seconds)}")
         self.suspects = suspects
-
-
-def _lost_line(key: str, step: str, since: float, requeue: int) -> str:
-    at = datetime.fromtimestamp(since + requeue, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"  {key} {step}: no live worker runs it (its worker was lost); it runs again on a "
-        f"live worker from about {at} (MINISCOPE_CELERY_REQUEUE_SECONDS={requeue} after a "
-        "worker took it); to convert sooner, terminate the run in the UI and backfill the "
-        "session again"
-    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ import dagster as dg
 
 from .assets import CONVERSION_ASSETS
 from .executor import executor_for
+from .lost_steps import lost_steps_sensor
 from .overview import lab_overview, overview_after_failure, overview_job
 from .partitions import raw_root, raw_session
 from .resources import MiniscopeStorage
@@ -34,7 +35,13 @@ overview_automation = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=[raw_root, raw_session, *CONVERSION_ASSETS, lab_overview],
     jobs=[convert_session_job, overview_job],
-    sensors=[session_sensor, overview_automation, overview_after_failure],
+    sensors=[
+        session_sensor,
+        overview_automation,
+        overview_after_failure,
+        # A lost step is a Celery matter: with another executor a step dies with its run.
+        *([lost_steps_sensor(_SETTINGS)] if _SETTINGS.executor == "celery" else []),
+    ],
     resources={"storage": MiniscopeStorage.from_settings(_SETTINGS)},
     executor=executor_for(_SETTINGS),
 )

@@ -42,6 +42,7 @@ from dagster._serdes import deserialize_value, serialize_value
 
 from miniscope_assets.cli import main as cli_main
 from miniscope_assets.executor import _step_failure, executor_for, worker_yaml
+from miniscope_assets.lost_steps import LOST_TAG
 from miniscope_assets.settings import MiniscopeSettings, SettingsError
 from miniscope_core import check_file, convert_session
 from miniscope_core.testing.synthetic import (
@@ -298,6 +299,10 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         code, said = _ended(waiting, 300)
         assert code == 0, said
         assert f"{big[0]} video_chunks: no live worker runs it (its worker was lost)" in said
+        tags = postgres.query("SELECT value FROM run_tags WHERE key = %s", LOST_TAG)
+        assert [value.split(";")[0] for (value,) in tags] == [  # the run says it in the UI
+            "video_chunks: no live worker runs it (its worker was lost)"
+        ]
         assert f"{big[0]}: converted in" in said
         taken = postgres.step_workers(big[0], "video_chunks")
         assert [name for _, name in taken] == [first, survivor]
