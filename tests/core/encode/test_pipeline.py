@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import zlib
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def test_a_write_that_fails_stops_every_thread_at_once_and_is_raised(tmp_path, m
     def full_from_row_200(store, row, chunk):
         if row >= 200:
             raise OSError("No space left on device")
-        put(store, row, chunk)
+        time.sleep(0.01)  # a slow disk: the first share's 200 frames take 2 s, not a blink,
+        put(store, row, chunk)  # so the second decoder's first frame (and error) comes first
 
     monkeypatch.setattr(chunks.ChunkWriter, "put", full_from_row_200)
     with h5py.File(tmp_path / "o.h5", "w") as h5:
