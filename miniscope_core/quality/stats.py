@@ -20,7 +20,8 @@ about 0.05 ms per 600x600 uint8 frame on one core:
 - a bounded subsample of frames (for the motion estimate) is copied: at most `max_frames`
   and `max_bytes` in all, at frame indices evenly spaced over the series' known frame count,
   so a copy is made once every ~n/200 frames. The threads share one set of indices, so the
-  budget holds for all of them together.
+  budget holds for all of them together, and one array of them made with the accumulators
+  (`SampledFrames`): a decoding thread allocates nothing that outlives its frame.
 
 numpy releases the GIL in all of these, so the decoder threads keep their cores.
 """
@@ -45,17 +46,6 @@ _PARTIAL: dict[np.dtype, np.dtype] = {
     np.dtype(np.uint8): np.dtype(np.uint16),
     np.dtype(np.uint16): np.dtype(np.uint32),
 }
-
-
-def block_mean(frame: np.ndarray, block: int) -> np.ndarray:
-    """`frame` averaged over `block` x `block` pixels (edges that do not fill a block dropped),
-    in its own dtype."""
-    if block == 1:
-        return frame.copy()
-    height, width = (side // block * block for side in frame.shape)
-    blocks = frame[:height, :width].reshape(height // block, block, width // block, block)
-    means = blocks.mean(axis=(1, 3), dtype=np.float32)  # exact for 9 uint16 pixels
-    return np.rint(means, out=means).astype(frame.dtype)
 
 
 def sample_indices(
@@ -86,13 +76,66 @@ class FrameSummary:
     sample_block: int = 1  # the samples' pixels are the means of block x block frame pixels
 
 
+class SampledFrames:
+    """The frames kept for the motion estimate (block means, display order), in one array made
+    with the accumulators, before decoding: decoder threads write into their rows and allocate
+    nothing that outlives a frame, so no kept array pins a thread's malloc heap (glibc cannot
+    give a heap back below its highest block in use: that kept ~40 MB after decoding)."""
+
+    def __init__(
+        self, indices: np.ndarray, shape: tuple[int, int], dtype: np.dtype, block: int
+    ) -> None:
+        self.indices = indices
+        self.block = block
+        self._rows = {index: row for row, index in enumerate(indices.tolist())}
+        sides = [side // block for side in shape]  # the frames' shape as shown
+        self._frames = np.empty((len(indices), *sides), dtype)
+        self._filled = np.zeros(len(indices), bool)
+
+    def put(self, index: int, frame: np.ndarray) -> None:
+        """Keep `frame` (as shown) if `index` is sampled; whatever is kept is copied."""
+        row = self._rows.get(index)
+        if row is None:
+            return
+        height, width = (side // self.block * self.block for side in frame.shape)
+        if self.block == 1:
+            self._frames[row] = frame
+        else:  # the mean of each block (edges that do not fill one dropped), rounded
+            blocks = frame[:height, :width].reshape(
+                height // self.block, self.block, width // self.block, self.block
+            )
+            means = blocks.mean(axis=(1, 3), dtype=np.float32)
+            self._frames[row] = np.rint(means, out=means)
+        self._filled[row] = True
+
+    def same_rows(self, other: SampledFrames) -> bool:
+        return other is self or np.array_equal(self.indices, other.indices)
+
+    def update(self, other: SampledFrames) -> None:
+        """Take `other`'s kept frames (another accumulator's store of the same rows)."""
+        if other is not self:
+            self._frames[other._filled] = other._frames[other._filled]
+            self._filled |= other._filled
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """The indices and frames kept, handed over (the store is left empty): held once."""
+        if self._filled.all():
+            taken = self.indices, self._frames
+        else:
+            taken = self.indices[self._filled], self._frames[self._filled]
+        self._frames = np.empty((0, *self._frames.shape[1:]), self._frames.dtype)  # no view
+        self.indices, self._filled, self._rows = np.zeros(0, np.int64), np.zeros(0, bool), {}
+        return taken
+
+
 class FrameStats:
     """Accumulates one series' statistics from decoded frames, one thread's share at a time.
 
     `n_frames` is the series' whole frame count and `index` in `add` is the frame's row in the
     series (the dataset row the decoder gives it), whichever thread decodes it. With
     `nwb_order=True` frames are in NWB's (width, height) order, as the conversion decodes them;
-    `summary()` then gives images in display order (height, width).
+    `summary()` then gives images in display order (height, width). Accumulators of one series
+    may share one `samples` (`SeriesStats` does).
     """
 
     def __init__(
@@ -104,6 +147,7 @@ class FrameStats:
         nwb_order: bool = False,
         max_sample_frames: int = MAX_SAMPLE_FRAMES,
         max_sample_bytes: int = MAX_SAMPLE_BYTES,
+        samples: SampledFrames | None = None,
     ) -> None:
         self.dtype: np.dtype = np.dtype(dtype)
         if self.dtype not in _PARTIAL:
@@ -130,9 +174,12 @@ class FrameStats:
         sample_pixels = math.prod(side // self.sample_block for side in self.frame_shape)
         frame_bytes = sample_pixels * self.dtype.itemsize
         self._budget = (max_sample_frames, max_sample_bytes)
-        indices = sample_indices(self.n_frames, frame_bytes, max_sample_frames, max_sample_bytes)
-        self._sampled = set(indices.tolist())
-        self.samples: dict[int, np.ndarray] = {}
+        if samples is None:
+            indices = sample_indices(self.n_frames, frame_bytes, *self._budget)
+            shown = self.frame_shape[::-1] if nwb_order else self.frame_shape
+            samples = SampledFrames(indices, shown, self.dtype, self.sample_block)
+        self._samples = samples
+        self._shown = np.transpose if nwb_order else np.asarray
 
     def add(self, index: int, frame: np.ndarray) -> None:
         """Take one decoded frame, the `index`-th of the series (any order; the caller may reuse
@@ -152,13 +199,13 @@ class FrameStats:
             self._grow(index + 1)
         self._brightness[index] = value / self._brightness_pixels
         self.frames_seen += 1
-        if index in self._sampled:
-            self.samples[index] = block_mean(frame, self.sample_block)
+        self._samples.put(index, self._shown(frame))
 
     def merge(self, other: FrameStats) -> FrameStats:
         """Add `other`'s frames (another thread's share of the same series) to these; self."""
         same = (other.frame_shape, other.dtype, other.nwb_order, other._budget)
-        if same != (self.frame_shape, self.dtype, self.nwb_order, self._budget):
+        mine = (self.frame_shape, self.dtype, self.nwb_order, self._budget)
+        if same != mine or not self._samples.same_rows(other._samples):
             raise ValueError("only accumulators of one series (same frames, same budget) merge")
         if other.n_frames > self.n_frames:
             self._grow(other.n_frames)
@@ -172,7 +219,7 @@ class FrameStats:
         self.total += other.total
         self._in_total += other._in_total
         self.frames_seen += other.frames_seen
-        self.samples.update(other.samples)
+        self._samples.update(other._samples)
         return self
 
     def summary(self) -> FrameSummary:
@@ -180,16 +227,10 @@ class FrameStats:
         samples are handed over (taken out of these accumulators, so they are held once)."""
         self._fold_partial()
 
-        def shown(image: np.ndarray) -> np.ndarray:
-            return image.T if self.nwb_order else image
-
+        shown = self._shown
         mean = np.empty(shown(self.total).shape, np.float32)
         np.divide(shown(self.total), max(self.frames_seen, 1), out=mean)
-        indices = np.array(sorted(self.samples), dtype=np.int64)
-        sides = [side // self.sample_block for side in self.frame_shape]
-        samples = np.empty((len(indices), *(sides[::-1] if self.nwb_order else sides)), self.dtype)
-        for row, index in enumerate(indices.tolist()):
-            samples[row] = shown(self.samples.pop(index))
+        indices, samples = self._samples.take()
         return FrameSummary(
             n_frames=self.n_frames,
             frames_seen=self.frames_seen,
@@ -239,9 +280,11 @@ def merged(parts: list[FrameStats]) -> FrameStats:
 
 
 class SeriesStats:
-    """The statistics of one series (or one video): each decoding thread gets an accumulator of
-    its own (`observer`, an `encode.chunks.Observer`), merged in as soon as the thread is done,
-    so only as many are alive as threads decode, however many videos the series has."""
+    """The statistics of one series (or one video): each decoding thread gets an accumulator
+    (`observer`, an `encode.chunks.Observer`) that goes back to a pool when the thread is done,
+    for the next video's threads: only as many are ever made as threads decode at once, however
+    many videos the series has, and they are merged once, in `summary`. They share one store
+    of sampled frames."""
 
     def __init__(
         self,
@@ -251,26 +294,42 @@ class SeriesStats:
     ) -> None:
         self.n_frames = n_frames
         self.budget = (max_sample_frames, max_sample_bytes)
-        self.merged: FrameStats | None = None
+        self._made: list[FrameStats] = []
+        self._idle: list[FrameStats] = []
         self._lock = threading.Lock()
 
     def observer(self, frame_shape: tuple[int, ...]) -> _ThreadShare:
+        with self._lock:
+            stats = next((s for s in self._idle if s.frame_shape == frame_shape), None)
+            if stats is None:
+                stats = self._made_for(tuple(frame_shape))
+            else:
+                self._idle.remove(stats)
+        return _ThreadShare(stats, self._release)
+
+    def _made_for(self, frame_shape: tuple[int, ...]) -> FrameStats:
+        """A new accumulator, sharing the sampled frames of those made before (same frames)."""
         frames, size = self.budget
+        like = next((s for s in self._made if s.frame_shape == frame_shape), None)
         stats = FrameStats(
             self.n_frames, frame_shape, nwb_order=True, max_sample_frames=frames,
-            max_sample_bytes=size,
+            max_sample_bytes=size, samples=like._samples if like is not None else None,
         )  # fmt: skip
-        return _ThreadShare(stats, self._merge)
+        self._made.append(stats)
+        return stats
 
-    def _merge(self, stats: FrameStats) -> None:
+    def _release(self, stats: FrameStats) -> None:
         with self._lock:
-            self.merged = stats if self.merged is None else self.merged.merge(stats)
+            self._idle.append(stats)
 
     def summary(self) -> FrameSummary | None:
         """None when no frame was decoded."""
-        if self.merged is None or not self.merged.frames_seen:
+        with self._lock:
+            made, self._made, self._idle = self._made, [], []
+        if not made:
             return None
-        return self.merged.summary()
+        stats = merged(made)
+        return stats.summary() if stats.frames_seen else None
 
 
 class _ThreadShare:
