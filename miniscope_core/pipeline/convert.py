@@ -34,7 +34,7 @@ from ..quality.page import write_page
 from ..timing.recordings import Recording
 from ..timing.sync import session_alignment
 from .frames import FrameQuality
-from .qc import report_path, session_qc
+from .qc import give_back_heap, report_path, session_qc
 from .stages import (
     Assembly,
     Progress,
@@ -210,7 +210,11 @@ def convert_session(
             else:
                 done = _direct_or_staged(job, videos)
         page = progress(1, 2) if progress and report else None  # stage 2: the QC report
-        quality = session_qc(session, done, Path(output), None, thresholds) if report else None
+        quality = None
+        if report:  # within the conversion's peak memory: see give_back_heap
+            give_back_heap()
+            quality = session_qc(session, done, Path(output), None, thresholds)
+            done = replace(done, frame_stats={})  # the sampled frames go before the page
         written = _written_report(quality, report)
         if page:
             page(1)
@@ -231,6 +235,7 @@ def _written_report(quality: SessionQC | None, report: Path | None) -> Path | No
     it is a warning: the NWB file is complete and keeps its name."""
     if quality is None or report is None:
         return None
+    give_back_heap()  # what the motion estimate freed, for the page's drawing
     try:
         return write_page(quality, report, overwrite=True)
     except OSError as error:

@@ -314,9 +314,13 @@ def _finish(figure: Any, axis: SessionAxis) -> bytes:
 def _png(figure: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", facecolor="white")
+    # A figure's artists refer to each other (and the canvas holds its pixels): without these
+    # cycles broken the figure waits for the garbage collector, and the page's figures add up.
+    figure.clear()
+    canvas.__dict__.pop("renderer", None)
     return buffer.getvalue()
 
 
