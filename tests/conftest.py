@@ -31,3 +31,19 @@ def cohort(tmp_path: Path) -> Path:
     acquisition(root / "mouseA" / "2021_05_14" / "11_40_45", "mouseA", 6, seed=2)
     acquisition(root / "mouseB" / "2021_05_14" / "11_37_45", "mouseB", 3, seed=3)
     return root
+
+
+# Tiers that mostly wait on servers (daemon ticks, a worker's requeue), longest first: run first,
+# under pytest-xdist (`--dist loadfile --no-loadscope-reorder`) their waits overlap the other
+# tiers' CPU-bound tests instead of ending the run alone.
+SERVER_BOUND_FIRST = ("cluster/test_cluster_celery.py", "cluster/test_cluster_slurm.py", "e2e/")
+
+
+def _server_bound_rank(item: pytest.Item) -> int:
+    path = item.path.as_posix()
+    ranks = (rank for rank, tier in enumerate(SERVER_BOUND_FIRST) if f"/tests/{tier}" in path)
+    return next(ranks, len(SERVER_BOUND_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_server_bound_rank)  # stable: each file's own order is kept

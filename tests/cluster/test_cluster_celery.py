@@ -82,7 +82,7 @@ def test_the_workers_get_the_executors_celery_settings():
 # ---------------------------------------------------------------------------------------------
 # A real cluster on loopback: PostgreSQL, Redis, the head (daemon + webserver) and two workers.
 
-SESSIONS = 6
+SESSIONS = 3
 SMALL = ScopeSpec(n_frames=40, height=16, width=24, frames_per_file=25)  # time the longest axis
 BIG = ScopeSpec(n_frames=2000, height=160, width=240, frames_per_file=1000)  # a step of seconds
 # A killed worker's step runs elsewhere after this (and a sweep of 6 s). Celery also hands a step
@@ -94,12 +94,12 @@ SERIES = "OnePhotonSeriesMiniscope"
 
 
 def _write_sessions(raw: Path) -> tuple[list[str], list[str]]:
-    """Six tiny sessions of six animals and two big ones; their partition keys."""
+    """A tiny session of each of SESSIONS animals and two big ones; their partition keys."""
     return _write_sessions_of(raw, [f"mouse{i}" for i in range(SESSIONS)])
 
 
 def _write_sessions_of(raw: Path, animals: list[str]) -> tuple[list[str], list[str]]:
-    """A tiny session of each animal and two big ones (only with the six mice); their keys."""
+    """A tiny session of each animal and two big ones (only with the SESSIONS mice); their keys."""
     small = []
     for i, animal in enumerate(animals):
         scopes = [replace(SMALL, seed=i)]
@@ -263,7 +263,7 @@ def test_a_backfill_runs_on_two_celery_workers_and_survives_a_killed_worker(tmp_
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
 
-        # Six sessions through the daemon: every run succeeds, the steps spread over both.
+        # The tiny sessions through the daemon: every run succeeds, the steps spread over both.
         assert cli_main(["backfill", *small, "--url", url]) == 0
         done = partial(_all_done, postgres, small)
         runs = _wait_for_runs(postgres, small, 300, "the backfill's runs", done)
