@@ -291,14 +291,16 @@ def files_holding(secret: str, roots: Sequence[Path], since: float) -> list[Path
     (files of 16 MB or more, data rather than configuration, are not read)."""
     needle = secret.encode()
     held = []
-    for root in roots:
-        for path in root.rglob("*"):
-            with contextlib.suppress(OSError):
-                stat = path.stat()
-                if not path.is_file() or stat.st_mtime < since or stat.st_size >= 1 << 24:
-                    continue
-                if needle in path.read_bytes():
-                    held.append(path)
+    # os.walk, not rglob: other tests' temporary folders vanish from /tmp mid-walk, and
+    # os.walk skips a folder it can no longer list where rglob raises.
+    paths = (Path(top, name) for root in roots for top, _, names in os.walk(root) for name in names)
+    for path in paths:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            if not path.is_file() or stat.st_mtime < since or stat.st_size >= 1 << 24:
+                continue
+            if needle in path.read_bytes():
+                held.append(path)
     return held
 
 
