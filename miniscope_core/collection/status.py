@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..daq.avi import avi_finalised
 from ..daq.inventory import Links
 from ..daq.model import Session
-from ..daq.video import avi_finalised
 from ..errors import MiniscopeFormatError
 from .discovery import discover, find_acquisition_folders
 

@@ -14,12 +14,10 @@ import contextlib
 import fcntl
 import io
 import re
-import struct
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, cast
 
@@ -27,13 +25,20 @@ import imageio_ffmpeg
 import numpy as np
 
 from ..errors import MiniscopeFormatError
+from .avi import (
+    AviIndex,
+    FrameStream,
+    RawGrayStream,
+    avi_finalised,
+    avi_frame_size,
+    avi_gray8,
+    avi_index,
+    avi_palettised,
+    chunks_in_place,
+)
 
-_UNFINISHED_SIZES = {0, 0xFFFFFFFF}  # RIFF sizes an interrupted AVI writer leaves
-_HEADER_BYTES = 65536  # the AVI header list, with its stream format, sits at the start
 _PIPE_BYTES = 1 << 20  # Linux's default limit: ffmpeg can run ~3 frames ahead of its reader
 _STOP_SECONDS = 5.0  # for ffmpeg to exit once its pipe is closed
-_IDX1_ENTRY = np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
-_KEYFRAME = 0x10  # AVIIF_KEYFRAME in an idx1 entry's flags
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class VideoInfo:
     decode_error: str
 
 
-class VideoStream:
+class VideoStream(FrameStream):
     """One video being decoded by ffmpeg into raw 8-bit gray (Miniscopes) or RGB (cameras).
 
     Frames are (height, width[, 3]) as decoded, or (width, height[, 3]) with `nwb_order`, in
@@ -103,15 +108,6 @@ class VideoStream:
             filled += got
         return True
 
-    @property
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every frame in an array of its own (for callers that keep them); closes the stream."""
-        try:
-            while self.read_into(frame := np.empty(self.frame_shape, np.uint8)):
-                yield frame
-        finally:
-            self.close()
-
     def _end(self, stray_bytes: int) -> None:
         """At the end of the pipe: raise if ffmpeg failed or stopped inside a frame."""
         if self._process.wait() != 0 or stray_bytes:
@@ -129,12 +125,6 @@ class VideoStream:
         self._pipe.close()
         self._log.close()
 
-    def __enter__(self) -> VideoStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def open_video(
     path: Path,
@@ -142,9 +132,47 @@ def open_video(
     nwb_order: bool = False,
     first: int = 0,
     threads: int | None = None,
-) -> VideoStream:
-    """Start decoding `path` (see `VideoStream`)."""
+) -> FrameStream:
+    """Start decoding `path` (see `VideoStream`); a gray video without compression is read
+    straight from the file instead (`RawGrayStream`), once its first frame has been found to be
+    the same pixels either way."""
+    if not color:
+        stat = path.stat()
+        index = _raw_gray_index(path, stat.st_size, stat.st_mtime_ns)
+        size = avi_frame_size(path)
+        if index is not None and size is not None:
+            return RawGrayStream(path, index, size, nwb_order, first)
     return VideoStream(path, color, nwb_order, first, threads)
+
+
+@lru_cache(maxsize=256)
+def _raw_gray_index(path: Path, size: int, mtime_ns: int) -> AviIndex | None:
+    """The index of a GREY video whose frames read straight from the file are ffmpeg's; None
+    for any other video (checked once per file version: `size` and `mtime_ns` key the cache).
+
+    Every frame's chunk must be where the index says (a damaged one sends the whole video
+    through ffmpeg, as before), and the first frame read both ways must be the same pixels: a
+    row order, row padding or offset convention of some other writer would differ, and that
+    video then goes through ffmpeg too.
+    """
+    dims = avi_frame_size(path)
+    if dims is None or not avi_gray8(path) or not avi_finalised(path):
+        return None
+    index = avi_index(path)
+    if index is None or index.positions is None or index.n_frames == 0:
+        return None
+    if np.any(index.sizes != dims[0] * dims[1]) or not chunks_in_place(path, index):
+        return None
+    with RawGrayStream(path, index, dims, False) as direct, VideoStream(path) as decoded:
+        ours, theirs = (
+            np.empty(direct.frame_shape, np.uint8),
+            np.empty(direct.frame_shape, np.uint8),
+        )
+        try:
+            same = direct.read_into(ours) and decoded.read_into(theirs)
+        except MiniscopeFormatError:
+            return None
+        return index if same and np.array_equal(ours, theirs) else None
 
 
 def _decode_command(path: Path, color: bool, nwb_order: bool, before: list[str]) -> list[str]:
@@ -188,45 +216,6 @@ def _last_line(error: BaseException | str) -> str:
     return lines[-1] if lines else "ffmpeg gave no reason"
 
 
-def avi_finalised(path: Path) -> bool:
-    """True when the writer closed the file: its RIFF size was filled in at the end."""
-    with path.open("rb") as handle:
-        header = handle.read(12)
-    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"AVI ":
-        return False
-    (riff_size,) = struct.unpack("<I", header[4:8])
-    return riff_size not in _UNFINISHED_SIZES and riff_size + 8 <= path.stat().st_size
-
-
-def _video_format(path: Path, length: int) -> bytes | None:
-    """The first `length` bytes of the AVI's video format chunk (`strf`: a BITMAPINFOHEADER
-    after its 8-byte chunk header), or None when the file has none."""
-    with path.open("rb") as handle:
-        header = handle.read(_HEADER_BYTES)
-    at = header.find(b"strf")
-    if header[:4] != b"RIFF" or at < 0 or len(header) < at + length:
-        return None
-    return header[at : at + length]
-
-
-def avi_frame_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the AVI's video format header, without starting a decoder."""
-    strf = _video_format(path, 20)
-    if strf is None:
-        return None
-    width, height = struct.unpack("<ii", strf[12:20])
-    return (width, abs(height)) if width > 0 and height else None
-
-
-def avi_palettised(path: Path) -> bool:
-    """True for an uncompressed (BI_RGB) AVI of 8 bits or fewer per pixel: palette indices."""
-    strf = _video_format(path, 28)
-    if strf is None:
-        return False
-    bits, compression = struct.unpack("<HI", strf[22:28])
-    return bits <= 8 and compression == 0
-
-
 def frame_size(path: Path) -> tuple[int, int]:
     """(width, height) of the decoded frames: the AVI header's, else what ffmpeg reports."""
     size = avi_frame_size(path)
@@ -261,71 +250,3 @@ def count_frames(path: Path) -> int:
     if not counts:
         raise MiniscopeFormatError(path, f"cannot be decoded: {_last_line(result.stderr)}")
     return int(counts[-1])
-
-
-@dataclass(frozen=True)
-class AviIndex:
-    """The video packets a finalised AVI's idx1 index lists, as ffmpeg reads them: which are
-    keyframes (where decoding may start) and how long a frame lasts."""
-
-    keyframes: np.ndarray  # one bool per packet
-    frame_seconds: Fraction
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.keyframes)
-
-
-def avi_index(path: Path) -> AviIndex | None:
-    """The idx1 index of the first video stream, or None when the file is not that simple.
-
-    Not simple: an OpenDML index or a second RIFF (ffmpeg reads those instead of idx1), no idx1,
-    a zero-size entry, a stream that does not start at time 0. ffmpeg copes with those itself.
-    """
-    with path.open("rb") as handle:
-        stream, at, end = None, 12, path.stat().st_size
-        while at + 8 <= end:
-            handle.seek(at)
-            kind, size = struct.unpack("<4sI", handle.read(8))
-            if kind == b"LIST" and handle.read(4) == b"hdrl":
-                stream = _video_stream(handle.read(size - 4))
-            elif kind == b"idx1" and stream is not None:
-                return _read_index(handle.read(size), *stream)
-            elif kind == b"RIFF":
-                return None
-            at += 8 + size + (size & 1)
-    return None
-
-
-def _video_stream(header: bytes) -> tuple[bytes, Fraction] | None:
-    """(two-digit number, frame duration) of the first video stream, from the AVI header list."""
-    number = 0
-    for kind, body in _chunks(header, 0):
-        if kind != b"LIST" or body[:4] != b"strl":
-            continue
-        parts = dict(_chunks(body, 4))
-        strh = parts.get(b"strh", b"")
-        if strh[:4] == b"vids" and len(strh) >= 32:
-            scale, rate, start = struct.unpack_from("<III", strh, 20)
-            if b"indx" in parts or start or not scale or not rate:
-                return None
-            return b"%02d" % number, Fraction(scale, rate)
-        number += 1
-    return None
-
-
-def _chunks(data: bytes, at: int) -> Iterator[tuple[bytes, bytes]]:
-    """(id, body) of the RIFF chunks in `data` from `at` on."""
-    while at + 8 <= len(data):
-        kind, size = struct.unpack_from("<4sI", data, at)
-        yield kind, data[at + 8 : at + 8 + size]
-        at += 8 + size + (size & 1)
-
-
-def _read_index(index: bytes, stream: bytes, frame_seconds: Fraction) -> AviIndex | None:
-    """`stream`'s video packets (`NNdc`/`NNdb`) in an idx1 index."""
-    entries = np.frombuffer(index, dtype=_IDX1_ENTRY, count=len(index) // _IDX1_ENTRY.itemsize)
-    video = entries[(entries["id"] == stream + b"dc") | (entries["id"] == stream + b"db")]
-    if np.any(video["size"] == 0):
-        return None
-    return AviIndex((video["flags"] & _KEYFRAME) != 0, frame_seconds)

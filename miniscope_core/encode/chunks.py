@@ -29,7 +29,8 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from ..daq.video import VideoInfo, VideoStream, avi_index, count_frames, frame_size, open_video
+from ..daq.avi import FrameStream, avi_index
+from ..daq.video import VideoInfo, count_frames, frame_size, open_video
 from ..errors import MiniscopeFormatError
 from ..outputs.atomic import atomic_output
 from .deflate import Deflater, join_streams
@@ -59,7 +60,7 @@ DEFAULT_DEFLATER = Deflater()
 class Share:
     """The frames of one decoder, for consecutive rows of a dataset from `first_row`."""
 
-    stream: VideoStream
+    stream: FrameStream
     first_row: int
     limit: int | None  # frames wanted; None: all
 
@@ -145,7 +146,7 @@ def _write_frames(
         )
         writer = ChunkWriter(dataset, on_frame, grow=True)
         written, error = write_chunks([Share(stream, 0, None)], writer, deflate, workers, observe)
-    dataset.resize(written, axis=0)
+        writer.resize(written)
     return written, error
 
 
@@ -232,33 +233,49 @@ class ChunkWriter:
             raise ValueError("only a dataset of one frame per chunk can grow frame by frame")
         self.zeros = (0,) * (dataset.ndim - 1)
         self.frame_bytes = math.prod(dataset.shape[1:]) * dataset.dtype.itemsize
+        self.rows = int(dataset.shape[0])  # h5py asks HDF5 each time: kept here, as it changes
         self.pending: dict[int, dict[int, bytes]] = {}  # chunk's first row -> row -> stream
+        self.in_flight: dict[int, dict[int, bytes]] = {}  # complete, being joined and written
         self.lock = threading.Lock()
         self.written = 0
 
     def put(self, row: int, stream: bytes) -> None:
+        """Keep a frame's stream; the thread that completes a chunk joins and writes it, outside
+        the lock (HDF5 takes one write at a time): the others go on putting frames meanwhile."""
         with self.lock:
-            if self.grow and row >= self.dataset.shape[0]:
-                self.dataset.resize(row + _GROW, axis=0)
+            if self.grow and row >= self.rows:
+                self.rows = row + _GROW
+                self.dataset.resize(self.rows, axis=0)
             first = row - row % self.per_chunk
             frames = self.pending.setdefault(first, {})
             frames[row] = stream
-            end = min(first + self.per_chunk, self.dataset.shape[0])
-            if len(frames) == end - first:
-                del self.pending[first]
-                padding = [_zero_stream(self.frame_bytes)] * (first + self.per_chunk - end)
-                chunk = join_streams([*(frames[r] for r in range(first, end)), *padding],
-                                     self.frame_bytes)  # fmt: skip
-                self.dataset.id.write_direct_chunk((first, *self.zeros), chunk)
+            end = min(first + self.per_chunk, self.rows)
+            complete = len(frames) == end - first
+            if complete:
+                self.in_flight[first] = self.pending.pop(first)
+        if complete:
+            padding = [_zero_stream(self.frame_bytes)] * (first + self.per_chunk - end)
+            chunk = join_streams([*(frames[r] for r in range(first, end)), *padding],
+                                 self.frame_bytes)  # fmt: skip
+            self.dataset.id.write_direct_chunk((first, *self.zeros), chunk)
+        with self.lock:
+            if complete:
+                del self.in_flight[first]
             self.written += 1
             if self.on_frame:
                 self.on_frame(1)
 
+    def resize(self, rows: int) -> None:
+        """The dataset cut (or grown) to `rows`, once every frame is in."""
+        with self.lock:
+            self.rows = rows
+            self.dataset.resize(rows, axis=0)
+
     def frame(self, row: int) -> np.ndarray:
-        """Frame `row` as stored (or waiting for the rest of its chunk)."""
+        """Frame `row` as stored (or waiting for the rest of its chunk, or being written)."""
         first = row - row % self.per_chunk
         with self.lock:
-            waiting = self.pending.get(first, {}).get(row)
+            waiting = {**self.in_flight.get(first, {}), **self.pending.get(first, {})}.get(row)
             chunk = waiting or self.dataset.id.read_direct_chunk((first, *self.zeros))[1]
         at = 0 if waiting else (row - first) * self.frame_bytes
         raw = zlib.decompress(chunk)[at : at + self.frame_bytes]
@@ -350,7 +367,7 @@ def _middle(source: Path, n_frames: int) -> int | None:
     return int(keyframes[np.argmin(np.abs(keyframes - n_frames // 2))])
 
 
-def _halves_meet(head: VideoStream, store: ChunkWriter, row: int) -> bool:
+def _halves_meet(head: FrameStream, store: ChunkWriter, row: int) -> bool:
     """Whether the frame after the first half is the one the second half stored at `row`.
 
     The second decoder found its start through timestamps; this one extra frame from the first

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from pynwb.ophys import OnePhotonSeries
 
+from ..daq.avi import avi_index
 from ..daq.model import Session
 from ..daq.orientation import read_orientation
-from ..daq.video import avi_index, open_video
+from ..daq.video import open_video
 from ..errors import MiniscopeFormatError
 from ..nwb.base import Layout
 from ..nwb.provenance import converter

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..collection.discovery import discover
+from ..daq.avi import avi_finalised
 from ..daq.device_settings import frame_rate_hz
 from ..daq.model import Acquisition, Device, Session
 from ..daq.orientation import read_orientation
 from ..daq.timestamps import Timing, measure_timing
-from ..daq.video import avi_finalised, count_frames
+from ..daq.video import count_frames
 from ..errors import MiniscopeFormatError, lab_messages, recorded_warnings
 from ..timing.alignment import align_frames, daq_layout
 from ..timing.sync import session_alignment

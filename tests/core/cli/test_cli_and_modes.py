@@ -22,7 +22,8 @@ from miniscope_core import (
 )
 from miniscope_core.cli import main
 from miniscope_core.collection.status import folder_status
-from miniscope_core.daq.video import avi_finalised, avi_frame_size, count_frames
+from miniscope_core.daq.avi import avi_finalised, avi_frame_size
+from miniscope_core.daq.video import count_frames
 from miniscope_core.testing.synthetic import AcquisitionSpec, write_acquisition
 
 
