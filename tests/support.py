@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.image import imread
+from PIL import Image
 from pynwb import NWBHDF5IO, NWBFile
 
 from miniscope_core.testing.synthetic import (
@@ -125,9 +125,26 @@ BROWSER_TIMEOUT_S = 90
 
 
 def screenshot(url: str, shot: Path, width: int, height: int) -> np.ndarray:
-    """`url` drawn by Debian's headless chromium at width x height, as RGBA floats; chromium
-    missing, the test is skipped locally but fails in CI (a silent skip there would hide lost
-    coverage). Chromium runs in its own process group, killed with its helpers if it hangs."""
+    """`url` drawn by Debian's headless chromium at width x height, as RGBA floats (0-1)."""
+    _chromium([f"--screenshot={shot}"], url, shot.parent, width, height)
+    assert shot.exists(), f"chromium wrote no {shot}"
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+    assert pixels.shape[:2] == (height, width)
+    return pixels
+
+
+def dump_dom(url: str, folder: Path, width: int, height: int) -> str:
+    """The DOM of `url` once headless chromium has loaded it (its scripts run) at width x
+    height, serialized as HTML."""
+    return _chromium(["--dump-dom"], url, folder, width, height)
+
+
+def _chromium(args: list[str], url: str, folder: Path, width: int, height: int) -> str:
+    """Debian's headless chromium with `args` on `url`, its profile in `folder`; its stdout.
+    Chromium missing, the test is skipped locally but fails in CI (a silent skip there would
+    hide lost coverage). Chromium runs in its own process group, killed with its helpers if it
+    hangs."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         reason = "chromium is not installed (apt-get install -y chromium)"
@@ -136,21 +153,19 @@ def screenshot(url: str, shot: Path, width: int, height: int) -> np.ndarray:
         pytest.skip(reason)
     command = [
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        f"--user-data-dir={shot.parent / 'chromium-profile'}", f"--screenshot={shot}",
-        f"--window-size={width},{height}", url,
+        f"--user-data-dir={folder / 'chromium-profile'}", f"--window-size={width},{height}",
+        *args, url,
     ]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        _, stderr = process.communicate(timeout=BROWSER_TIMEOUT_S)
+        stdout, stderr = process.communicate(timeout=BROWSER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pytest.fail(f"chromium did not finish within {BROWSER_TIMEOUT_S} s")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert shot.exists(), stderr.decode(errors="replace")[-2000:]
-    pixels = imread(shot)
-    assert pixels.shape[:2] == (height, width)
-    return pixels
+    assert process.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    return stdout.decode(errors="replace")

@@ -3,24 +3,31 @@
 Like the visual reports of fMRIPrep and MRIQC: a summary with a verdict per threshold on top,
 then one section per question (is the field of view in focus, did the light change, did the
 brain move, were frames lost, how did the head move, what did the cameras see, with which
-settings, is the file valid). Everything is inline (PNG images as base64 data, CSS in the
-head; no script, no external URL), so the page opens from a shared drive or a mail with no
-server. Plots are drawn by matplotlib's Agg backend through its object API (no pyplot: no
-global state, safe in threads); images are shown at full resolution, shrunk to the page's
-width by CSS only. Every text is escaped.
+settings, is the file valid). Everything is inline, so the page opens from a shared drive or a
+mail (file://) with no server and fetches nothing: images as base64 data (encoded by Pillow,
+`images.py`), the CSS in the head, and the scripts that draw the time plots in the browser:
+uPlot (vendored unmodified in `vendor/`) and its glue (`page.js`), each plot's data beside it
+as JSON (`plots.py`; `<` escaped, so no value can end its script). Without JavaScript the
+tables and images are all there and a note says the plots need it. Images are shown at full
+resolution, shrunk to the page's width by CSS only. Every text is escaped.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import json
+import re
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..outputs.atomic import write_bytes
+from .images import image_png, photo_jpeg
 from .model import (
     AcquisitionSettings,
     CameraFrame,
@@ -31,13 +38,12 @@ from .model import (
     Verdict,
 )
 from .plots import (
+    Plot,
     SessionAxis,
-    brightness_png,
-    image_png,
-    motion_png,
-    orientation_png,
-    photo_jpeg,
-    timing_png,
+    brightness_plot,
+    motion_plot,
+    orientation_plot,
+    timing_plot,
 )
 
 SECTIONS = (
@@ -89,7 +95,22 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 ul.problems { margin: 6px 0; padding-left: 22px; }
 ul.problems li { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 14px; }
 .scroll { overflow-x: auto; }
+.plot { margin: 8px 0 16px; break-inside: avoid; }
+.plot-title { font-size: 15px; font-weight: 600; margin: 10px 0 2px; }
+.plot-row { display: flex; gap: 8px; overflow: hidden; }
+.plot-x { text-align: center; margin-top: 2px; }
+.legend { display: flex; flex-wrap: wrap; justify-content: flex-end; gap: 2px 18px;
+          font-size: 13px; color: var(--muted); margin: 4px 0; }
+.legend i { display: inline-block; vertical-align: middle; width: 22px; height: 0;
+            margin: 0 6px 2px 0; border-top: 2px solid var(--c); }
+.legend i.dash { border-top-style: dashed; }
+.legend i.dots { width: 8px; height: 8px; border: 0; border-radius: 50%; background: var(--c); }
+.legend i.band { height: 12px; border: 0; background: var(--c); }
+.legend i.mark { width: 0; height: 14px; border: 0; border-left: 2px solid var(--c); }
+@page { size: 330mm 467mm; margin: 10mm; }  /* the screen's 1160 px fit: the plots as drawn */
+@media print { body { background: #fff; } section { break-inside: avoid-page; } }
 """
+UPLOT_VERSION = "1.6.32"  # vendor/README.md: where it comes from, how to update it
 
 
 def render_page(qc: SessionQC) -> str:
@@ -115,8 +136,9 @@ def render_page(qc: SessionQC) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>QC: {_e(qc.session)}</title>\n<style>{_STYLE}</style>\n</head>\n"
-        f"<body>\n<main>\n{''.join(body)}</main>\n</body>\n</html>\n"
+        f"<title>QC: {_e(qc.session)}</title>\n"
+        f"<style>{_STYLE}{_inlined('vendor/uPlot.min.css')}</style>\n</head>\n"
+        f"<body>\n<main>\n{''.join(body)}</main>\n{_scripts()}</body>\n</html>\n"
     )
 
 
@@ -139,7 +161,11 @@ def _header(qc: SessionQC) -> str:
 
 def _nav() -> str:
     links = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
-    return f"<nav>{links}</nav>\n"
+    missing = (
+        '<noscript><p class="note">The plots over time are drawn by JavaScript, which is off '
+        "here: turn it on to see them (the tables and images need none).</p></noscript>"
+    )
+    return f"<nav>{links}</nav>\n{missing}\n"
 
 
 def _summary(qc: SessionQC) -> str:
@@ -233,7 +259,7 @@ def _brightness(imaging: Sequence[ImagingSeries], axis: SessionAxis) -> str:
         note = f"drift {drift:+.1f} %" if drift is not None else "drift not measured"
         parts.append(
             f"{_series_heading(series, note)}"
-            f"{_img(brightness_png(series, axis), f'Brightness of {series.name}')}"
+            f"{_plot(brightness_plot(series, axis), f'Brightness of {series.name}')}"
         )
     return _section("brightness", "\n".join(parts))
 
@@ -251,8 +277,8 @@ def _motion(qc: SessionQC, axis: SessionAxis) -> str:
         assert series.motion is not None
         largest = series.max_motion_px
         note = f"{len(series.motion.indices)} frames sampled, largest {largest:.1f} px"
-        png = motion_png(series, axis, qc.thresholds.max_motion_px)
-        parts.append(f"{_series_heading(series, note)}{_img(png, f'Motion of {series.name}')}")
+        plot = motion_plot(series, axis, qc.thresholds.max_motion_px)
+        parts.append(f"{_series_heading(series, note)}{_plot(plot, f'Motion of {series.name}')}")
     return _section("motion", "\n".join(parts))
 
 
@@ -287,7 +313,7 @@ def _timing(timelines: Sequence[DeviceTimeline], axis: SessionAxis) -> str:
     )
     table = f'<div class="scroll"><table>{header}{"".join(rows)}</table></div>'
     return _section(
-        "timing", f"{note}{table}{_img(timing_png(timelines, axis), 'Frame intervals')}"
+        "timing", f"{note}{table}{_plot(timing_plot(timelines, axis), 'Frame intervals')}"
     )
 
 
@@ -302,7 +328,7 @@ def _orientation(orientation: Sequence[HeadOrientation], axis: SessionAxis) -> s
     for entry in shown:
         heading = f"<h3>{_e(entry.device)} <small>{len(entry.times_s):,} samples</small></h3>"
         parts.append(
-            heading + _img(orientation_png(entry, axis), f"Head orientation of {entry.device}")
+            heading + _plot(orientation_plot(entry, axis), f"Head orientation of {entry.device}")
         )
     return _section("head-orientation", "\n".join(parts))
 
@@ -376,6 +402,54 @@ def _series_heading(series: ImagingSeries, note: str = "") -> str:
     where = ", ".join(part for part in (series.device, series.acquisition) if part)
     extra = "; ".join(part for part in (where, f"{series.n_frames:,} frames", note) if part)
     return f"<h3>{_e(series.name)} <small>{_e(extra)}</small></h3>"
+
+
+def _plot(plot: Plot, alt: str) -> str:
+    """A figure page.js fills with the plot's charts (rows of panels), its data as JSON."""
+    keys = "".join(
+        f'<span><i class="{_e(key.kind)}" style="--c: {_e(key.colour)}"></i>{_e(key.label)}</span>'
+        for key in plot.legend
+    )
+    rows = "".join(
+        (f'<div class="plot-title">{_e(row.title)}</div>' if row.title else "")
+        + '<div class="plot-row"></div>'
+        for row in plot.rows
+    )
+    return (
+        f'<figure class="plot" role="img" aria-label="{_e(alt)}">'
+        + (f'<div class="legend">{keys}</div>' if keys else "")
+        + f'{rows}<figcaption class="plot-x">{_e(plot.axis.label)}</figcaption>'
+        f'<script type="application/json" class="plot-data">{_json(plot.data())}</script>'
+        "</figure>"
+    )
+
+
+def _json(data: Any) -> str:
+    """`data` as JSON to put in a script element: `<`, `>` and `&` (only ever in strings) as
+    \\u escapes, so no value can end the script or open a comment."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@functools.cache
+def _scripts() -> str:
+    """uPlot and page.js, inline; uPlot's banner comment (a URL) replaced by its license."""
+    licence = _inlined("vendor/LICENSE", r"\*/").strip()
+    uplot = re.sub(
+        r"\A/\*!.*?\*/\s*", "", _inlined("vendor/uPlot.iife.min.js"), count=1, flags=re.S
+    )
+    header = f"/*! uPlot {UPLOT_VERSION}, github.com/leeoniya/uPlot\n\n{licence}\n*/\n"
+    return f"<script>{header}{uplot}</script>\n<script>{_inlined('page.js')}</script>\n"
+
+
+@functools.cache
+def _inlined(name: str, unsafe: str = "") -> str:
+    """A file of this package (vendor/: uPlot's), checked to be safe inline: nothing in it
+    ends its element or opens a comment (nor matches `unsafe`)."""
+    text = resources.files("miniscope_core.quality").joinpath(name).read_text(encoding="utf-8")
+    if re.search("|".join(filter(None, [r"</(script|style)", "<!--", unsafe])), text, re.I):
+        raise ValueError(f"miniscope_core/quality/{name} cannot be inlined as it is")
+    return text
 
 
 def _img(encoded: bytes, alt: str, style: str = "", mime: str = "image/png") -> str:
