@@ -52,7 +52,8 @@ def test_the_report_is_beside_the_file_and_says_what_a_lab_asks(session: Path, t
         "Validation",
     ):
         assert heading in page
-    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 5
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 2  # the projections
+    assert len(re.findall(r'<figure class="plot" role="img"', page)) == 4  # brightness to head
     assert "http://" not in page and "https://" not in page  # opens with no server, offline
 
 
