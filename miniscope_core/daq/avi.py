@@ -4,7 +4,8 @@ Read without a decoder: whether the writer finished the file, the frame size and
 packets are keyframes and where each one lies. An uncompressed 8-bit gray video (GREY, as most
 real scopes record) holds each frame's pixels as they are, so its frames can be read straight
 from the file (`RawGrayStream`) instead of through a decoder and a pipe: on two cores ffmpeg's
-copy, transpose and pipe cost about a third of such a conversion's CPU.
+copy, transpose and pipe took a quarter of such a conversion's CPU (2.0-2.3 of 8.2-9.5 s
+for 3 x 1000 608x608 frames), numpy's transpose from the file 0.30 ms a frame.
 """
 
 from __future__ import annotations
