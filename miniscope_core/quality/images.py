@@ -14,19 +14,27 @@ STRETCH_PERCENTILES = (0.5, 99.5)
 
 def image_png(image: np.ndarray, stretch: bool = True) -> bytes:
     """`image` as a PNG of exactly its size: gray (contrast-stretched from the 0.5th to the
-    99.5th percentile, or over its dtype's range; NaN black) or RGB as it is."""
+    99.5th percentile, or over its dtype's range; NaN black) or RGB as it is.
+
+    In float32 and in place: a 608x608 projection takes ~5 MB on its way to a PNG, not the
+    ~20 MB of a chain of float64 temporaries (the page is drawn within the conversion's peak).
+    """
     if image.ndim == 3:
         return _encoded(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "PNG")
-    values = np.asarray(image, dtype=np.float64)
-    finite = values[np.isfinite(values)]
+    scaled = np.array(image, dtype=np.float32)  # a copy, scaled in place below
+    finite = scaled[np.isfinite(scaled)]
     if stretch and len(finite):
         low, high = (float(v) for v in np.percentile(finite, STRETCH_PERCENTILES))
     else:
         low, high = 0.0, float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else 1.0
-    scaled = (values - low) / max(high - low, 1e-9)
+    del finite
     # As a 256-level gray colour map: [0, 1] in 256 equal steps, below and above clipped.
-    gray = np.clip(np.nan_to_num(scaled, nan=0.0) * 256, 0, 255).astype(np.uint8)
-    return _encoded(gray, "PNG")
+    scaled -= np.float32(low)
+    scaled /= np.float32(max(high - low, 1e-9))
+    scaled *= np.float32(256)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, 0, 255, out=scaled)
+    return _encoded(scaled.astype(np.uint8), "PNG")
 
 
 def photo_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
