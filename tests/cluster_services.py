@@ -320,8 +320,14 @@ FAST_DAEMON_ENVIRONMENT = {"DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS":
 # (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME). In the tests' processes only, this
 # sitecustomize sets both to 1 s as those modules are imported (no import of dagster before
 # then). A name Dagster no longer has is left alone: the tests then wait as long as before.
+# The daemon also replaces its code server every RELOAD_WORKSPACE_INTERVAL (60 s), to see new
+# code: the tests' code does not change, and each new server cost ~5 s of CPU (a test's daemon
+# ran 5 in 5 minutes), so the tests' daemons keep theirs.
 FAST_LOOPS = {
-    "dagster._daemon.controller": {"DEFAULT_DAEMON_INTERVAL_SECONDS": 1},
+    "dagster._daemon.controller": {
+        "DEFAULT_DAEMON_INTERVAL_SECONDS": 1,
+        "RELOAD_WORKSPACE_INTERVAL": 24 * 3600,
+    },
     "dagster._daemon.sensor": {"MIN_INTERVAL_LOOP_TIME": 1},
 }
 _SITECUSTOMIZE = f"""\
