@@ -318,17 +318,19 @@ FAST_DAEMON_ENVIRONMENT = {"DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS":
 # (dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS, read by dagster._daemon.backfill
 # on each loop; dagster PR #11860 proposing a shorter one is unmerged) and the sensor daemon 5 s
 # (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME). In the tests' processes only, this
-# sitecustomize sets both to 1 s as those modules are imported (no import of dagster before
+# sitecustomize sets both to 2 s as those modules are imported (no import of dagster before
 # then). A name Dagster no longer has is left alone: the tests then wait as long as before.
+# Not 1 s: each loop costs CPU whether or not anything changed (a profile of the Celery test's
+# daemon at 1 s: 57 % of a core, most of it evaluating the backfill), on two shared cores.
 # The daemon also replaces its code server every RELOAD_WORKSPACE_INTERVAL (60 s), to see new
 # code: the tests' code does not change, and each new server cost ~5 s of CPU (a test's daemon
 # ran 5 in 5 minutes), so the tests' daemons keep theirs.
 FAST_LOOPS = {
     "dagster._daemon.controller": {
-        "DEFAULT_DAEMON_INTERVAL_SECONDS": 1,
+        "DEFAULT_DAEMON_INTERVAL_SECONDS": 2,
         "RELOAD_WORKSPACE_INTERVAL": 24 * 3600,
     },
-    "dagster._daemon.sensor": {"MIN_INTERVAL_LOOP_TIME": 1},
+    "dagster._daemon.sensor": {"MIN_INTERVAL_LOOP_TIME": 2},
 }
 _SITECUSTOMIZE = f"""\
 import importlib.machinery
