@@ -304,15 +304,17 @@ def files_holding(secret: str, roots: Sequence[Path], since: float) -> list[Path
     return held
 
 
-# The test instance's run queue is looked at every second (Dagster's default: 5 s), and so are
-# the run retries (the event log consumer daemon's interval, 5 s by default); the deployment's
-# own dagster.yaml keeps Dagster's defaults.
+# The test instance's run queue is looked at every second (Dagster's default: 5 s); the
+# deployment's own dagster.yaml keeps Dagster's defaults. The run retries keep theirs (the event
+# log consumer daemon's 5 s): Dagster 1.13 stores a run's RUN_FAILURE event before it marks the
+# run failed and tags it `dagster/will_retry`, and a consumer (or a backfill daemon) that looks
+# in between never retries that run. At 1 s, on a loaded machine, the Celery test met that race
+# (its retried run never came, twice in a day); every looser loop makes it rarer.
 FAST_RUN_QUEUE = {
     "module": "dagster.core.run_coordinator",
     "class": "QueuedRunCoordinator",
     "config": {"dequeue_interval_seconds": 1},
 }
-FAST_DAEMON_ENVIRONMENT = {"DAGSTER_EVENT_LOG_CONSUMER_DAEMON_INTERVAL_SECONDS": "1"}
 
 # Two daemon loops have no setting: the backfill daemon sleeps 30 s between iterations
 # (dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS, read by dagster._daemon.backfill
@@ -397,12 +399,11 @@ def dagster_home(folder: Path, **limits: int) -> Path:
 
 def environment(**variables: str) -> dict[str, str]:
     """This process's environment with this venv's tools first on PATH, the daemons' loops
-    shortened (FAST_DAEMON_ENVIRONMENT, FAST_LOOPS) and `variables`."""
+    shortened (FAST_LOOPS) and `variables`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINISCOPE_")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     path = [str(PROJECT), str(fast_daemon_path()), env.get("PYTHONPATH")]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
-    env.update(FAST_DAEMON_ENVIRONMENT)
     env.update(variables)
     return env
 

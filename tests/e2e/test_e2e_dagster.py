@@ -18,7 +18,7 @@ import h5py
 import pytest
 import requests
 import yaml
-from cluster_services import FAST_DAEMON_ENVIRONMENT, fast_daemon_path, fast_instance
+from cluster_services import fast_daemon_path, fast_instance
 from support import PROJECT
 
 from miniscope_assets.cli import main
@@ -62,7 +62,6 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "MINISCOPE_METADATA_FILE": str(tmp_path / "lab.yaml"),
         "MINISCOPE_SENSOR_INTERVAL": "1",
         "MINISCOPE_SETTLE_SECONDS": "0",
-        **FAST_DAEMON_ENVIRONMENT,
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(fast_daemon_path()), os.environ.get("PYTHONPATH")])
         ),
