@@ -215,6 +215,11 @@ class _Reader:
             return self.share.first_row + self.read - 1
 
 
+# HDF5 is not thread-safe: its calls on a file (a chunk written or read, the dataset resized)
+# go one at a time, whichever writer makes them, whatever h5py version serializes what.
+_STORAGE = threading.Lock()
+
+
 class ChunkWriter:
     """Frames' deflate streams into a dataset of whole frames per chunk, from many threads.
 
@@ -232,7 +237,8 @@ class ChunkWriter:
         if grow and self.per_chunk != 1:
             raise ValueError("only a dataset of one frame per chunk can grow frame by frame")
         self.zeros = (0,) * (dataset.ndim - 1)
-        self.frame_bytes = math.prod(dataset.shape[1:]) * dataset.dtype.itemsize
+        self.frame_shape, self.dtype = tuple(dataset.shape[1:]), dataset.dtype
+        self.frame_bytes = math.prod(self.frame_shape) * self.dtype.itemsize
         self.rows = int(dataset.shape[0])  # h5py asks HDF5 each time: kept here, as it changes
         self.pending: dict[int, dict[int, bytes]] = {}  # chunk's first row -> row -> stream
         self.in_flight: dict[int, dict[int, bytes]] = {}  # complete, being joined and written
@@ -240,12 +246,13 @@ class ChunkWriter:
         self.written = 0
 
     def put(self, row: int, stream: bytes) -> None:
-        """Keep a frame's stream; the thread that completes a chunk joins and writes it, outside
-        the lock (HDF5 takes one write at a time): the others go on putting frames meanwhile."""
+        """Keep a frame's stream; the thread that completes a chunk joins it outside the lock,
+        so the others go on putting frames meanwhile, and writes it under `_STORAGE`."""
         with self.lock:
             if self.grow and row >= self.rows:
                 self.rows = row + _GROW
-                self.dataset.resize(self.rows, axis=0)
+                with _STORAGE:
+                    self.dataset.resize(self.rows, axis=0)
             first = row - row % self.per_chunk
             frames = self.pending.setdefault(first, {})
             frames[row] = stream
@@ -257,7 +264,8 @@ class ChunkWriter:
             padding = [_zero_stream(self.frame_bytes)] * (first + self.per_chunk - end)
             chunk = join_streams([*(frames[r] for r in range(first, end)), *padding],
                                  self.frame_bytes)  # fmt: skip
-            self.dataset.id.write_direct_chunk((first, *self.zeros), chunk)
+            with _STORAGE:
+                self.dataset.id.write_direct_chunk((first, *self.zeros), chunk)
         with self.lock:
             if complete:
                 del self.in_flight[first]
@@ -267,7 +275,7 @@ class ChunkWriter:
 
     def resize(self, rows: int) -> None:
         """The dataset cut (or grown) to `rows`, once every frame is in."""
-        with self.lock:
+        with self.lock, _STORAGE:
             self.rows = rows
             self.dataset.resize(rows, axis=0)
 
@@ -276,10 +284,14 @@ class ChunkWriter:
         first = row - row % self.per_chunk
         with self.lock:
             waiting = {**self.in_flight.get(first, {}), **self.pending.get(first, {})}.get(row)
-            chunk = waiting or self.dataset.id.read_direct_chunk((first, *self.zeros))[1]
+            if waiting is None:
+                with _STORAGE:
+                    chunk = self.dataset.id.read_direct_chunk((first, *self.zeros))[1]
+            else:
+                chunk = waiting
         at = 0 if waiting else (row - first) * self.frame_bytes
         raw = zlib.decompress(chunk)[at : at + self.frame_bytes]
-        return np.frombuffer(raw, self.dataset.dtype).reshape(self.dataset.shape[1:])
+        return np.frombuffer(raw, self.dtype).reshape(self.frame_shape)
 
 
 @lru_cache(maxsize=4)
