@@ -14,7 +14,7 @@
   window.addEventListener("error", function (event) { fail(event.message); });
 
   // Under the lines (after the grid): bands, rules, cuts. Over them: the marks and counts.
-  function decorate(u, row, cuts, over) {
+  function decorate(u, row, cuts, colours, over) {
     var ctx = u.ctx, box = u.bbox, r = uPlot.pxRatio;
     var x = function (v) { return u.valToPos(v, "x", true); };
     var vertical = function (at) {
@@ -24,7 +24,7 @@
     ctx.save();
     ctx.beginPath(); ctx.rect(box.left, box.top, box.width, box.height); ctx.clip();
     if (!over) {
-      ctx.fillStyle = "rgba(224, 122, 31, 0.15)";
+      ctx.fillStyle = colours.band;
       row.bands.forEach(function (b) {
         ctx.fillRect(x(b[0]), box.top, Math.max(x(b[1]) - x(b[0]), r), box.height);
       });
@@ -37,7 +37,7 @@
       ctx.strokeStyle = "#888888"; ctx.setLineDash([5 * r, 4 * r]);
       cuts.forEach(vertical);
     } else {
-      ctx.strokeStyle = ctx.fillStyle = "#c0392b"; ctx.lineWidth = 1.5 * r;
+      ctx.strokeStyle = ctx.fillStyle = colours.mark; ctx.lineWidth = 1.5 * r;
       ctx.font = 12 * r + "px sans-serif"; ctx.textBaseline = "top"; ctx.textAlign = "right";
       row.marks.forEach(function (m) {  // the count left of the line: the red dot is right
         vertical(m[0]);
@@ -72,9 +72,9 @@
       axes: [{ grid: grid, size: 36, space: 60 }, y],
       series: [{}].concat(row.lines.map(series)),
       hooks: {
-        drawAxes: [function (u) { decorate(u, row, cuts, false); }],
+        drawAxes: [function (u) { decorate(u, row, cuts, spec.colours, false); }],
         draw: [function (u) {
-          decorate(u, row, cuts, true);
+          decorate(u, row, cuts, spec.colours, true);
           if (!counted) { counted = true; body.setAttribute("data-plots-drawn", ++drawn); }
         }],
       },

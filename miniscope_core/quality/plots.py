@@ -32,7 +32,7 @@ CUT_S = 2.0  # the room a cut pause takes on a one-panel axis, s
 MAX_POINTS = 3600  # per line: beyond, min and max of MAX_POINTS // 3 runs (the plot's ~1000 px)
 COLOURS = ("#1f6f8b", "#e07a1f", "#5a8f29", "#8e44ad", "#c0392b", "#7f8c8d")
 LIMIT_COLOUR = "#c0392b"
-BAND_COLOUR = "rgba(224, 122, 31, 0.15)"  # as page.js shades the bands
+BAND_COLOUR = "rgba(224, 122, 31, 0.15)"  # the shaded bands (page.js takes it from the data)
 X_DECIMALS, Y_DECIMALS = 6, 4  # what the page carries of each value (0.06 ms on a min axis)
 
 
@@ -168,6 +168,7 @@ class Plot:
             ],
             "widths": [round(w, 4) for w in self.axis.widths()],
             "cuts": [_round(c, X_DECIMALS) for c in self.axis.cuts()],
+            "colours": {"band": BAND_COLOUR, "mark": LIMIT_COLOUR},
             "rows": [
                 {
                     "ylabel": row.ylabel,
