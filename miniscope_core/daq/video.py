@@ -138,17 +138,17 @@ def open_video(
     the same pixels either way."""
     if not color:
         stat = path.stat()
-        index = _raw_gray_index(path, stat.st_size, stat.st_mtime_ns)
-        size = avi_frame_size(path)
-        if index is not None and size is not None:
-            return RawGrayStream(path, index, size, nwb_order, first)
+        raw = _raw_gray(path, stat.st_size, stat.st_mtime_ns)
+        if raw is not None:
+            return RawGrayStream(path, *raw, nwb_order, first)
     return VideoStream(path, color, nwb_order, first, threads)
 
 
 @lru_cache(maxsize=256)
-def _raw_gray_index(path: Path, size: int, mtime_ns: int) -> AviIndex | None:
-    """The index of a GREY video whose frames read straight from the file are ffmpeg's; None
-    for any other video (checked once per file version: `size` and `mtime_ns` key the cache).
+def _raw_gray(path: Path, size: int, mtime_ns: int) -> tuple[AviIndex, tuple[int, int]] | None:
+    """The index and (width, height) of a GREY video whose frames read straight from the file
+    are ffmpeg's; None for any other video (checked once per file version: `size` and
+    `mtime_ns` key the cache).
 
     Every frame's chunk must be where the index says (a damaged one sends the whole video
     through ffmpeg, as before), and the first frame read both ways must be the same pixels: a
@@ -172,7 +172,7 @@ def _raw_gray_index(path: Path, size: int, mtime_ns: int) -> AviIndex | None:
             same = direct.read_into(ours) and decoded.read_into(theirs)
         except MiniscopeFormatError:
             return None
-        return index if same and np.array_equal(ours, theirs) else None
+        return (index, dims) if same and np.array_equal(ours, theirs) else None
 
 
 def _decode_command(path: Path, color: bool, nwb_order: bool, before: list[str]) -> list[str]:
