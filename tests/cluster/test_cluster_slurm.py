@@ -88,6 +88,12 @@ def _runs(postgres: Postgres, keys: list[str]) -> dict[str, list[str]] | None:
     return statuses if all(s and s[-1] in ENDED for s in statuses.values()) else None
 
 
+def _succeeded(postgres: Postgres, key: str) -> dict[str, list[str]] | None:
+    """`_runs` of `key` once its last run succeeded (a failed one may yet be retried)."""
+    runs = _runs(postgres, [key])
+    return runs if runs is not None and runs[key][-1] == "SUCCESS" else None
+
+
 def _takers(postgres: Postgres, key: str, step: str | None = None) -> list[str]:
     """The Celery worker NAME of every execution of `key`'s steps (of `step` only, if given)."""
     return [worker for _, worker in postgres.step_workers(key, step)]
@@ -157,8 +163,10 @@ def test_a_slurm_job_worker_converts_a_backfill_and_scancel_ends_in_a_retried_ru
         wait_for(lambda: not slurm.job_state(first), 60, f"job {first} to end", 0.5)
         second, output = _submit(slurm, from_env_file(env, tmp_path / "env"), logs)
         wait_for(lambda: _worker_ready(slurm, second, output), 120, f"the worker of job {second}")
-        runs = wait_for(lambda: _runs(postgres, [big]), 240, "the big session's runs", 1.0)
-        assert runs is not None and runs[big][-1] == "SUCCESS" and len(runs[big]) >= 2, runs
+        # Until a run succeeds: the failed run ends some seconds before the daemon's retry
+        # exists (Dagster's retry daemon looks every 5 s), so an ended run is not yet the end.
+        runs = wait_for(lambda: _succeeded(postgres, big), 240, "the big session's retry", 1.0)
+        assert runs[big][-1] == "SUCCESS" and len(runs[big]) >= 2, runs
         takers = _takers(postgres, big, "video_chunks")
         assert takers[0] == f"slurm-{first}" and takers[-1] == f"slurm-{second}", takers
         slurm.run("scancel", second)
