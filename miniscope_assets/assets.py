@@ -89,7 +89,7 @@ def _plain_failures(asset_fn: Callable[P, R]) -> Callable[P, R]:
         except (MiniscopeFormatError, SettingsError, SessionRefused) as error:
             context = args[0]
             if isinstance(context, dg.AssetExecutionContext):
-                context.instance.add_run_tags(context.run_id, NO_RETRY)
+                context.instance.add_run_tags(context.run.run_id, NO_RETRY)
             line = error.description if isinstance(error, SessionRefused) else str(error)
             raise SessionRefused(description=line, allow_retries=False) from None
 
