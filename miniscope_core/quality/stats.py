@@ -1,8 +1,9 @@
 """Statistics of one imaging series, gathered from its frames as the conversion decodes them.
 
-The conversion decodes each video once, frame by frame, in threads; a `FrameStats` per thread
-sees each of that thread's frames (`add`, in any order) and the threads' accumulators are
-`merge`d at the end, so nothing is decoded twice and no thread waits for another.
+The conversion decodes each video once, frame by frame, in threads; one `FrameStats` per
+series sees every frame (`add`, in any order, from any thread, under the series' lock in
+`SeriesStats`), so nothing is decoded twice and the statistics take one set of full-size
+arrays, not one per thread.
 
 The cost of `add` is bounded so that the conversion slows by well under its 5 % budget
 (about 0.2 ms of the ~4 ms a 600x600 frame takes to decode and deflate on one core); measured
@@ -11,26 +12,25 @@ about 0.05 ms per 600x600 uint8 frame on one core:
 - the max projection (`np.maximum` in place) and the sum for the mean projection are kept at
   full resolution; the sum goes into a uint16 (uint32 for uint16 frames) partial sum, which
   cannot overflow before `_FOLD` frames and is then folded into the total: adding a uint8
-  frame to a wider array directly costs ~4x more. The total is uint32 (half a uint64's memory,
-  in each thread's accumulator) until the frames it sums could overflow it (16 million uint8
+  frame to a wider array directly costs ~4x more. The total is uint32 (half a uint64's memory)
+  until the frames it sums could overflow it (16 million uint8
   frames), then uint64;
 - the brightness of a frame is the mean of every `BRIGHTNESS_ROW_STRIDE`-th row (all of its
   columns): contiguous memory, a quarter of the pixels, and a mean that follows an LED, focus or
   bleaching as well as the full frame's does;
 - a bounded subsample of frames (for the motion estimate) is copied: at most `max_frames`
   and `max_bytes` in all, at frame indices evenly spaced over the series' known frame count,
-  so a copy is made once every ~n/200 frames. The threads share one set of indices, so the
-  budget holds for all of them together, and one array of them made with the accumulators
+  so a copy is made once every ~n/200 frames, into one array made with the accumulator
   (`SampledFrames`): a decoding thread allocates nothing that outlives its frame.
 
-numpy releases the GIL in all of these, so the decoder threads keep their cores.
+numpy releases the GIL in all of these; the lock is held for them alone (~0.05 ms a frame).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -108,15 +108,6 @@ class SampledFrames:
             self._frames[row] = np.rint(means, out=means)
         self._filled[row] = True
 
-    def same_rows(self, other: SampledFrames) -> bool:
-        return other is self or np.array_equal(self.indices, other.indices)
-
-    def update(self, other: SampledFrames) -> None:
-        """Take `other`'s kept frames (another accumulator's store of the same rows)."""
-        if other is not self:
-            self._frames[other._filled] = other._frames[other._filled]
-            self._filled |= other._filled
-
     def take(self) -> tuple[np.ndarray, np.ndarray]:
         """The indices and frames kept, handed over (the store is left empty): held once."""
         if self._filled.all():
@@ -129,13 +120,12 @@ class SampledFrames:
 
 
 class FrameStats:
-    """Accumulates one series' statistics from decoded frames, one thread's share at a time.
+    """Accumulates one series' statistics from decoded frames (one thread at a time).
 
     `n_frames` is the series' whole frame count and `index` in `add` is the frame's row in the
     series (the dataset row the decoder gives it), whichever thread decodes it. With
     `nwb_order=True` frames are in NWB's (width, height) order, as the conversion decodes them;
-    `summary()` then gives images in display order (height, width). Accumulators of one series
-    may share one `samples` (`SeriesStats` does).
+    `summary()` then gives images in display order (height, width).
     """
 
     def __init__(
@@ -147,7 +137,6 @@ class FrameStats:
         nwb_order: bool = False,
         max_sample_frames: int = MAX_SAMPLE_FRAMES,
         max_sample_bytes: int = MAX_SAMPLE_BYTES,
-        samples: SampledFrames | None = None,
     ) -> None:
         self.dtype: np.dtype = np.dtype(dtype)
         if self.dtype not in _PARTIAL:
@@ -173,12 +162,9 @@ class FrameStats:
         self.sample_block = max(1, math.ceil(max(self.frame_shape) / MAX_SIDE))
         sample_pixels = math.prod(side // self.sample_block for side in self.frame_shape)
         frame_bytes = sample_pixels * self.dtype.itemsize
-        self._budget = (max_sample_frames, max_sample_bytes)
-        if samples is None:
-            indices = sample_indices(self.n_frames, frame_bytes, *self._budget)
-            shown = self.frame_shape[::-1] if nwb_order else self.frame_shape
-            samples = SampledFrames(indices, shown, self.dtype, self.sample_block)
-        self._samples = samples
+        indices = sample_indices(self.n_frames, frame_bytes, max_sample_frames, max_sample_bytes)
+        shown = self.frame_shape[::-1] if nwb_order else self.frame_shape
+        self._samples = SampledFrames(indices, shown, self.dtype, self.sample_block)
         self._shown = np.transpose if nwb_order else np.asarray
 
     def add(self, index: int, frame: np.ndarray) -> None:
@@ -200,27 +186,6 @@ class FrameStats:
         self._brightness[index] = value / self._brightness_pixels
         self.frames_seen += 1
         self._samples.put(index, self._shown(frame))
-
-    def merge(self, other: FrameStats) -> FrameStats:
-        """Add `other`'s frames (another thread's share of the same series) to these; self."""
-        same = (other.frame_shape, other.dtype, other.nwb_order, other._budget)
-        mine = (self.frame_shape, self.dtype, self.nwb_order, self._budget)
-        if same != mine or not self._samples.same_rows(other._samples):
-            raise ValueError("only accumulators of one series (same frames, same budget) merge")
-        if other.n_frames > self.n_frames:
-            self._grow(other.n_frames)
-        theirs = other.brightness
-        seen = ~np.isnan(theirs)
-        self._brightness[: other.n_frames][seen] = theirs[seen]
-        np.maximum(self.maximum, other.maximum, out=self.maximum)
-        self._fold_partial()
-        other._fold_partial()
-        self._widen(self._in_total + other._in_total)
-        self.total += other.total
-        self._in_total += other._in_total
-        self.frames_seen += other.frames_seen
-        self._samples.update(other._samples)
-        return self
 
     def summary(self) -> FrameSummary:
         """The series' projections, brightness and sampled frames, in display order. The
@@ -269,22 +234,11 @@ class FrameStats:
         self.n_frames = n_frames
 
 
-def merged(parts: list[FrameStats]) -> FrameStats:
-    """One accumulator holding every part's frames (the first part, merged into)."""
-    if not parts:
-        raise ValueError("no accumulators to merge")
-    first, *rest = parts
-    for part in rest:
-        first.merge(part)
-    return first
-
-
 class SeriesStats:
-    """The statistics of one series (or one video): each decoding thread gets an accumulator
-    (`observer`, an `encode.chunks.Observer`) that goes back to a pool when the thread is done,
-    for the next video's threads: only as many are ever made as threads decode at once, however
-    many videos the series has, and they are merged once, in `summary`. They share one store
-    of sampled frames."""
+    """The statistics of one series (or one video): one accumulator per frame shape, which
+    every decoding thread adds to under a lock (`observer`, an `encode.chunks.Observer`).
+    One, not one per thread: each holds three full-size frames (max, total, partial sum), and
+    the lock is held ~0.05 ms of the ~4 ms a thread spends on a frame."""
 
     def __init__(
         self,
@@ -294,53 +248,44 @@ class SeriesStats:
     ) -> None:
         self.n_frames = n_frames
         self.budget = (max_sample_frames, max_sample_bytes)
-        self._made: list[FrameStats] = []
-        self._idle: list[FrameStats] = []
+        self._made: dict[tuple[int, ...], FrameStats] = {}
         self._lock = threading.Lock()
 
-    def observer(self, frame_shape: tuple[int, ...]) -> _ThreadShare:
+    def observer(self, frame_shape: tuple[int, ...]) -> _LockedShare:
+        shape = tuple(frame_shape)
         with self._lock:
-            stats = next((s for s in self._idle if s.frame_shape == frame_shape), None)
+            stats = self._made.get(shape)
             if stats is None:
-                stats = self._made_for(tuple(frame_shape))
-            else:
-                self._idle.remove(stats)
-        return _ThreadShare(stats, self._release)
-
-    def _made_for(self, frame_shape: tuple[int, ...]) -> FrameStats:
-        """A new accumulator, sharing the sampled frames of those made before (same frames)."""
-        frames, size = self.budget
-        like = next((s for s in self._made if s.frame_shape == frame_shape), None)
-        stats = FrameStats(
-            self.n_frames, frame_shape, nwb_order=True, max_sample_frames=frames,
-            max_sample_bytes=size, samples=like._samples if like is not None else None,
-        )  # fmt: skip
-        self._made.append(stats)
-        return stats
-
-    def _release(self, stats: FrameStats) -> None:
-        with self._lock:
-            self._idle.append(stats)
+                frames, size = self.budget
+                stats = FrameStats(
+                    self.n_frames, shape, nwb_order=True, max_sample_frames=frames,
+                    max_sample_bytes=size,
+                )  # fmt: skip
+                self._made[shape] = stats
+        return _LockedShare(stats, self._lock)
 
     def summary(self) -> FrameSummary | None:
         """None when no frame was decoded."""
         with self._lock:
-            made, self._made, self._idle = self._made, [], []
-        if not made:
-            return None
-        stats = merged(made)
-        return stats.summary() if stats.frames_seen else None
+            made, self._made = list(self._made.values()), {}
+        if len(made) > 1:
+            shapes = ", ".join(str(stats.frame_shape) for stats in made)
+            raise ValueError(f"frames of one series have different shapes: {shapes}")
+        return made[0].summary() if made and made[0].frames_seen else None
 
 
-class _ThreadShare:
-    """One decoding thread's accumulator (`add` per frame), handed back on `close`."""
+class _LockedShare:
+    """One decoding thread's view of its series' accumulator (`add` per frame)."""
 
-    def __init__(self, stats: FrameStats, done: Callable[[FrameStats], None]) -> None:
-        self.add = stats.add
-        self._stats, self._done = stats, done
+    def __init__(self, stats: FrameStats, lock: threading.Lock) -> None:
+        self._stats, self._lock = stats, lock
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        with self._lock:
+            self._stats.add(index, frame)
 
     def close(self) -> None:
-        self._done(self._stats)
+        """Nothing to hand back: the accumulator is the series'."""
 
 
 _SUMMARY_ARRAYS = ("brightness", "mean_projection", "max_projection", "sample_indices", "samples")

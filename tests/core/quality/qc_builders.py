@@ -17,7 +17,7 @@ from miniscope_core.quality.model import (
     Thresholds,
     Validation,
 )
-from miniscope_core.quality.stats import FrameStats, merged
+from miniscope_core.quality.stats import SeriesStats
 
 Shifts = np.ndarray  # (k, 2): (dy, dx) of the tissue per frame, px
 
@@ -52,20 +52,21 @@ def one_photon_frames(
 
 
 def session_qc(name: str = "mouse<1> & 'friends'") -> SessionQC:
-    """A two-acquisition session QC built as the conversion would: frames fed to FrameStats by
-    two "threads" out of order, timestamps with dropped frames, head orientation, a gray and
-    an RGB camera frame, settings, a failed validation; names that need escaping."""
+    """A two-acquisition session QC built as the conversion would: frames fed to SeriesStats
+    through two threads' views out of order, timestamps with dropped frames, head orientation,
+    a gray and an RGB camera frame, settings, a failed validation; names that need escaping."""
     rng = np.random.default_rng(7)
     n = 240
     shifts = np.zeros((n, 2))
     shifts[120:150] = (4.0, -3.0)  # the mouse bumped the scope once
     frames = one_photon_frames(shifts + rng.normal(0, 0.2, (n, 2)), height=120, width=160)
     frames = (frames * np.linspace(1.0, 0.85, n)[:, None, None]).astype(np.uint8)  # bleaching
-    head = FrameStats(n, (160, 120), nwb_order=True, max_sample_frames=60)
-    tail = FrameStats(n, (160, 120), nwb_order=True, max_sample_frames=60)
+    series = SeriesStats(n, max_sample_frames=60)
+    head, tail = series.observer((160, 120)), series.observer((160, 120))
     for index in rng.permutation(n):
         (head if index < n // 2 else tail).add(int(index), np.ascontiguousarray(frames[index].T))
-    summary = merged([head, tail]).summary()
+    summary = series.summary()
+    assert summary is not None
     first = np.arange(n // 2) / 20.0
     second = 200.0 + np.arange(n // 2) / 20.0
     second = np.delete(second, [30, 31, 32])  # three frames dropped in the second acquisition

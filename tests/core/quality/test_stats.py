@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
-from miniscope_core.quality.stats import FrameStats, merged, sample_indices
+from miniscope_core.quality.stats import FrameStats, SeriesStats, sample_indices
 
 
 def _frames(n: int, shape: tuple[int, int], dtype: type, seed: int = 0) -> np.ndarray:
@@ -41,25 +43,42 @@ def test_saturated_frames_do_not_overflow_the_sum() -> None:
 def test_the_total_widens_before_its_uint32_could_overflow() -> None:
     """uint16 frames: 65,537 saturated ones would overflow a uint32 sum."""
     frame = np.full((2, 2), 65535, np.uint16)
-    head, tail = (FrameStats(70_000, (2, 2), np.uint16) for _ in range(2))
+    stats = FrameStats(70_000, (2, 2), np.uint16)
     for index in range(70_000):
-        (head if index % 2 else tail).add(index, frame)
-    summary = merged([head, tail]).summary()
-    assert head.total.dtype == np.uint64 and (summary.mean_projection == 65535).all()
+        stats.add(index, frame)
+    summary = stats.summary()
+    assert stats.total.dtype == np.uint64 and (summary.mean_projection == 65535).all()
 
 
-def test_two_threads_out_of_order_merge_to_one_pass() -> None:
-    frames = _frames(500, (16, 24), np.uint8, seed=1)
-    one = FrameStats(len(frames), (16, 24))
-    for index, frame in enumerate(frames):
-        one.add(index, frame)
+def _decoded_by_two_threads(frames: np.ndarray, stats: SeriesStats) -> None:
+    """Two threads, each with its own view, add halves of `frames` (NWB order) out of order."""
     rng = np.random.default_rng(2)
-    head, tail = FrameStats(len(frames), (16, 24)), FrameStats(len(frames), (16, 24))
-    for part, rows in ((head, np.arange(250)), (tail, np.arange(250, 500))):
-        for index in rng.permutation(rows):
-            part.add(int(index), frames[index])
-    both = merged([tail, head]).summary()
-    single = one.summary()
+    halves = np.array_split(rng.permutation(len(frames)), 2)
+
+    def decode(rows: np.ndarray) -> None:
+        sink = stats.observer(frames.shape[1:][::-1])
+        buffer = np.empty(frames.shape[1:][::-1], frames.dtype)
+        for index in rows:
+            buffer[...] = frames[index].T  # the decoder reuses one buffer
+            sink.add(int(index), buffer)
+        sink.close()
+
+    threads = [threading.Thread(target=decode, args=(rows,)) for rows in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_two_threads_out_of_order_equal_one_pass() -> None:
+    frames = _frames(500, (16, 24), np.uint8, seed=1)
+    one = FrameStats(len(frames), (24, 16), nwb_order=True)  # as the series' threads see them
+    for index, frame in enumerate(frames):
+        one.add(index, np.ascontiguousarray(frame.T))
+    series = SeriesStats(len(frames))
+    _decoded_by_two_threads(frames, series)
+    both, single = series.summary(), one.summary()
+    assert both is not None
     np.testing.assert_array_equal(both.max_projection, single.max_projection)
     np.testing.assert_array_equal(both.mean_projection, single.mean_projection)
     np.testing.assert_array_equal(both.brightness, single.brightness)
@@ -67,6 +86,14 @@ def test_two_threads_out_of_order_merge_to_one_pass() -> None:
     np.testing.assert_array_equal(both.samples, single.samples)
     np.testing.assert_array_equal(both.samples, frames[both.sample_indices])
     assert both.frames_seen == 500
+
+
+def test_the_threads_of_a_series_share_one_accumulator() -> None:
+    """Full-size arrays once per series, however many threads decode it."""
+    series = SeriesStats(10)
+    first, second = series.observer((24, 16)), series.observer((24, 16))
+    assert first._stats is second._stats
+    assert series.summary() is None  # no frame decoded
 
 
 def test_the_subsample_is_bounded_by_frames_and_bytes_and_evenly_spaced() -> None:
@@ -130,5 +157,8 @@ def test_wrong_frames_are_refused() -> None:
         FrameStats(5, (8, 8), np.float32)
     with pytest.raises(ValueError, match="2-D"):
         FrameStats(5, (8, 8, 3))
-    with pytest.raises(ValueError, match="one series"):
-        stats.merge(FrameStats(5, (8, 4)))
+    series = SeriesStats(5)
+    for shape in ((8, 8), (8, 4)):
+        series.observer(shape).add(0, np.zeros(shape, np.uint8))
+    with pytest.raises(ValueError, match="different shapes"):
+        series.summary()
