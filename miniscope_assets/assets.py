@@ -15,11 +15,13 @@ re-encodes any chunk file not made with its own choices, so its config decides t
 import functools
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 import pandas as pd
@@ -287,8 +289,8 @@ def nwb_file(
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
-            "dagster/uri": path.resolve().as_uri(),
-            **_report_metadata(done.report, qc),
+            "dagster/uri": storage.link(path),
+            **_report_metadata(done.report, qc, storage),
             **_who_and_when(session, metadata),
             "size_bytes": size,
             "size_mb": round(size / 1e6, 3),
@@ -325,13 +327,17 @@ def _who_and_when(session: Session, metadata: dict[str, Any]) -> dict[str, str]:
     return {**shown, "subject": str(subject)} if subject else shown
 
 
-def _report_metadata(report: Path | None, qc: SessionQC | None) -> dict[str, Any]:
-    """The QC report's link and numbers: what a person looks at first."""
+def _report_metadata(
+    report: Path | None, qc: SessionQC | None, storage: MiniscopeStorage
+) -> dict[str, Any]:
+    """The QC report's link and numbers: what a person looks at first; its path beside the
+    link, which may be an http URL (`reports_url`)."""
     if report is None or qc is None:
         return {}
     numbers = qc.as_metadata()
     return {
-        "qc_report": dg.MetadataValue.url(report.resolve().as_uri()),
+        "qc_report": dg.MetadataValue.url(storage.link(report)),
+        "qc_report_path": dg.MetadataValue.path(str(report)),
         "qc": "good" if qc.passed else "look closer",
         **{
             f"qc_{name}": value
@@ -339,6 +345,15 @@ def _report_metadata(report: Path | None, qc: SessionQC | None) -> dict[str, Any
             if name != "frames" and value is not None
         },
     }
+
+
+def report_path(shown: Mapping[str, dg.MetadataValue]) -> str | None:
+    """The QC report's path from an nwb_file materialization's metadata: the path stored
+    beside the link, or (in one made before it was stored) its file:// link read back."""
+    if "qc_report_path" in shown:
+        return str(shown["qc_report_path"].value)
+    link = str(shown["qc_report"].value) if "qc_report" in shown else None
+    return url2pathname(urlsplit(link).path) if link and link.startswith("file:") else link
 
 
 CONVERSION_ASSETS = [acquisition_metadata, timestamp_tables, video_chunks, nwb_file]

@@ -49,7 +49,7 @@ from miniscope_core import (
 )
 from miniscope_core.testing import write_demo_session
 
-from .assets import CONVERSION_ASSETS, conversion_run_config
+from .assets import CONVERSION_ASSETS, conversion_run_config, report_path
 from .executor import active_tasks, failure_reason
 from .lost_steps import lost_line
 from .overview import STALE, folder_states
@@ -152,7 +152,7 @@ def _session_lines(shown: Mapping[str, dg.MetadataValue]) -> list[str]:
         )
     if "qc" in shown:
         lines.append(f"QC: {shown['qc'].value}")
-        lines.append(f"QC report: {str(shown['qc_report'].value).removeprefix('file://')}")
+        lines.append(f"QC report: {report_path(shown)}")
     return lines
 
 

@@ -24,7 +24,7 @@ import dagster as dg
 
 from miniscope_core import folder_status, write_bytes
 
-from .assets import nwb_file
+from .assets import nwb_file, report_path
 from .checks import NWB_CHECKS, TIMESTAMP_CHECKS
 from .partitions import GROUP, RAW_ROOT, RAW_SESSION
 from .registry import Handover, failed_runs, failure_lines, handovers, latest_metadata, rel_paths
@@ -184,7 +184,7 @@ def overview_rows(storage: MiniscopeStorage, instance: dg.DagsterInstance) -> li
     rows = []
     for state in states:
         shown = facts.get(state.key, {}) if state.file is not None else {}
-        report = shown.get("qc_report")
+        report = report_path(shown)
         values = {
             "state": state.state,
             "session": state.key,
@@ -192,7 +192,7 @@ def overview_rows(storage: MiniscopeStorage, instance: dg.DagsterInstance) -> li
             **{column: _plain(shown.get(name)) for column, name in _FACTS.items()},
             "date": _minute(_plain(shown.get(_FACTS["date"]))),
             "checks": checks.get(state.key, "") if state.file is not None else "",
-            "report": _file_path(str(report.value)) if report is not None else "",
+            "report": report or "",
             "file": str(state.file) if state.file is not None else "",
         }
         rows.append({**{column: values[column] for column in COLUMNS}, "folder": state.folder})
@@ -209,10 +209,6 @@ def _minute(start: str) -> str:
         return datetime.fromisoformat(start).strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return start
-
-
-def _file_path(url: str) -> str:
-    return url.removeprefix("file://") if url.startswith("file://") else url
 
 
 def _check_summaries(instance: dg.DagsterInstance, keys: Sequence[str]) -> dict[str, str]:
@@ -353,11 +349,11 @@ def lab_overview(
     counts = Counter(row["state"] for row in rows)
     return dg.MaterializeResult(
         metadata={
-            "page": dg.MetadataValue.url(page.resolve().as_uri()),
+            "page": dg.MetadataValue.url(storage.link(page)),
             "summary": _summary(rows),
             "sessions": table(rows) if rows else "no session folder yet",
             "path": dg.MetadataValue.path(str(page)),
-            "dagster/uri": page.resolve().as_uri(),
+            "dagster/uri": storage.link(page),
             "folders": len(rows),
             **{state.replace(" ", "_"): counts[state] for state in STATES},  # plotted over time
         }

@@ -13,6 +13,7 @@ import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 from pydantic import Field, ValidationError
@@ -57,6 +58,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
 
     raw_root: str = _text(_DEFAULTS.raw_root)
     output_root: str = _text(_DEFAULTS.output_root)
+    reports_url: str = _DEFAULTS.reports_url or ""
     metadata_file: str = _text(_DEFAULTS.metadata_file)
     keep_chunks: bool = _DEFAULTS.keep_chunks
     settle_seconds: float = _DEFAULTS.settle_seconds
@@ -81,6 +83,7 @@ class MiniscopeStorage(dg.ConfigurableResource):
         of it, since it is fixed when the sensor is defined."""
         values: dict[str, Any] = settings.model_dump(include=set(cls.model_fields))
         values.update({name: _text(values[name]) for name in _PATHS})
+        values.update({name: "" for name, value in values.items() if value is None})
         return cls(**values)
 
     @classmethod
@@ -117,6 +120,21 @@ class MiniscopeStorage(dg.ConfigurableResource):
     def session_dir(self, key: str) -> Path:
         """Everything written for one session: `<output_root>/<key>/`."""
         return Path(self.output_root).expanduser() / key
+
+    def link(self, path: Path) -> str:
+        """The URL Dagster shows for a file written under the output root: `reports_url` and
+        its path below the root (URL-quoted) when that is set, so it opens from the UI over
+        http; else (or outside the root) its file:// URL, beside the `path` value as ever."""
+        served = self._checked().reports_url
+        root = Path(self.output_root).expanduser()
+        if served:
+            for absolute, top in (
+                (Path(os.path.abspath(path)), Path(os.path.abspath(root))),  # as written
+                (path.resolve(), root.resolve()),  # through links
+            ):
+                if absolute.is_relative_to(top):
+                    return served + quote(absolute.relative_to(top).as_posix())
+        return path.resolve().as_uri()
 
     @property
     def sensor_state_path(self) -> Path:

@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -90,6 +91,13 @@ class MiniscopeSettings(BaseModel):
     )
     output_root: Path = _setting(
         DEMO_DATA / "nwb", "Everything written for a session: `<output_root>/<key>/`.", "a path"
+    )
+    reports_url: str | None = _setting(
+        None,
+        "The http(s) URL at which the output root is served (docs/dagster.md), so the links "
+        "Dagster shows to the QC reports, files and overview open from its UI; none: file:// "
+        "links.",
+        "an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/, or empty for none",
     )
     metadata_file: Path | None = _setting(
         None,
@@ -183,11 +191,27 @@ class MiniscopeSettings(BaseModel):
     frames_per_chunk: int = _lab("frames_per_chunk", "a whole number, 1 or more", ge=1)
     backend: str = _lab("backend", "one of " + ", ".join(BACKENDS))
 
-    @field_validator("metadata_file", mode="before")
+    @field_validator("metadata_file", "reports_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        """An empty variable means no lab-wide file, as it always has."""
+        """An empty variable means none (no lab-wide file, as it always has; no URL)."""
         return None if value == "" else value
+
+    @field_validator("reports_url")
+    @classmethod
+    def _served_url(cls, url: str | None) -> str | None:
+        """http(s)://host[:port][/path], ending in one `/` so a relative path is appended."""
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises for a port that is not a number or out of range)
+        except ValueError:
+            raise ValueError("not a URL") from None
+        odd = any(c.isspace() for c in url) or parts.query or parts.fragment
+        if parts.scheme not in ("http", "https") or not parts.hostname or odd:
+            raise ValueError("not an http(s) URL with a host")
+        return url.rstrip("/") + "/"
 
     @field_validator("deflate_engine")
     @classmethod

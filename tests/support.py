@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.request import ProxyHandler, build_opener
 
 import numpy as np
 import pytest
@@ -119,6 +121,45 @@ def dagster_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path
     monkeypatch.setenv("MINISCOPE_METADATA_FILE", str(tmp_path / "lab.yaml"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return raw, out
+
+
+SERVER_TIMEOUT_S = 10
+
+
+@contextmanager
+def served(root: Path) -> Iterator[str]:
+    """`root` served over HTTP on 127.0.0.1 (a free port) by `python -m http.server`, as a lab
+    serves its output root; yields the base URL. Stopped by its PID when the block ends."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "http.server", "--directory", str(root),
+               "--bind", "127.0.0.1", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + SERVER_TIMEOUT_S
+        while True:
+            assert process.poll() is None, f"http.server exited ({process.returncode})"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"http.server not up in {SERVER_TIMEOUT_S} s"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=SERVER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """The status and body of GET `url`, straight (no proxy from the environment)."""
+    with build_opener(ProxyHandler({})).open(url, timeout=SERVER_TIMEOUT_S) as response:
+        return response.status, response.read()
 
 
 BROWSER_TIMEOUT_S = 90

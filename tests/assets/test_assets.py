@@ -15,8 +15,10 @@ import h5py
 import numpy as np
 import pynwb
 import pytest
+from support import http_get, served
 
 from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
+from miniscope_assets.cli import _session_lines
 from miniscope_assets.partitions import raw_session
 from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
 from miniscope_core.testing.synthetic import (
@@ -117,8 +119,10 @@ def test_all_assets_write_a_valid_nwb_with_the_exact_pixels(session, tmp_path):
 
     shown = metadata(result, "nwb_file")
     assert shown["frames"] == 180 and shown["series_frames"] == {"OnePhotonSeriesMiniscope": 180}
-    report = Path(shown["qc_report"].removeprefix("file://"))
+    report = Path(shown["qc_report_path"])
     assert report == nwb.with_name(nwb.name + ".qc.html")
+    # no reports_url: the links are file:// URLs, as ever
+    assert (shown["qc_report"], shown["dagster/uri"]) == (report.as_uri(), nwb.as_uri())
     assert "Field of view" in report.read_text()
     assert 1.0 < shown["qc_dropped_percent"] < 1.2 and shown["qc"] == "good"
     (event,) = result.asset_materializations_for_node("nwb_file")
@@ -151,6 +155,26 @@ def test_all_assets_write_a_valid_nwb_with_the_exact_pixels(session, tmp_path):
     chunks = metadata(result, "video_chunks")
     assert (chunks["files"], chunks["files_decoded_now"]) == (10, 10)  # 2 x (3 scope + 2 camera)
     assert not list((tmp_path / "out").rglob("*.partial"))
+
+
+def test_with_reports_url_the_links_open_over_http(tmp_path):
+    """The output root served on 127.0.0.1 as a lab would: the links to the QC report and the
+    file are reports_url + their path below the root, and the server returns them."""
+    write_acquisition(tmp_path / "raw" / "s1" / "10_00_00", AcquisitionSpec(scopes=[SCOPE]))
+    out = tmp_path / "out"
+    out.mkdir()
+    with served(out) as url, dg.instance_for_test() as instance:
+        storage = storage_for(tmp_path, reports_url=url.rstrip("/"))  # normalised: one "/"
+        result = materialise(storage, instance, "s1")
+        assert result.success
+        (event,) = result.asset_materializations_for_node("nwb_file")
+        shown = {name: value.value for name, value in event.metadata.items()}
+        report = Path(shown["qc_report_path"])
+        assert shown["qc_report"] == url + "s1/s1.nwb.qc.html" and report.is_file()
+        assert shown["dagster/uri"] == url + "s1/s1.nwb"
+        assert http_get(shown["qc_report"]) == (200, report.read_bytes())
+        assert http_get(shown["dagster/uri"]) == (200, storage.nwb_path("s1").read_bytes())
+    assert f"QC report: {report}" in _session_lines(event.metadata)  # the CLI prints the path
 
 
 def test_rerun_is_identical_and_a_new_acquisition_decodes_only_its_videos(session, tmp_path):

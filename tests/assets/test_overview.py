@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import dagster as dg
 import pytest
-from support import acquisition, screenshot
+from support import acquisition, http_get, screenshot, served
 
 from miniscope_assets import sensors
 from miniscope_assets.assets import CONVERSION_ASSETS
@@ -180,7 +180,8 @@ def test_the_asset_writes_a_page_whose_links_resolve(lab):
     (event,) = result.asset_materializations_for_node("lab_overview")
     shown = event.metadata
     page = storage.overview_path
-    assert shown["page"].value == page.resolve().as_uri() and page.is_file()
+    assert shown["page"].value == shown["dagster/uri"].value == page.resolve().as_uri()
+    assert page.is_file()  # no reports_url: file:// links, as ever
     assert (shown["converted"].value, shown["failed"].value, shown["refused"].value) == (1, 1, 1)
     rows = {row.data["session"]: row.data for row in shown["sessions"].value.records}
     good = rows["good"]
@@ -195,6 +196,30 @@ def test_the_asset_writes_a_page_whose_links_resolve(lab):
     for link in parsed.links:
         assert not link.startswith(("/", "file:", "http")), link  # relative: the drive may move
         assert (page.parent / unquote(link)).exists(), link
+
+
+def test_with_reports_url_the_pages_link_opens_over_http(tmp_path):
+    """The output root served on 127.0.0.1 as a lab would: the asset's link to the page is an
+    http URL the server answers with the page; the page still links relatively."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    acquisition(raw / "good" / "11_34_45")
+    out.mkdir()
+    with served(out) as url, dg.instance_for_test() as instance:
+        storage = MiniscopeStorage(
+            raw_root=str(raw), output_root=str(out), settle_seconds=0, reports_url=url
+        )
+        _tick(instance, storage)
+        _tick(instance, storage)
+        assert _convert(instance, storage, "good")
+        result = dg.materialize([lab_overview], instance=instance, resources={"storage": storage})
+        (event,) = result.asset_materializations_for_node("lab_overview")
+        shown, page = event.metadata, storage.overview_path
+        assert shown["page"].value == shown["dagster/uri"].value == url + "index.html"
+        assert http_get(shown["page"].value) == (200, page.read_bytes())
+        assert http_get(url + "good/good.nwb.qc.html")[0] == 200  # the page's own link
+    (row,) = shown["sessions"].value.records  # the report read back beside its http link
+    assert row.data["report"] == str(storage.session_dir("good") / "good.nwb.qc.html")
+    assert 'href="good/good.nwb.qc.html"' in page.read_text()
 
 
 def test_the_overview_follows_conversions_by_declarative_automation(lab, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from support import PROJECT
 
+from miniscope_assets.resources import MiniscopeStorage
 from miniscope_assets.settings import (
     CONVERSION_SETTINGS,
     DEMO_DATA,
@@ -102,6 +103,23 @@ def test_a_settings_file_is_below_the_environment_and_overrides(tmp_path, name, 
             "MINISCOPE_CELERY_REQUEUE_SECONDS='0': expected a whole number of seconds, 1 or more",
         ),
         (
+            {"MINISCOPE_REPORTS_URL": "file:///data/nwb"},
+            "MINISCOPE_REPORTS_URL='file:///data/nwb': expected an http:// or https:// URL with "
+            "a host",
+        ),
+        (
+            {"MINISCOPE_REPORTS_URL": "127.0.0.1:8000"},
+            "MINISCOPE_REPORTS_URL='127.0.0.1:8000': expected an http:// or https:// URL",
+        ),
+        (
+            {"MINISCOPE_REPORTS_URL": "http://"},
+            "MINISCOPE_REPORTS_URL='http://': expected an http:// or https:// URL",
+        ),
+        (
+            {"MINISCOPE_REPORTS_URL": "http://lab:port/"},
+            "MINISCOPE_REPORTS_URL='http://lab:port/': expected an http:// or https:// URL",
+        ),
+        (
             {"MINISCOPE_SETTLE_SECOND": "5"},
             "MINISCOPE_SETTLE_SECOND: not a setting; did you mean 'MINISCOPE_SETTLE_SECONDS'?",
         ),
@@ -141,6 +159,23 @@ def test_the_executor_and_its_celery_urls_come_from_the_environment():
         "redis://head:6379/1",
         "redis://head:6379/2",
     )
+
+
+def test_the_reports_url_ends_in_one_slash_and_links_below_the_output_root(tmp_path):
+    assert MiniscopeSettings().reports_url is None
+    for given in ("http://127.0.0.1:8000", "http://127.0.0.1:8000/", "http://127.0.0.1:8000//"):
+        served = MiniscopeSettings.load({"MINISCOPE_REPORTS_URL": given}).reports_url
+        assert served == "http://127.0.0.1:8000/"
+    assert MiniscopeSettings.load({"MINISCOPE_REPORTS_URL": ""}).reports_url is None
+    lab = MiniscopeSettings.load(
+        {"MINISCOPE_REPORTS_URL": "https://lab.example/nwb", "MINISCOPE_OUTPUT_ROOT": str(tmp_path)}
+    )
+    storage = MiniscopeStorage.from_settings(lab)
+    assert storage.link(tmp_path / "a b" / "c#1.html") == "https://lab.example/nwb/a%20b/c%231.html"
+    outside = tmp_path.parent / "elsewhere.html"
+    assert storage.link(outside) == outside.as_uri()  # not served: its file:// URL
+    unset = MiniscopeStorage.from_settings(MiniscopeSettings(output_root=tmp_path))
+    assert unset.reports_url == "" and unset.link(tmp_path / "a b") == (tmp_path / "a b").as_uri()
 
 
 def test_conversion_overrides_are_checked_like_settings():
