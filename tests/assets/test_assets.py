@@ -17,7 +17,7 @@ import pynwb
 import pytest
 from support import http_get, served
 
-from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config
+from miniscope_assets.assets import CONVERSION_ASSETS, conversion_run_config, report_path
 from miniscope_assets.cli import _session_lines
 from miniscope_assets.partitions import raw_session
 from miniscope_assets.resources import ConversionConfig, MiniscopeStorage
@@ -356,3 +356,15 @@ def test_an_acquisition_behind_a_link_is_converted_whole_by_dagster(session, tmp
     assert metadata(result, "nwb_file")["series_frames"]["OnePhotonSeriesMiniscope"] == 180
     expected = np.stack([f.T for t in truths for f in t.devices["Miniscope"].frames()])
     np.testing.assert_array_equal(nwb_pixels(storage.nwb_path(KEY)), expected)
+
+
+def test_the_report_path_reads_back_from_a_materialization_of_either_form():
+    """Stored beside the link now; an earlier materialization has only its file:// link."""
+    stored = {
+        "qc_report": dg.MetadataValue.url("http://h/x"),
+        "qc_report_path": dg.MetadataValue.path("/d/r.html"),
+    }
+    assert report_path(stored) == "/d/r.html"
+    older = {"qc_report": dg.MetadataValue.url(Path("/data/mouse 1/r.html").as_uri())}
+    assert report_path(older) == "/data/mouse 1/r.html"
+    assert report_path({}) is None
